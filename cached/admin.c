@@ -1,0 +1,679 @@
+/* admin.c - the operator's text protocol on the admin socket.
+ *
+ * memcached-style: one command per line; a reply is one line (OK ...,
+ * ERROR ..., CLIENT_ERROR ..., SERVER_ERROR ...) or several lines ending with
+ * END. `format json` switches the session to one JSON document per reply,
+ * which is what `simcachectl --json` uses. Every handler fills records through
+ * the small rep_* builder below, so text and JSON always say the same thing.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "admin_parse.h"
+#include "daemon.h"
+#include "log.h"
+#include "vec.h"
+
+
+typedef struct {
+    daemon_t *d;
+    struct bufferevent *bev;
+    int json;
+    int discarding;       /* skipping the rest of an over-long line */
+} admin_conn_t;
+
+/* ---- reply builder ---- */
+
+typedef struct {
+    struct evbuffer *out;
+    int json, list, nrec, nkv;
+} rep_t;
+
+static void rep_begin(rep_t *r, admin_conn_t *a, int list)
+{
+    r->out = bufferevent_get_output(a->bev);
+    r->json = a->json;
+    r->list = list;
+    r->nrec = r->nkv = 0;
+    if (r->json && list) evbuffer_add(r->out, "[", 1);
+}
+
+static void rep_rec(rep_t *r)
+{
+    if (r->json) evbuffer_add_printf(r->out, "%s{", r->nrec ? "," : "");
+    r->nrec++;
+    r->nkv = 0;
+}
+
+static void rep_rec_end(rep_t *r)
+{
+    if (r->json) evbuffer_add(r->out, "}", 1);
+    else if (r->list) evbuffer_add(r->out, "\n", 1);
+}
+
+static void rep_end(rep_t *r)
+{
+    if (r->json) evbuffer_add_printf(r->out, "%s\n", r->list ? "]" : "");
+    else evbuffer_add(r->out, "END\n", 4);
+}
+
+static void put_key(rep_t *r, const char *k)
+{
+    if (r->json) evbuffer_add_printf(r->out, "%s\"%s\":", r->nkv ? "," : "", k);
+    else if (r->list) evbuffer_add_printf(r->out, "%s%s=", r->nkv ? " " : "", k);
+    else evbuffer_add_printf(r->out, "%s ", k);
+    r->nkv++;
+}
+
+static void put_end(rep_t *r)
+{
+    if (!r->json && !r->list) evbuffer_add(r->out, "\n", 1);
+}
+
+static void rep_str(rep_t *r, const char *k, const char *v)
+{
+    put_key(r, k);
+    int quote = r->json;
+    for (const char *p = v; *p && !quote; p++)
+        if (*p == ' ' || *p == '"' || *p == '=' || *p == '\\') quote = 1;
+    if (!*v && r->list) quote = 1;
+    if (quote) evbuffer_add(r->out, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\') evbuffer_add_printf(r->out, "\\%c", *p);
+        else if (*p < 0x20) evbuffer_add_printf(r->out, "\\u%04x", *p);
+        else evbuffer_add(r->out, p, 1);
+    }
+    if (quote) evbuffer_add(r->out, "\"", 1);
+    put_end(r);
+}
+
+static void rep_u64(rep_t *r, const char *k, uint64_t v)
+{
+    put_key(r, k);
+    evbuffer_add_printf(r->out, "%" PRIu64, v);
+    put_end(r);
+}
+
+static void rep_f64(rep_t *r, const char *k, double v)
+{
+    put_key(r, k);
+    evbuffer_add_printf(r->out, "%.6g", isfinite(v) ? v : 0.0);
+    put_end(r);
+}
+
+static void reply_line(admin_conn_t *a, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void reply_line(admin_conn_t *a, const char *kind, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct evbuffer *out = bufferevent_get_output(a->bev);
+    if (a->json) {
+        rep_t r;
+        rep_begin(&r, a, 0);
+        rep_rec(&r);
+        if (strcmp(kind, "OK") == 0 || strcmp(kind, "PONG") == 0) {
+            put_key(&r, "ok");
+            evbuffer_add(out, "true", 4);
+        } else {
+            rep_str(&r, "error", kind);
+        }
+        rep_str(&r, "message", msg);
+        rep_rec_end(&r);
+        rep_end(&r);
+    } else {
+        evbuffer_add_printf(out, "%s%s%s\n", kind, msg[0] ? " " : "", msg);
+    }
+}
+
+#define CLIENT_ERROR(a, ...) reply_line(a, "CLIENT_ERROR", __VA_ARGS__)
+
+/* ---- commands ---- */
+
+static const struct {
+    const char *name, *args, *help;
+} commands[] = {
+    { "help", "", "this list" },
+    { "ping", "", "answer PONG" },
+    { "stats", "", "counters" },
+    { "info", "", "server, tiers, index and limits" },
+    { "config", "get KEY|all / set KEY VALUE", "read or change settings" },
+    { "namespaces", "", "namespaces with their counts" },
+    { "clients", "", "connected clients" },
+    { "list", "[NS] [LIMIT]", "entries, most recently used first (NS: id or name)" },
+    { "show", "ID", "one entry" },
+    { "flush", "[NS]", "delete every entry (of one namespace)" },
+    { "evict", "N", "evict the N least recently used unleased entries" },
+    { "format", "text|json", "reply format of this session" },
+    { "shutdown", "", "drain and exit" },
+};
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+    if (!s || *s < '0' || *s > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || *end) return -1;
+    *v = x;
+    return 0;
+}
+
+static void cmd_help(admin_conn_t *a)
+{
+    rep_t r;
+    rep_begin(&r, a, 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        rep_rec(&r);
+        rep_str(&r, "command", commands[i].name);
+        rep_str(&r, "args", commands[i].args);
+        rep_str(&r, "help", commands[i].help);
+        rep_rec_end(&r);
+    }
+    rep_end(&r);
+}
+
+static void cmd_stats(admin_conn_t *a)
+{
+    daemon_t *d = a->d;
+    store_stats_t st;
+    store_get_stats(d->store, &st);
+    const counters_t *s = &d->stats;
+    rep_t r;
+    rep_begin(&r, a, 0);
+    rep_rec(&r);
+    rep_u64(&r, "uptime_s", (now_us() - d->started_us) / 1000000u);
+    rep_u64(&r, "clients", d->n_clients);
+    rep_u64(&r, "connections_total", s->connections);
+    rep_u64(&r, "connections_rejected", s->rejected_connections);
+    rep_u64(&r, "namespaces", d->n_namespaces);
+    rep_u64(&r, "entries", st.entries);
+    rep_u64(&r, "host_bytes_used", st.bytes_used);
+    rep_u64(&r, "host_bytes_capacity", st.capacity);
+    rep_u64(&r, "leases_active", u64map_len(&d->leases));
+    rep_u64(&r, "lookups", s->lookups);
+    rep_u64(&r, "hits", s->hits);
+    rep_u64(&r, "misses", s->misses);
+    rep_f64(&r, "hit_ratio", s->lookups ? (double)s->hits / (double)s->lookups : 0.0);
+    rep_u64(&r, "puts", s->puts);
+    rep_u64(&r, "put_bytes", s->put_bytes);
+    rep_u64(&r, "gets", s->gets);
+    rep_u64(&r, "releases", s->releases);
+    rep_u64(&r, "deletes", s->deletes);
+    rep_u64(&r, "evictions", st.evictions);
+    rep_u64(&r, "protocol_errors", s->protocol_errors);
+    rep_u64(&r, "request_errors", s->request_errors);
+    rep_u64(&r, "admin_commands", s->admin_commands);
+    rep_rec_end(&r);
+    rep_end(&r);
+}
+
+static void cmd_info(admin_conn_t *a)
+{
+    daemon_t *d = a->d;
+    store_stats_t st;
+    store_get_stats(d->store, &st);
+    uint64_t index_bytes = 0, lsh = 0;
+    for (ns_t *ns = d->namespaces; ns; ns = ns->next) {
+        index_stats_t is;
+        index_get_stats(ns->index, &is);
+        index_bytes += is.bytes;
+        lsh += is.lsh_active;
+    }
+    rep_t r;
+    rep_begin(&r, a, 0);
+    rep_rec(&r);
+    rep_str(&r, "version", SIMCACHE_VERSION_STRING);
+    rep_u64(&r, "pid", (uint64_t)getpid());
+    rep_u64(&r, "uptime_s", (now_us() - d->started_us) / 1000000u);
+    rep_str(&r, "socket", d->cfg.socket);
+    rep_str(&r, "admin_socket", d->cfg.admin_socket);
+    rep_str(&r, "data_dir", d->cfg.data_dir);
+    rep_str(&r, "config_file", d->config_path[0] ? d->config_path : "(embedded defaults)");
+    rep_u64(&r, "protocol_version", 1);
+    rep_str(&r, "vector_impl", vec_impl());
+    rep_str(&r, "tiers", "host");
+    rep_u64(&r, "gpu_tier", 0);
+    rep_u64(&r, "disk_tier", 0);
+    rep_u64(&r, "host_arena_bytes", st.arena_size);
+    rep_u64(&r, "host_capacity", st.capacity);
+    rep_u64(&r, "host_bytes_used", st.bytes_used);
+    rep_u64(&r, "host_bytes_pinned", st.bytes_pinned);
+    rep_u64(&r, "host_entries", st.entries);
+    rep_u64(&r, "host_pending_puts", st.pending);
+    rep_u64(&r, "host_pinned_entries", st.pinned_entries);
+    rep_u64(&r, "host_evictions", st.evictions);
+    rep_u64(&r, "host_alloc_failures", st.alloc_failures);
+    rep_u64(&r, "host_free_extents", st.free_extents);
+    rep_u64(&r, "host_largest_free", st.largest_free);
+    rep_u64(&r, "max_entries", d->cfg.max_entries);
+    rep_f64(&r, "default_threshold", d->cfg.default_threshold);
+    rep_u64(&r, "namespaces", d->n_namespaces);
+    rep_u64(&r, "namespaces_hashed", lsh);
+    rep_u64(&r, "index_bytes", index_bytes);
+    rep_u64(&r, "clients", d->n_clients);
+    rep_u64(&r, "max_clients", d->cfg.max_clients);
+    rep_u64(&r, "leases_active", u64map_len(&d->leases));
+    rep_u64(&r, "draining", (uint64_t)d->draining);
+    rep_rec_end(&r);
+    rep_end(&r);
+}
+
+typedef struct {
+    rep_t *r;
+} cfg_ctx_t;
+
+static void cfg_one(void *arg, const char *key, const char *value, int runtime, const char *help)
+{
+    rep_t *r = ((cfg_ctx_t *)arg)->r;
+    rep_rec(r);
+    rep_str(r, "key", key);
+    rep_str(r, "value", value);
+    rep_u64(r, "runtime", (uint64_t)runtime);
+    rep_str(r, "help", help);
+    rep_rec_end(r);
+}
+
+static void cmd_config(admin_conn_t *a, admin_args_t *args)
+{
+    daemon_t *d = a->d;
+    char buf[512], err[256];
+    if (args->argc == 3 && strcmp(args->argv[1], "get") == 0) {
+        rep_t r;
+        if (strcmp(args->argv[2], "all") == 0 || strcmp(args->argv[2], "*") == 0) {
+            cfg_ctx_t ctx = { &r };
+            rep_begin(&r, a, 1);
+            config_foreach(&d->cfg, cfg_one, &ctx);
+            rep_end(&r);
+            return;
+        }
+        if (config_get(&d->cfg, args->argv[2], buf, sizeof buf)) {
+            CLIENT_ERROR(a, "unknown key '%.64s' (config get all lists them)", args->argv[2]);
+            return;
+        }
+        rep_begin(&r, a, 0);
+        rep_rec(&r);
+        rep_str(&r, args->argv[2], buf);
+        rep_rec_end(&r);
+        rep_end(&r);
+        return;
+    }
+    if (args->argc == 4 && strcmp(args->argv[1], "set") == 0) {
+        config_t next = d->cfg;
+        if (config_set(&next, args->argv[2], args->argv[3], 1, err, sizeof err)) {
+            CLIENT_ERROR(a, "%s", err);
+            return;
+        }
+        if (next.host_capacity > store_arena_size(d->store)) {
+            CLIENT_ERROR(a, "host_capacity: at most the arena size, %" PRIu64 " bytes",
+                         store_arena_size(d->store));
+            return;
+        }
+        d->cfg = next;
+        daemon_apply_config(d);
+        config_get(&d->cfg, args->argv[2], buf, sizeof buf);
+        log_info("admin: config set %s %s", args->argv[2], buf);
+        reply_line(a, "OK", "%s = %s", args->argv[2], buf);
+        return;
+    }
+    CLIENT_ERROR(a, "usage: config get KEY|all, config set KEY VALUE");
+}
+
+static void cmd_namespaces(admin_conn_t *a)
+{
+    rep_t r;
+    rep_begin(&r, a, 1);
+    for (ns_t *ns = a->d->namespaces; ns; ns = ns->next) {
+        index_stats_t is;
+        index_get_stats(ns->index, &is);
+        rep_rec(&r);
+        rep_u64(&r, "id", ns->id);
+        rep_str(&r, "model", ns->model);
+        rep_str(&r, "layout", ns->layout_fp);
+        rep_u64(&r, "dim", ns->dim);
+        rep_str(&r, "tenant", ns->tenant);
+        rep_u64(&r, "entries", ns->entries);
+        rep_u64(&r, "bytes", ns->bytes);
+        rep_u64(&r, "lookups", ns->lookups);
+        rep_u64(&r, "hits", ns->hits);
+        rep_u64(&r, "puts", ns->puts);
+        rep_u64(&r, "clients", ns->clients);
+        rep_u64(&r, "index_hashed", is.lsh_active);
+        rep_u64(&r, "index_max_bucket", is.max_bucket);
+        rep_u64(&r, "index_bytes", is.bytes);
+        rep_rec_end(&r);
+    }
+    rep_end(&r);
+}
+
+typedef struct {
+    rep_t *r;
+    ns_t *ns;
+    uint64_t limit, n, now;
+} list_ctx_t;
+
+static void entry_fields(rep_t *r, const entry_t *e, uint64_t off, uint64_t size, uint32_t pins,
+                         uint64_t now)
+{
+    rep_u64(r, "id", e->id);
+    rep_u64(r, "ns", e->ns->id);
+    rep_str(r, "tier", "host");
+    rep_u64(r, "size", size);
+    rep_u64(r, "offset", off);
+    rep_u64(r, "hits", e->hits);
+    rep_u64(r, "leases", pins);
+    rep_u64(r, "age_s", (now - e->created_us) / 1000000u);
+    rep_u64(r, "idle_s", (now - (e->last_hit_us ? e->last_hit_us : e->created_us)) / 1000000u);
+    rep_u64(r, "deleted", (uint64_t)!e->indexed);
+}
+
+static int list_one(void *arg, uint64_t id, void *user, uint64_t off, uint64_t size, uint32_t pins)
+{
+    list_ctx_t *c = arg;
+    entry_t *e = user;
+    (void)id;
+    if (c->ns && e->ns != c->ns) return 0;
+    if (c->n >= c->limit) return 1;
+    rep_rec(c->r);
+    entry_fields(c->r, e, off, size, pins, c->now);
+    rep_rec_end(c->r);
+    c->n++;
+    return 0;
+}
+
+static void cmd_list(admin_conn_t *a, admin_args_t *args)
+{
+    list_ctx_t c = { .limit = 100, .now = now_us() };
+    int i = 1;
+    if (i < args->argc) {
+        uint64_t v;
+        /* A lone number is a limit; a namespace comes first when both are given. */
+        if (args->argc == 2 && parse_u64(args->argv[1], &v) == 0 && !daemon_ns_find(a->d, args->argv[1])) {
+            c.limit = v;
+            i++;
+        } else {
+            c.ns = daemon_ns_find(a->d, args->argv[i]);
+            if (!c.ns) {
+                CLIENT_ERROR(a, "no namespace '%.128s' (see namespaces)", args->argv[i]);
+                return;
+            }
+            i++;
+        }
+    }
+    if (i < args->argc && parse_u64(args->argv[i++], &c.limit)) {
+        CLIENT_ERROR(a, "usage: list [NS] [LIMIT]");
+        return;
+    }
+    if (i < args->argc) {
+        CLIENT_ERROR(a, "usage: list [NS] [LIMIT]");
+        return;
+    }
+    rep_t r;
+    c.r = &r;
+    rep_begin(&r, a, 1);
+    store_foreach(a->d->store, list_one, &c);
+    rep_end(&r);
+}
+
+typedef struct {
+    uint64_t id, off, size;
+    uint32_t pins;
+    int found;
+} find_ctx_t;
+
+static int find_one(void *arg, uint64_t id, void *user, uint64_t off, uint64_t size, uint32_t pins)
+{
+    find_ctx_t *f = arg;
+    (void)user;
+    if (id != f->id) return 0;
+    f->off = off;
+    f->size = size;
+    f->pins = pins;
+    f->found = 1;
+    return 1;
+}
+
+static void cmd_show(admin_conn_t *a, admin_args_t *args)
+{
+    uint64_t id;
+    if (args->argc != 2 || parse_u64(args->argv[1], &id)) {
+        CLIENT_ERROR(a, "usage: show ID");
+        return;
+    }
+    entry_t *e = store_is_live(a->d->store, id) ? store_user(a->d->store, id) : NULL;
+    find_ctx_t f = { .id = id };
+    if (e) store_foreach(a->d->store, find_one, &f);
+    if (!e || !f.found) {
+        reply_line(a, "NOT_FOUND", "no entry %" PRIu64, id);
+        return;
+    }
+    rep_t r;
+    char hex[2 * 64 + 1];
+    rep_begin(&r, a, 0);
+    rep_rec(&r);
+    entry_fields(&r, e, f.off, f.size, f.pins, now_us());
+    rep_str(&r, "namespace", e->ns->name);
+    rep_u64(&r, "dtype", e->layout.dtype);
+    rep_u64(&r, "parts", e->layout.parts);
+    rep_u64(&r, "layers", e->layout.layers);
+    rep_u64(&r, "kv_heads", e->layout.kv_heads);
+    rep_u64(&r, "head_dim", e->layout.head_dim);
+    rep_u64(&r, "tokens", e->layout.tokens);
+    snprintf(hex, sizeof hex, "%016" PRIx64, e->checksum);
+    rep_str(&r, "xxh3", hex);
+    uint32_t n = e->meta_len < 64 ? e->meta_len : 64;
+    for (uint32_t i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", e->meta[i]);
+    hex[2 * n] = 0;
+    rep_u64(&r, "meta_len", e->meta_len);
+    rep_str(&r, "meta_hex", hex);
+    rep_rec_end(&r);
+    rep_end(&r);
+}
+
+static void cmd_flush(admin_conn_t *a, admin_args_t *args)
+{
+    ns_t *ns = NULL;
+    if (args->argc > 2) {
+        CLIENT_ERROR(a, "usage: flush [NS]");
+        return;
+    }
+    if (args->argc == 2 && !(ns = daemon_ns_find(a->d, args->argv[1]))) {
+        CLIENT_ERROR(a, "no namespace '%.128s' (see namespaces)", args->argv[1]);
+        return;
+    }
+    uint64_t n = daemon_flush(a->d, ns);
+    log_info("admin: flush %s: %" PRIu64 " entries", ns ? ns->name : "all", n);
+    reply_line(a, "OK", "flushed %" PRIu64, n);
+}
+
+static void cmd_evict(admin_conn_t *a, admin_args_t *args)
+{
+    uint64_t n;
+    if (args->argc != 2 || parse_u64(args->argv[1], &n)) {
+        CLIENT_ERROR(a, "usage: evict N");
+        return;
+    }
+    uint64_t done = store_evict(a->d->store, n);
+    reply_line(a, "OK", "evicted %" PRIu64, done);
+}
+
+static void cmd_clients(admin_conn_t *a);
+
+static void run_command(admin_conn_t *a, admin_args_t *args)
+{
+    const char *c = args->argv[0];
+    a->d->stats.admin_commands++;
+    if (strcmp(c, "help") == 0) cmd_help(a);
+    else if (strcmp(c, "ping") == 0) reply_line(a, "PONG", "%s", "");
+    else if (strcmp(c, "stats") == 0) cmd_stats(a);
+    else if (strcmp(c, "info") == 0) cmd_info(a);
+    else if (strcmp(c, "config") == 0) cmd_config(a, args);
+    else if (strcmp(c, "namespaces") == 0) cmd_namespaces(a);
+    else if (strcmp(c, "clients") == 0) cmd_clients(a);
+    else if (strcmp(c, "list") == 0) cmd_list(a, args);
+    else if (strcmp(c, "show") == 0) cmd_show(a, args);
+    else if (strcmp(c, "flush") == 0) cmd_flush(a, args);
+    else if (strcmp(c, "evict") == 0) cmd_evict(a, args);
+    else if (strcmp(c, "format") == 0) {
+        if (args->argc == 2 && strcmp(args->argv[1], "json") == 0) a->json = 1;
+        else if (args->argc == 2 && strcmp(args->argv[1], "text") == 0) a->json = 0;
+        else {
+            CLIENT_ERROR(a, "usage: format text|json");
+            return;
+        }
+        reply_line(a, "OK", "format %s", a->json ? "json" : "text");
+    } else if (strcmp(c, "shutdown") == 0) {
+        reply_line(a, "OK", "shutting down");
+        daemon_begin_drain(a->d, "admin shutdown");
+    } else {
+        a->d->stats.admin_commands--;
+        reply_line(a, "ERROR", "unknown command '%.64s' (try help)", c);
+    }
+}
+
+/* ---- connections ---- */
+
+static void conn_free(admin_conn_t *a)
+{
+    bufferevent_free(a->bev);
+    free(a);
+}
+
+static void on_admin_read(struct bufferevent *bev, void *arg)
+{
+    admin_conn_t *a = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        size_t eol_len = 0;
+        struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+        if (p.pos < 0) {
+            size_t have = evbuffer_get_length(in);
+            if (have > ADMIN_MAX_LINE) {
+                if (!a->discarding)
+                    CLIENT_ERROR(a, "line longer than %d bytes", ADMIN_MAX_LINE);
+                a->discarding = 1;
+                evbuffer_drain(in, have);
+            }
+            return;
+        }
+        size_t len = (size_t)p.pos;
+        if (a->discarding) {
+            evbuffer_drain(in, len + eol_len);
+            a->discarding = 0;
+            continue;
+        }
+        if (len > ADMIN_MAX_LINE + 1) {
+            evbuffer_drain(in, len + eol_len);
+            CLIENT_ERROR(a, "line longer than %d bytes", ADMIN_MAX_LINE);
+            continue;
+        }
+        char line[ADMIN_MAX_LINE + 2];
+        evbuffer_remove(in, line, len);
+        evbuffer_drain(in, eol_len);
+        if (len && line[len - 1] == '\r') len--;
+        admin_args_t args;
+        char err[128];
+        if (admin_parse_line(line, len, &args, err, sizeof err)) {
+            CLIENT_ERROR(a, "%s", err);
+            continue;
+        }
+        if (args.argc == 0) continue;
+        run_command(a, &args);
+        if (strcmp(args.argv[0], "shutdown") == 0) return;
+    }
+}
+
+static void on_admin_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) conn_free(arg);
+}
+
+static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                            int len, void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)len;
+    daemon_t *d = arg;
+    struct ucred cred = { 0, 0, 0 };
+    socklen_t cl = sizeof cred;
+    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
+    int allowed = cred.uid == getuid() || cred.uid == 0;
+    for (uint32_t i = 0; i < d->cfg.n_allow_uids && !allowed; i++)
+        allowed = d->cfg.allow_uids[i] == cred.uid;
+    if (!allowed) {
+        const char msg[] = "SERVER_ERROR uid not allowed\n";
+        ssize_t n = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+        close(fd);
+        return;
+    }
+    admin_conn_t *a = calloc(1, sizeof *a);
+    if (!a) {
+        close(fd);
+        return;
+    }
+    a->d = d;
+    a->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!a->bev) {
+        free(a);
+        close(fd);
+        return;
+    }
+    bufferevent_setcb(a->bev, on_admin_read, NULL, on_admin_event, a);
+    bufferevent_enable(a->bev, EV_READ | EV_WRITE);
+}
+
+int admin_listen(daemon_t *d)
+{
+    d->admin_listener = listen_unix(d, d->cfg.admin_socket, on_admin_accept, d);
+    if (!d->admin_listener) return -1;
+    log_info("admin socket on %s", d->cfg.admin_socket);
+    return 0;
+}
+
+void admin_close_listener(daemon_t *d)
+{
+    if (!d->admin_listener) return;
+    evconnlistener_free(d->admin_listener);
+    d->admin_listener = NULL;
+    unlink(d->cfg.admin_socket);
+}
+
+static void client_one(void *arg, uint64_t id, int pid, unsigned uid, const char *ns,
+                       uint32_t leases, uint32_t puts, uint64_t requests)
+{
+    rep_t *r = arg;
+    rep_rec(r);
+    rep_u64(r, "id", id);
+    rep_u64(r, "pid", (uint64_t)pid);
+    rep_u64(r, "uid", uid);
+    rep_str(r, "namespace", ns);
+    rep_u64(r, "leases", leases);
+    rep_u64(r, "puts", puts);
+    rep_u64(r, "requests", requests);
+    rep_rec_end(r);
+}
+
+static void cmd_clients(admin_conn_t *a)
+{
+    rep_t r;
+    rep_begin(&r, a, 1);
+    server_foreach_client(a->d, client_one, &r);
+    rep_end(&r);
+}

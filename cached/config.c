@@ -1,0 +1,380 @@
+/* config.c - the settings table and its one parser.
+ *
+ * Each key is a row: name, type, offset into config_t, bounds, whether it can
+ * change while the daemon runs, and a help line. File, flags, admin
+ * `config set` and SIGHUP all go through config_set(), so every value is
+ * checked in one place.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+typedef enum { T_PATH, T_SIZE, T_U32, T_DOUBLE, T_MODE, T_LEVEL, T_UIDS } key_type_t;
+
+typedef struct {
+    const char *name;
+    key_type_t type;
+    size_t off;
+    size_t len;          /* T_PATH: buffer size */
+    double min, max;
+    int runtime;
+    const char *help;
+} key_t_;
+
+#define F(field) offsetof(config_t, field), sizeof(((config_t *)0)->field)
+
+static const key_t_ keys[] = {
+    { "socket", T_PATH, F(socket), 0, 0, 0, "client Unix socket path" },
+    { "admin_socket", T_PATH, F(admin_socket), 0, 0, 0, "admin Unix socket path" },
+    { "data_dir", T_PATH, F(data_dir), 0, 0, 0, "data directory (index seed)" },
+    { "socket_mode", T_MODE, F(socket_mode), 0, 0777, 0, "permissions of both sockets (octal)" },
+    { "host_capacity", T_SIZE, F(host_capacity), 1 << 20, 1ull << 46, 1,
+      "bytes of KV the host tier holds" },
+    { "host_arena_size", T_SIZE, F(host_arena_size), 0, 1ull << 46, 0,
+      "size of the shared memfd arena (0: host_capacity); host_capacity may grow up to it" },
+    { "max_entries", T_SIZE, F(max_entries), 0, 1ull << 40, 1,
+      "entry cap over all namespaces, 0 for none (512: the paper's setting)" },
+    { "default_threshold", T_DOUBLE, F(default_threshold), -1, 1, 1,
+      "cosine similarity a lookup needs when the request gives none" },
+    { "max_clients", T_U32, F(max_clients), 1, 65536, 1, "concurrent client connections" },
+    { "max_frame", T_SIZE, F(max_frame), 4096, 1u << 30, 1, "largest request payload in bytes" },
+    { "max_leases_per_client", T_U32, F(max_leases_per_client), 1, 1u << 24, 1,
+      "leases one connection may hold" },
+    { "max_puts_per_client", T_U32, F(max_puts_per_client), 1, 4096, 1,
+      "unfinished puts one connection may hold" },
+    { "max_namespaces", T_U32, F(max_namespaces), 1, 1u << 20, 1, "namespaces the daemon keeps" },
+    { "log_level", T_LEVEL, F(log_level), 0, 3, 1, "error, warn, info or debug" },
+    { "index_tables", T_U32, F(index_tables), 1, 64, 0, "LSH tables per namespace" },
+    { "index_bits", T_U32, F(index_bits), 4, 24, 0, "bits per LSH key" },
+    { "index_probes", T_U32, F(index_probes), 0, 1, 0, "multi-probe: 1 probes every 1-bit flip" },
+    { "index_exact_below", T_U32, F(index_exact_below), 1, 1u << 24, 0,
+      "search exactly while a namespace has fewer entries" },
+    { "drain_timeout_ms", T_U32, F(drain_timeout_ms), 0, 600000, 1,
+      "how long SIGTERM waits for replies to reach clients" },
+    { "allow_uids", T_UIDS, F(allow_uids), 0, 0, 1,
+      "comma-separated uids allowed to connect (SO_PEERCRED); empty: any" },
+};
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static const key_t_ *find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0) return &keys[i];
+    return NULL;
+}
+
+int config_key_runtime(const char *key)
+{
+    const key_t_ *k = find_key(key);
+    return k ? k->runtime : -1;
+}
+
+static void runtime_dir(char *out, size_t n)
+{
+    const char *x = getenv("XDG_RUNTIME_DIR");
+    if (x && x[0] == '/' && strlen(x) < 64)
+        snprintf(out, n, "%s/simcache", x);
+    else
+        snprintf(out, n, "/tmp/simcache-%u", (unsigned)getuid());
+}
+
+void config_defaults(config_t *c)
+{
+    char dir[80];
+    memset(c, 0, sizeof *c);
+    runtime_dir(dir, sizeof dir);
+    snprintf(c->socket, sizeof c->socket, "%s/simcached.sock", dir);
+    snprintf(c->admin_socket, sizeof c->admin_socket, "%s/admin.sock", dir);
+    snprintf(c->data_dir, sizeof c->data_dir, "%s/data", dir);
+    c->socket_mode = 0600;
+    c->host_capacity = 1ull << 30;
+    c->host_arena_size = 0;
+    c->max_entries = 0;
+    c->default_threshold = 0.8;
+    c->max_clients = 256;
+    c->max_frame = 16u << 20;
+    c->max_leases_per_client = 65536;
+    c->max_puts_per_client = 64;
+    c->max_namespaces = 1024;
+    c->log_level = LOG_INFO;
+    c->index_tables = 16;
+    c->index_bits = 12;
+    c->index_probes = 1;
+    c->index_exact_below = 4096;
+    c->drain_timeout_ms = 5000;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    if (!s || !isdigit((unsigned char)*s)) return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -1;
+    uint64_t mul = 1;
+    switch (tolower((unsigned char)*end)) {
+    case 'k': mul = 1ull << 10; end++; break;
+    case 'm': mul = 1ull << 20; end++; break;
+    case 'g': mul = 1ull << 30; end++; break;
+    case 't': mul = 1ull << 40; end++; break;
+    default: break;
+    }
+    if (mul > 1 && tolower((unsigned char)*end) == 'i') end++;
+    if (tolower((unsigned char)*end) == 'b') end++;
+    if (*end) return -1;
+    if (v > UINT64_MAX / mul) return -1;
+    *out = v * mul;
+    return 0;
+}
+
+static int parse_uids(const char *s, uint32_t *uids, uint32_t *n)
+{
+    uint32_t k = 0;
+    while (*s) {
+        if (!isdigit((unsigned char)*s)) return -1;
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || v > UINT32_MAX - 1 || k == CONFIG_MAX_UIDS) return -1;
+        uids[k++] = (uint32_t)v;
+        if (*end == ',') end++;
+        else if (*end) return -1;
+        s = end;
+    }
+    *n = k;
+    return 0;
+}
+
+int config_set(config_t *c, const char *key, const char *value, int runtime,
+               char *err, size_t errlen)
+{
+    const key_t_ *k = find_key(key);
+    if (!k) {
+        fail(err, errlen, "unknown key '%.64s'", key);
+        return -1;
+    }
+    if (runtime && !k->runtime) {
+        fail(err, errlen, "'%s' cannot change at run time (restart needed)", key);
+        return -1;
+    }
+    char *field = (char *)c + k->off;
+    char *end;
+    switch (k->type) {
+    case T_PATH: {
+        size_t n = strlen(value);
+        if (n == 0 || n >= k->len) {
+            fail(err, errlen, "%s: path empty or longer than %zu bytes", key, k->len - 1);
+            return -1;
+        }
+        memcpy(field, value, n + 1);
+        return 0;
+    }
+    case T_SIZE: {
+        uint64_t v;
+        if (config_parse_size(value, &v) || (double)v < k->min || (double)v > k->max) {
+            fail(err, errlen, "%s: '%.64s' is not a size between %.0f and %.0f (suffix k, m, g, t)",
+                 key, value, k->min, k->max);
+            return -1;
+        }
+        if (k->len == sizeof(uint32_t)) *(uint32_t *)field = (uint32_t)v;
+        else *(uint64_t *)field = v;
+        return 0;
+    }
+    case T_U32: {
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (!isdigit((unsigned char)*value) || *end || errno || (double)v < k->min ||
+            (double)v > k->max) {
+            fail(err, errlen, "%s: '%.64s' is not an integer between %.0f and %.0f", key, value,
+                 k->min, k->max);
+            return -1;
+        }
+        *(uint32_t *)field = (uint32_t)v;
+        return 0;
+    }
+    case T_DOUBLE: {
+        errno = 0;
+        double v = strtod(value, &end);
+        if (end == value || *end || errno || !isfinite(v) || v < k->min || v > k->max) {
+            fail(err, errlen, "%s: '%.64s' is not a number between %g and %g", key, value, k->min,
+                 k->max);
+            return -1;
+        }
+        *(double *)field = v;
+        return 0;
+    }
+    case T_MODE: {
+        errno = 0;
+        unsigned long v = strtoul(value, &end, 8);
+        if (!isdigit((unsigned char)*value) || *end || errno || v > 0777 || (v & 0600) != 0600) {
+            fail(err, errlen, "%s: '%.64s' is not an octal mode giving the owner rw (e.g. 0600, 0660)",
+                 key, value);
+            return -1;
+        }
+        *(uint32_t *)field = (uint32_t)v;
+        return 0;
+    }
+    case T_LEVEL: {
+        int l = log_level_parse(value);
+        if (l < 0) {
+            fail(err, errlen, "%s: '%.64s' is not one of error, warn, info, debug", key, value);
+            return -1;
+        }
+        *(uint32_t *)field = (uint32_t)l;
+        return 0;
+    }
+    case T_UIDS: {
+        uint32_t uids[CONFIG_MAX_UIDS], n;
+        if (parse_uids(value, uids, &n)) {
+            fail(err, errlen, "%s: '%.64s' is not a comma-separated list of at most %d uids",
+                 key, value, CONFIG_MAX_UIDS);
+            return -1;
+        }
+        memcpy(c->allow_uids, uids, n * sizeof uids[0]);
+        c->n_allow_uids = n;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static void format_value(const config_t *c, const key_t_ *k, char *out, size_t n)
+{
+    const char *field = (const char *)c + k->off;
+    switch (k->type) {
+    case T_PATH: snprintf(out, n, "%s", field); break;
+    case T_SIZE:
+        if (k->len == sizeof(uint32_t)) snprintf(out, n, "%" PRIu32, *(const uint32_t *)field);
+        else snprintf(out, n, "%" PRIu64, *(const uint64_t *)field);
+        break;
+    case T_U32: snprintf(out, n, "%" PRIu32, *(const uint32_t *)field); break;
+    case T_DOUBLE: snprintf(out, n, "%g", *(const double *)field); break;
+    case T_MODE: snprintf(out, n, "0%03o", (unsigned)*(const uint32_t *)field); break;
+    case T_LEVEL: snprintf(out, n, "%s", log_level_name((log_level_t)*(const uint32_t *)field)); break;
+    case T_UIDS: {
+        size_t used = 0;
+        out[0] = 0;
+        for (uint32_t i = 0; i < c->n_allow_uids && used < n; i++)
+            used += (size_t)snprintf(out + used, n - used, "%s%" PRIu32, i ? "," : "",
+                                     c->allow_uids[i]);
+        break;
+    }
+    }
+}
+
+int config_get(const config_t *c, const char *key, char *out, size_t outlen)
+{
+    const key_t_ *k = find_key(key);
+    if (!k) return -1;
+    format_value(c, k, out, outlen);
+    return 0;
+}
+
+void config_foreach(const config_t *c,
+                    void (*fn)(void *arg, const char *key, const char *value, int runtime,
+                               const char *help),
+                    void *arg)
+{
+    char buf[512];
+    for (size_t i = 0; i < NKEYS; i++) {
+        format_value(c, &keys[i], buf, sizeof buf);
+        fn(arg, keys[i].name, buf, keys[i].runtime, keys[i].help);
+    }
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) s[--n] = 0;
+    return s;
+}
+
+int config_load_text(config_t *c, const char *text, size_t len, const char *name,
+                     char *err, size_t errlen)
+{
+    char line[CONFIG_LINE_MAX];
+    size_t pos = 0;
+    unsigned lineno = 0;
+    while (pos < len) {
+        size_t start = pos;
+        while (pos < len && text[pos] != '\n') pos++;
+        size_t n = pos - start;
+        pos++;  /* past '\n' */
+        lineno++;
+        if (n >= sizeof line) {
+            fail(err, errlen, "%s:%u: line longer than %d bytes", name, lineno, CONFIG_LINE_MAX - 1);
+            return -1;
+        }
+        memcpy(line, text + start, n);
+        line[n] = 0;
+        if (memchr(line, 0, n)) {
+            fail(err, errlen, "%s:%u: NUL byte in line", name, lineno);
+            return -1;
+        }
+        char *hash = strchr(line, '#');
+        if (hash) *hash = 0;
+        char *s = trim(line);
+        if (!*s) continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            fail(err, errlen, "%s:%u: expected 'key = value'", name, lineno);
+            return -1;
+        }
+        *eq = 0;
+        char *key = trim(s), *value = trim(eq + 1);
+        char why[256];
+        if (config_set(c, key, value, 0, why, sizeof why)) {
+            fail(err, errlen, "%s:%u: %s", name, lineno, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fail(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* Config files are small; refuse anything that is not. */
+    char *buf = malloc(1 << 20);
+    if (!buf) {
+        fclose(f);
+        fail(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t n = fread(buf, 1, 1 << 20, f);
+    int rd_err = ferror(f), more = !feof(f);
+    fclose(f);
+    int rc = -1;
+    if (rd_err) fail(err, errlen, "%s: read error", path);
+    else if (more) fail(err, errlen, "%s: larger than 1 MiB", path);
+    else rc = config_load_text(c, buf, n, path, err, errlen);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,75 @@
+/* config.h - simcached settings: embedded defaults, config file, flags.
+ *
+ * One table describes every key (type, bounds, whether it can change at run
+ * time, help). The same parser serves the config file ("key = value" lines,
+ * '#' comments), command-line flags (--key-name VALUE or --key-name=VALUE),
+ * `config set` on the admin socket and SIGHUP reloads, so a value is checked
+ * the same way wherever it comes from.
+ */
+#ifndef SIMCACHE_CONFIG_H
+#define SIMCACHE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_PATH_MAX 108   /* sun_path */
+#define CONFIG_LINE_MAX 1024
+#define CONFIG_MAX_UIDS 32
+
+typedef struct {
+    char socket[CONFIG_PATH_MAX];
+    char admin_socket[CONFIG_PATH_MAX];
+    char data_dir[256];
+    uint32_t socket_mode;
+    uint64_t host_capacity;
+    uint64_t host_arena_size;     /* 0: same as host_capacity at start */
+    uint64_t max_entries;
+    double default_threshold;
+    uint32_t max_clients;
+    uint32_t max_frame;
+    uint32_t max_leases_per_client;
+    uint32_t max_puts_per_client;
+    uint32_t max_namespaces;
+    uint32_t log_level;
+    uint32_t index_tables;
+    uint32_t index_bits;
+    uint32_t index_probes;
+    uint32_t index_exact_below;
+    uint32_t drain_timeout_ms;
+    uint32_t allow_uids[CONFIG_MAX_UIDS];
+    uint32_t n_allow_uids;        /* 0: any uid that can open the socket */
+} config_t;
+
+/* Embedded defaults; socket paths under $XDG_RUNTIME_DIR/simcache or
+ * /tmp/simcache-$UID. */
+void config_defaults(config_t *c);
+
+/* Set one key from text. runtime != 0 refuses keys that need a restart.
+ * Returns 0 or -1 with a message in err. */
+int config_set(config_t *c, const char *key, const char *value, int runtime,
+               char *err, size_t errlen);
+
+/* Value of key as text. Returns 0 or -1 (unknown key). */
+int config_get(const config_t *c, const char *key, char *out, size_t outlen);
+
+/* Visit every key: fn(arg, key, value-as-text, runtime-changeable, help). */
+void config_foreach(const config_t *c,
+                    void (*fn)(void *arg, const char *key, const char *value, int runtime,
+                               const char *help),
+                    void *arg);
+
+/* Apply a config file over c. Errors name the file and line. */
+int config_load_file(config_t *c, const char *path, char *err, size_t errlen);
+
+/* Parse a whole config text (what config_load_file reads); name labels errors. */
+int config_load_text(config_t *c, const char *text, size_t len, const char *name,
+                     char *err, size_t errlen);
+
+/* Parse a size: digits with optional k, m, g, t suffix (powers of 1024,
+ * optional trailing 'b' or 'ib'). Returns 0 or -1. */
+int config_parse_size(const char *s, uint64_t *out);
+
+/* Is key changeable at run time? -1 if unknown. */
+int config_key_runtime(const char *key);
+
+#endif

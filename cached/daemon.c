@@ -1,0 +1,464 @@
+/* daemon.c - what the client and admin protocols share: namespaces, entries,
+ * leases, the host tier, signals, draining and reloads.
+ *
+ * The store owns bytes; this file owns their meaning. The store's on_drop
+ * callback is the one place an entry's record dies, whatever removed it
+ * (eviction, delete after the last lease, flush), so the index and the
+ * namespace counts never disagree with the bytes.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "vec.h"
+
+void client_lease_link(client_t *c, lease_t *l);
+void client_lease_unlink(client_t *c, lease_t *l);
+uint32_t client_lease_limit(const client_t *c);
+
+uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- entries ---- */
+
+static void on_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t why)
+{
+    daemon_t *d = ctx;
+    entry_t *e = user;
+    (void)id;
+    if (!e) return;
+    if (e->indexed) {
+        index_remove(e->ns->index, e->id);
+        e->indexed = 0;
+    }
+    if (why != STORE_DROP_ABORTED) {
+        e->ns->entries--;
+        e->ns->bytes -= e->size;
+    }
+    if (why == STORE_DROP_EVICTED) log_debug("evicted entry %" PRIu64, e->id);
+    (void)d;
+    free(e->meta);
+    free(e);
+}
+
+int daemon_entry_delete(daemon_t *d, uint64_t id)
+{
+    entry_t *e = store_user(d->store, id);
+    if (!e || !e->indexed) return SIMCACHE_ENOTFOUND;
+    /* Unfindable at once; the bytes stay while leases hold them. */
+    index_remove(e->ns->index, e->id);
+    e->indexed = 0;
+    store_delete(d->store, id);
+    d->stats.deletes++;
+    return 0;
+}
+
+typedef struct {
+    ns_t *ns;
+    uint64_t *ids;
+    size_t n, cap;
+} collect_t;
+
+static int collect(void *arg, uint64_t id, void *user, uint64_t off, uint64_t size, uint32_t pins)
+{
+    collect_t *c = arg;
+    entry_t *e = user;
+    (void)off;
+    (void)size;
+    (void)pins;
+    if (c->ns && e->ns != c->ns) return 0;
+    if (!e->indexed) return 0;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 256;
+        uint64_t *ids = realloc(c->ids, cap * sizeof *ids);
+        if (!ids) return 1;
+        c->ids = ids;
+        c->cap = cap;
+    }
+    c->ids[c->n++] = id;
+    return 0;
+}
+
+uint64_t daemon_flush(daemon_t *d, ns_t *ns)
+{
+    collect_t c = { .ns = ns };
+    store_foreach(d->store, collect, &c);
+    uint64_t n = 0;
+    for (size_t i = 0; i < c.n; i++)
+        if (daemon_entry_delete(d, c.ids[i]) == 0) n++;
+    free(c.ids);
+    return n;
+}
+
+/* ---- leases ---- */
+
+int daemon_lease_new(daemon_t *d, client_t *owner, uint64_t entry_id, lease_t **out)
+{
+    if (client_lease_count(owner) >= client_lease_limit(owner)) return SIMCACHE_ELIMIT;
+    lease_t *l = calloc(1, sizeof *l);
+    if (!l) return SIMCACHE_ENOMEM;
+    if (store_pin(d->store, entry_id, &l->off, &l->size)) {
+        free(l);
+        return SIMCACHE_ENOTFOUND;
+    }
+    l->id = ++d->next_lease_id;
+    l->entry_id = entry_id;
+    l->owner = owner;
+    if (u64map_put(&d->leases, l->id, l)) {
+        store_unpin(d->store, entry_id);
+        free(l);
+        return SIMCACHE_ENOMEM;
+    }
+    client_lease_link(owner, l);
+    *out = l;
+    return 0;
+}
+
+void daemon_lease_end(daemon_t *d, lease_t *l)
+{
+    u64map_del(&d->leases, l->id);
+    client_lease_unlink(l->owner, l);
+    store_unpin(d->store, l->entry_id);
+    free(l);
+}
+
+/* ---- namespaces ---- */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t hash_bytes(uint64_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) h = mix64(h ^ (unsigned char)s[i]);
+    return mix64(h ^ n);
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+static void ns_free(ns_t *ns)
+{
+    index_free(ns->index);
+    free(ns->model);
+    free(ns->layout_fp);
+    free(ns->tenant);
+    free(ns->name);
+    free(ns);
+}
+
+ns_t *daemon_ns_get(daemon_t *d, const char *model, size_t model_len, const char *layout_fp,
+                    size_t layout_fp_len, const char *tenant, size_t tenant_len, uint32_t dim,
+                    int *code)
+{
+    for (ns_t *ns = d->namespaces; ns; ns = ns->next) {
+        if (ns->dim == dim && strlen(ns->model) == model_len &&
+            memcmp(ns->model, model, model_len) == 0 && strlen(ns->layout_fp) == layout_fp_len &&
+            memcmp(ns->layout_fp, layout_fp, layout_fp_len) == 0 &&
+            strlen(ns->tenant) == tenant_len && memcmp(ns->tenant, tenant, tenant_len) == 0)
+            return ns;
+    }
+    if (d->n_namespaces >= d->cfg.max_namespaces) {
+        *code = SIMCACHE_ELIMIT;
+        return NULL;
+    }
+    ns_t *ns = calloc(1, sizeof *ns);
+    *code = SIMCACHE_ENOMEM;
+    if (!ns) return NULL;
+    ns->dim = dim;
+    ns->model = dup_n(model, model_len);
+    ns->layout_fp = dup_n(layout_fp, layout_fp_len);
+    ns->tenant = dup_n(tenant ? tenant : "", tenant_len);
+    size_t nl = model_len + layout_fp_len + tenant_len + 32;
+    ns->name = malloc(nl);
+    /* Each namespace hashes with its own hyperplanes, derived from the
+     * secret daemon seed, so tenants cannot learn each other's buckets. */
+    uint64_t seed = hash_bytes(d->seed, model, model_len);
+    seed = hash_bytes(seed, layout_fp, layout_fp_len);
+    seed = hash_bytes(seed, tenant ? tenant : "", tenant_len);
+    seed = mix64(seed ^ dim);
+    index_params_t p = { d->cfg.index_tables, d->cfg.index_bits, d->cfg.index_probes,
+                         d->cfg.index_exact_below };
+    ns->index = index_new(dim, seed, &p);
+    if (!ns->model || !ns->layout_fp || !ns->tenant || !ns->name || !ns->index) {
+        ns_free(ns);
+        return NULL;
+    }
+    /* Names are printable UTF-8 (checked by the codec) but may hold spaces;
+     * the display name joins the parts with '|'. */
+    if (tenant_len)
+        snprintf(ns->name, nl, "%s|%s|%u|%s", ns->model, ns->layout_fp, dim, ns->tenant);
+    else
+        snprintf(ns->name, nl, "%s|%s|%u", ns->model, ns->layout_fp, dim);
+    ns->id = ++d->next_ns_id;
+    ns->next = d->namespaces;
+    d->namespaces = ns;
+    d->n_namespaces++;
+    log_info("namespace %u created: %s", ns->id, ns->name);
+    return ns;
+}
+
+ns_t *daemon_ns_find(daemon_t *d, const char *name)
+{
+    char *end;
+    unsigned long id = strtoul(name, &end, 10);
+    for (ns_t *ns = d->namespaces; ns; ns = ns->next) {
+        if (strcmp(ns->name, name) == 0) return ns;
+        if (*name && !*end && ns->id == id) return ns;
+    }
+    return NULL;
+}
+
+/* ---- seed ---- */
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char buf[256];
+    size_t n = strlen(path);
+    if (n >= sizeof buf) return -1;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, mode) && errno != EEXIST) return -1;
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+/* The hyperplane seed is secret and kept with the data, so the same data
+ * directory gives the same buckets after a restart. */
+static int load_seed(daemon_t *d)
+{
+    char path[300];
+    if (mkdir_p(d->cfg.data_dir, 0700)) {
+        log_error("data_dir %s: %s", d->cfg.data_dir, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/index.seed", d->cfg.data_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, &d->seed, sizeof d->seed);
+        close(fd);
+        if (n == (ssize_t)sizeof d->seed) return 0;
+        log_warn("%s: short, making a new seed", path);
+    }
+    if (getrandom(&d->seed, sizeof d->seed, 0) != (ssize_t)sizeof d->seed) {
+        log_error("getrandom: %s", strerror(errno));
+        return -1;
+    }
+    char tmp[310];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, &d->seed, sizeof d->seed) != (ssize_t)sizeof d->seed ||
+        fsync(fd) || rename(tmp, path)) {
+        log_error("%s: cannot write the index seed: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    close(fd);
+    log_info("new index seed written to %s", path);
+    return 0;
+}
+
+/* ---- signals, drain, reload ---- */
+
+static void finish(daemon_t *d)
+{
+    server_close_all(d);
+    event_base_loopexit(d->base, NULL);
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    daemon_t *d = arg;
+    (void)fd;
+    (void)what;
+    uint64_t left = server_pending_output(d);
+    if (left == 0 || now_us() >= d->drain_deadline_us) {
+        if (left) log_warn("drain timeout: %" PRIu64 " reply bytes not delivered", left);
+        log_info("drained; exiting");
+        finish(d);
+        return;
+    }
+    struct timeval tv = { 0, 20000 };
+    evtimer_add(d->drain_timer, &tv);
+}
+
+void daemon_begin_drain(daemon_t *d, const char *why)
+{
+    if (d->draining) return;
+    d->draining = 1;
+    d->drain_deadline_us = now_us() + (uint64_t)d->cfg.drain_timeout_ms * 1000u;
+    log_info("%s: draining (no new connections, replies flushed, then exit)", why);
+    server_close_listener(d);
+    admin_close_listener(d);
+    struct timeval tv = { 0, 0 };
+    evtimer_add(d->drain_timer, &tv);
+}
+
+void daemon_apply_config(daemon_t *d)
+{
+    log_set_level((log_level_t)d->cfg.log_level);
+    int rc = store_set_capacity(d->store, d->cfg.host_capacity);
+    if (rc == -EBUSY) log_warn("host_capacity lowered; leased bytes still above it");
+    store_set_max_entries(d->store, d->cfg.max_entries);
+}
+
+void daemon_reload(daemon_t *d)
+{
+    if (!d->config_path[0]) {
+        log_info("SIGHUP: no config file to reload");
+        return;
+    }
+    config_t fresh = d->cfg;
+    char err[512];
+    if (config_load_file(&fresh, d->config_path, err, sizeof err)) {
+        log_error("SIGHUP: %s; keeping the running config", err);
+        return;
+    }
+    /* Apply what may change at run time; name what needs a restart. */
+    char now[512], want[512];
+    config_t next = d->cfg;
+    static const char *const runtime_keys[] = {
+        "host_capacity", "max_entries", "default_threshold", "max_clients", "max_frame",
+        "max_leases_per_client", "max_puts_per_client", "max_namespaces", "log_level",
+        "drain_timeout_ms", "allow_uids",
+    };
+    for (size_t i = 0; i < sizeof runtime_keys / sizeof runtime_keys[0]; i++) {
+        config_get(&fresh, runtime_keys[i], want, sizeof want);
+        config_get(&d->cfg, runtime_keys[i], now, sizeof now);
+        if (strcmp(now, want) && config_set(&next, runtime_keys[i], want, 1, err, sizeof err) == 0)
+            log_info("SIGHUP: %s %s -> %s", runtime_keys[i], now, want);
+    }
+    static const char *const static_keys[] = { "socket", "admin_socket", "data_dir",
+                                               "socket_mode", "host_arena_size" };
+    for (size_t i = 0; i < sizeof static_keys / sizeof static_keys[0]; i++) {
+        config_get(&fresh, static_keys[i], want, sizeof want);
+        config_get(&d->cfg, static_keys[i], now, sizeof now);
+        if (strcmp(now, want))
+            log_warn("SIGHUP: %s changed in the file but needs a restart", static_keys[i]);
+    }
+    if (next.host_capacity > store_arena_size(d->store)) {
+        log_warn("SIGHUP: host_capacity above the arena (%" PRIu64 " bytes); capped",
+                 store_arena_size(d->store));
+        next.host_capacity = store_arena_size(d->store);
+    }
+    d->cfg = next;
+    daemon_apply_config(d);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    daemon_t *d = arg;
+    (void)what;
+    if (sig == SIGHUP) daemon_reload(d);
+    else daemon_begin_drain(d, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+int daemon_init(daemon_t *d)
+{
+    d->started_us = now_us();
+    log_set_level((log_level_t)d->cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    d->base = event_base_new();
+    if (!d->base) {
+        log_error("event_base_new failed");
+        return -1;
+    }
+    if (load_seed(d)) return -1;
+    if (d->cfg.host_arena_size == 0) d->cfg.host_arena_size = d->cfg.host_capacity;
+    if (d->cfg.host_capacity > d->cfg.host_arena_size) {
+        log_error("host_capacity (%" PRIu64 ") above host_arena_size (%" PRIu64 ")",
+                  d->cfg.host_capacity, d->cfg.host_arena_size);
+        return -1;
+    }
+    char err[256];
+    store_config_t sc = {
+        .capacity = d->cfg.host_arena_size, .max_entries = d->cfg.max_entries, .align = 4096,
+        .name = "simcache-host", .on_drop = on_drop, .ctx = d,
+    };
+    d->store = store_new(&sc, err, sizeof err);
+    if (!d->store) {
+        log_error("host tier: %s", err);
+        return -1;
+    }
+    store_set_capacity(d->store, d->cfg.host_capacity);
+    d->sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
+    d->sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
+    d->sig_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
+    d->drain_timer = evtimer_new(d->base, on_drain_tick, d);
+    if (!d->sig_term || !d->sig_int || !d->sig_hup || !d->drain_timer) return -1;
+    event_add(d->sig_term, NULL);
+    event_add(d->sig_int, NULL);
+    event_add(d->sig_hup, NULL);
+    if (server_listen(d) || admin_listen(d)) return -1;
+    log_info("simcached %s ready: host tier %" PRIu64 " bytes (arena %" PRIu64
+             "), max_entries %" PRIu64 ", threshold %.2f, vectors %s, pid %d",
+             SIMCACHE_VERSION_STRING, d->cfg.host_capacity, store_arena_size(d->store),
+             d->cfg.max_entries, d->cfg.default_threshold, vec_impl(), (int)getpid());
+    return 0;
+}
+
+void daemon_fini(daemon_t *d)
+{
+    server_close_all(d);
+    server_close_listener(d);
+    admin_close_listener(d);
+    size_t pos = 0;
+    uint64_t key;
+    void *val;
+    while (u64map_next(&d->leases, &pos, &key, &val)) free(val);
+    u64map_clear(&d->leases);
+    /* store_free() runs no callbacks: free the entry records it points to. */
+    if (d->store) {
+        collect_t c = { 0 };
+        store_foreach(d->store, collect, &c);
+        for (size_t i = 0; i < c.n; i++) {
+            entry_t *e = store_user(d->store, c.ids[i]);
+            free(e->meta);
+            free(e);
+        }
+        free(c.ids);
+        store_free(d->store);
+    }
+    while (d->namespaces) {
+        ns_t *ns = d->namespaces;
+        d->namespaces = ns->next;
+        ns_free(ns);
+    }
+    if (d->sig_term) event_free(d->sig_term);
+    if (d->sig_int) event_free(d->sig_int);
+    if (d->sig_hup) event_free(d->sig_hup);
+    if (d->drain_timer) event_free(d->drain_timer);
+    if (d->base) event_base_free(d->base);
+}

@@ -1,0 +1,146 @@
+/* daemon.h - the state simcached wires together: loop, listeners, clients,
+ * namespaces, the host tier and the counters.
+ *
+ * cached/ is the one part that knows every other part. server.c speaks the
+ * binary protocol to clients, admin.c the text protocol to operators,
+ * daemon.c owns namespaces, entries and leases (the operations both
+ * protocols share), main.c parses flags and runs the loop.
+ */
+#ifndef SIMCACHE_DAEMON_H
+#define SIMCACHE_DAEMON_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct sockaddr;
+
+#include "config.h"
+#include "index.h"
+#include "simcache.h"
+#include "store.h"
+#include "u64map.h"
+
+struct event_base;
+struct event;
+struct evconnlistener;
+typedef struct client client_t;
+typedef struct daemon daemon_t;
+
+/* A namespace: what must match for reuse to be valid. */
+typedef struct ns {
+    struct ns *next;
+    uint32_t id;                  /* small number, for display */
+    uint32_t dim;
+    char *model, *layout_fp, *tenant;
+    char *name;                   /* "model|layout_fp|dim[|tenant]", printable */
+    index_t *index;
+    uint64_t entries, bytes;
+    uint64_t lookups, hits, puts;
+    uint32_t clients;
+} ns_t;
+
+/* The record of one entry (the store's user pointer). */
+typedef struct entry {
+    uint64_t id;
+    ns_t *ns;
+    simcache_layout_t layout;
+    uint64_t size;
+    uint64_t checksum;            /* XXH3-64 of the blob */
+    uint64_t created_us, last_hit_us;
+    uint64_t hits;
+    uint32_t meta_len;
+    uint8_t *meta;
+    int indexed;                  /* still findable (not deleted) */
+} entry_t;
+
+/* A lease: one client's pin on one entry. */
+typedef struct lease {
+    uint64_t id;
+    uint64_t entry_id;
+    uint64_t off, size;           /* where the pinned bytes are */
+    client_t *owner;
+    struct lease *prev, *next;    /* in the owner's list */
+} lease_t;
+
+typedef struct {
+    uint64_t lookups, hits, misses, puts, put_bytes, gets, releases, deletes;
+    uint64_t connections, rejected_connections, protocol_errors, request_errors;
+    uint64_t admin_commands;
+} counters_t;
+
+struct daemon {
+    config_t cfg;
+    char config_path[256];
+    struct event_base *base;
+    struct evconnlistener *listener, *admin_listener;
+    struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
+    store_t *store;
+    uint64_t seed;
+    ns_t *namespaces;
+    uint32_t n_namespaces, next_ns_id;
+    u64map_t leases;              /* lease id -> lease_t */
+    uint64_t next_entry_id, next_lease_id, next_put_token, next_client_id;
+    client_t *clients;
+    uint32_t n_clients;
+    int draining;
+    uint64_t drain_deadline_us;
+    uint64_t started_us;
+    counters_t stats;
+};
+
+uint64_t now_us(void);
+
+/* ---- daemon.c: shared operations ---- */
+
+/* Create everything from d->cfg (already filled). Returns 0 or -1 (logged). */
+int daemon_init(daemon_t *d);
+void daemon_fini(daemon_t *d);
+/* Stop accepting, flush replies, leave the loop (SIGTERM, `shutdown`). */
+void daemon_begin_drain(daemon_t *d, const char *why);
+/* Apply a changed runtime config to the running parts. */
+void daemon_apply_config(daemon_t *d);
+/* Reload the config file (SIGHUP). */
+void daemon_reload(daemon_t *d);
+
+/* Find or create the namespace. Returns NULL with *code set on failure. */
+ns_t *daemon_ns_get(daemon_t *d, const char *model, size_t model_len, const char *layout_fp,
+                    size_t layout_fp_len, const char *tenant, size_t tenant_len, uint32_t dim,
+                    int *code);
+ns_t *daemon_ns_find(daemon_t *d, const char *name);
+
+/* Pin entry for owner and create a lease. 0 or SIMCACHE_ENOTFOUND/ELIMIT/ENOMEM. */
+int daemon_lease_new(daemon_t *d, client_t *owner, uint64_t entry_id, lease_t **out);
+/* End a lease (unpins; may free a deleted entry). */
+void daemon_lease_end(daemon_t *d, lease_t *l);
+/* Delete an entry: unfindable now, bytes freed after the last lease. */
+int daemon_entry_delete(daemon_t *d, uint64_t id);
+/* Delete every entry of ns (NULL: all). Returns how many. */
+uint64_t daemon_flush(daemon_t *d, ns_t *ns);
+
+/* ---- server.c: client connections ---- */
+
+int server_listen(daemon_t *d);
+void server_close_listener(daemon_t *d);
+/* Close every client (drain done or shutdown). */
+void server_close_all(daemon_t *d);
+/* Bytes still waiting to go out to clients. */
+uint64_t server_pending_output(const daemon_t *d);
+/* Per-client figures for admin `clients`. */
+uint32_t client_lease_count(const client_t *c);
+void server_foreach_client(daemon_t *d,
+                           void (*fn)(void *arg, uint64_t id, int pid, unsigned uid, const char *ns,
+                                      uint32_t leases, uint32_t puts, uint64_t requests),
+                           void *arg);
+/* Bind a Unix stream listener at path with cfg.socket_mode, replacing a stale
+ * socket file but never one a live daemon answers on. NULL on failure (logged). */
+struct evconnlistener *listen_unix(daemon_t *d, const char *path,
+                                   void (*cb)(struct evconnlistener *, int, struct sockaddr *,
+                                              int, void *),
+                                   void *arg);
+
+/* ---- admin.c: operator connections ---- */
+
+int admin_listen(daemon_t *d);
+void admin_close_listener(daemon_t *d);
+
+#endif

@@ -1,0 +1,44 @@
+/* log.c - levelled logging to stderr with a UTC timestamp. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+static log_level_t current = LOG_INFO;
+static const char *const names[] = { "error", "warn", "info", "debug" };
+
+void log_set_level(log_level_t level) { current = level; }
+log_level_t log_get_level(void) { return current; }
+
+int log_level_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return -1;
+}
+
+const char *log_level_name(log_level_t level)
+{
+    return (level >= LOG_ERROR && level <= LOG_DEBUG) ? names[level] : "?";
+}
+
+void log_msg(log_level_t level, const char *fmt, ...)
+{
+    if (level > current) return;
+    struct timeval tv;
+    struct tm tm;
+    char ts[32], line[1024];
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    /* One fprintf per line so concurrent writers do not interleave mid-line. */
+    fprintf(stderr, "%s.%03dZ simcached %s: %s\n", ts, (int)(tv.tv_usec / 1000),
+            names[level], line);
+}

@@ -1,0 +1,108 @@
+/* main.c - simcached: flags, config, then the event loop until drained.
+ *
+ * Order of precedence: embedded defaults < config file (-c) < flags. Any key
+ * of the config file is also a flag: --host-capacity 4g or
+ * --host-capacity=4g. --check-config validates and prints the result.
+ */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: simcached [-c FILE] [--KEY VALUE ...] [--check-config] [-h] [-V]\n"
+            "  -c, --config FILE   config file (key = value lines)\n"
+            "  --KEY VALUE         any config key, '_' written as '-' (e.g. --host-capacity 4g)\n"
+            "  --check-config      print the resulting settings and exit\n"
+            "  -V, --version       print the version\n"
+            "Keys (simcachectl config get all shows the running values):\n");
+}
+
+static void print_key(void *arg, const char *key, const char *value, int runtime, const char *help)
+{
+    FILE *f = arg;
+    fprintf(f, "  %-22s %-28s %s%s\n", key, value, help, runtime ? "" : " [restart]");
+}
+
+int main(int argc, char **argv)
+{
+    static daemon_t d;
+    config_defaults(&d.cfg);
+    char err[512];
+    int check = 0;
+    /* The config file first, so flags override it wherever they stand. */
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            snprintf(d.config_path, sizeof d.config_path, "%s", argv[i + 1]);
+            if (config_load_file(&d.cfg, argv[i + 1], err, sizeof err)) {
+                fprintf(stderr, "simcached: %s\n", err);
+                return 2;
+            }
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            config_foreach(&d.cfg, print_key, stdout);
+            return 0;
+        }
+        if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            printf("simcached %s (protocol 1)\n", SIMCACHE_VERSION_STRING);
+            return 0;
+        }
+        if (strcmp(a, "--check-config") == 0) {
+            check = 1;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0 || !a[2]) {
+            fprintf(stderr, "simcached: unexpected argument '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        char key[64];
+        const char *value;
+        const char *eq = strchr(a, '=');
+        size_t klen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (klen >= sizeof key) {
+            fprintf(stderr, "simcached: unknown option '%s'\n", a);
+            return 2;
+        }
+        memcpy(key, a + 2, klen);
+        key[klen] = 0;
+        for (char *p = key; *p; p++)
+            if (*p == '-') *p = '_';
+        if (eq) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            fprintf(stderr, "simcached: option '%s' needs a value\n", a);
+            return 2;
+        }
+        if (config_set(&d.cfg, key, value, 0, err, sizeof err)) {
+            fprintf(stderr, "simcached: %s\n", err);
+            return 2;
+        }
+    }
+    if (check) {
+        config_foreach(&d.cfg, print_key, stdout);
+        return 0;
+    }
+    int rc = daemon_init(&d);
+    if (rc == 0) rc = event_base_dispatch(d.base) < 0 ? 1 : 0;
+    else rc = 1;
+    daemon_fini(&d);
+    if (rc == 0) log_info("bye");
+    return rc;
+}

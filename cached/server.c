@@ -1,0 +1,1047 @@
+/* server.c - client connections: binary frames in, replies (and fds) out.
+ *
+ * Each connection is a non-blocking Unix socket watched by two libevent
+ * events. Requests are decoded and answered in order, so pipelined requests
+ * get their replies in the order sent, each echoing its request id. Replies
+ * that carry a file descriptor (the arena at hello, a staging buffer at
+ * put_begin) queue the fd against the reply's first byte and send it with
+ * sendmsg(SCM_RIGHTS). A frame whose header cannot be trusted (bad magic,
+ * version, length) gets an error reply and the connection closes after it; a
+ * frame whose payload is wrong gets an error reply and the connection goes on.
+ * Whatever a connection held (leases, unfinished puts) is released when it
+ * closes, however it closes.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "arena.h"
+#include "daemon.h"
+#include "log.h"
+#include "proto.h"
+#include "vec.h"
+
+#define READ_CHUNK (64u << 10)
+#define OUT_HIGH_WATER (8u << 20)   /* stop reading a client that does not read its replies */
+
+typedef struct {
+    size_t off;   /* offset in the out buffer of the byte the fd rides on */
+    int fd;
+} out_fd_t;
+
+typedef struct {
+    uint64_t token;
+    arena_t staging;     /* this client's write buffer for the put */
+    uint64_t size;
+} put_t;
+
+struct client {
+    client_t *prev, *next;
+    daemon_t *d;
+    int fd;
+    struct event *ev_read, *ev_write;
+    uint64_t id;
+    pid_t pid;
+    uid_t uid;
+    ns_t *ns;                      /* set by hello */
+    uint8_t *in;
+    size_t in_start, in_len, in_cap;
+    proto_wr_t out;
+    size_t out_sent;
+    out_fd_t *fds;
+    size_t nfds, fds_cap;
+    lease_t *leases;
+    uint32_t n_leases;
+    u64map_t puts;                 /* token -> put_t */
+    uint64_t staging_bytes;
+    int closing;                   /* close once the out buffer is sent */
+    int reading;
+    uint64_t requests;
+};
+
+uint32_t client_lease_count(const client_t *c) { return c->n_leases; }
+
+/* ---- lease bookkeeping used by daemon.c ---- */
+
+void client_lease_link(client_t *c, lease_t *l);
+void client_lease_unlink(client_t *c, lease_t *l);
+
+void client_lease_link(client_t *c, lease_t *l)
+{
+    l->prev = NULL;
+    l->next = c->leases;
+    if (c->leases) c->leases->prev = l;
+    c->leases = l;
+    c->n_leases++;
+}
+
+void client_lease_unlink(client_t *c, lease_t *l)
+{
+    if (l->prev) l->prev->next = l->next;
+    else c->leases = l->next;
+    if (l->next) l->next->prev = l->prev;
+    c->n_leases--;
+}
+
+uint32_t client_lease_limit(const client_t *c);
+uint32_t client_lease_limit(const client_t *c) { return c->d->cfg.max_leases_per_client; }
+
+/* ---- output ---- */
+
+static void client_free(client_t *c);
+
+static void put_free(put_t *p)
+{
+    arena_close(&p->staging);
+    free(p);
+}
+
+static int queue_fd(client_t *c, size_t off, int fd)
+{
+    if (c->nfds == c->fds_cap) {
+        size_t cap = c->fds_cap ? c->fds_cap * 2 : 4;
+        out_fd_t *f = realloc(c->fds, cap * sizeof *f);
+        if (!f) return -1;
+        c->fds = f;
+        c->fds_cap = cap;
+    }
+    int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) return -1;
+    c->fds[c->nfds++] = (out_fd_t){ off, dup };
+    return 0;
+}
+
+/* Send as much as the socket takes. Returns 0, or -1 if the peer is gone. */
+static int flush_out(client_t *c)
+{
+    while (c->out_sent < c->out.len) {
+        size_t end = c->out.len;
+        int with_fd = c->nfds && c->fds[0].off == c->out_sent;
+        /* An fd rides on the first byte of its frame: stop before the next one. */
+        size_t next = with_fd ? 1 : 0;
+        if (c->nfds > next && c->fds[next].off < end) end = c->fds[next].off;
+        struct iovec iov = { c->out.buf + c->out_sent, end - c->out_sent };
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        if (with_fd) {
+            memset(&u, 0, sizeof u);
+            msg.msg_control = u.buf;
+            msg.msg_controllen = sizeof u.buf;
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(cm), &c->fds[0].fd, sizeof(int));
+        }
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (with_fd) {
+            close(c->fds[0].fd);
+            memmove(c->fds, c->fds + 1, (c->nfds - 1) * sizeof *c->fds);
+            c->nfds--;
+        }
+        c->out_sent += (size_t)n;
+    }
+    if (c->out_sent == c->out.len) {
+        proto_wr_reset(&c->out);
+        c->out_sent = 0;
+        event_del(c->ev_write);
+    } else {
+        event_add(c->ev_write, NULL);
+    }
+    return 0;
+}
+
+uint64_t server_pending_output(const daemon_t *d)
+{
+    uint64_t n = 0;
+    for (const client_t *c = d->clients; c; c = c->next) n += c->out.len - c->out_sent;
+    return n;
+}
+
+static void reply_error(client_t *c, uint16_t op, uint64_t req_id, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void reply_error(client_t *c, uint16_t op, uint64_t req_id, int code, const char *fmt, ...)
+{
+    char msg[PROTO_MAX_ERRMSG];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof msg) n = sizeof msg - 1;
+    size_t off = proto_wr_frame_begin(&c->out, (uint16_t)(op | OP_REPLY), req_id, code);
+    proto_wr_str(&c->out, msg, (size_t)n);
+    proto_wr_frame_end(&c->out, off);
+    c->d->stats.request_errors++;
+    log_debug("client %" PRIu64 ": %s -> %s: %s", c->id, proto_op_name(op), simcache_strerror(code),
+              msg);
+}
+
+/* A frame we cannot trust: answer and hang up once the answer is out. */
+static void fatal_frame(client_t *c, uint16_t op, uint64_t req_id, int code, const char *what)
+{
+    reply_error(c, op, req_id, code, "%s; closing connection", what);
+    c->d->stats.protocol_errors++;
+    c->closing = 1;
+}
+
+/* ---- requests ---- */
+
+typedef struct {
+    client_t *c;
+    uint16_t op;
+    uint64_t req_id;
+    proto_rd_t rd;
+} req_t;
+
+static size_t begin_ok(req_t *r)
+{
+    return proto_wr_frame_begin(&r->c->out, (uint16_t)(r->op | OP_REPLY), r->req_id, 0);
+}
+
+/* Read and normalise an embedding of the client's namespace into out. */
+static int read_embedding(req_t *r, float *out)
+{
+    uint32_t dim;
+    const void *raw = proto_rd_embedding(&r->rd, SIMCACHE_MAX_DIM, &dim);
+    if (!raw) {
+        if (dim != r->c->ns->dim && dim <= SIMCACHE_MAX_DIM)
+            reply_error(r->c, r->op, r->req_id, SIMCACHE_EDIM,
+                        "embedding has dimension %" PRIu32 ", namespace has %" PRIu32, dim,
+                        r->c->ns->dim);
+        else if (dim > SIMCACHE_MAX_DIM)
+            reply_error(r->c, r->op, r->req_id, SIMCACHE_EDIM,
+                        "embedding dimension %" PRIu32 " over the limit %u", dim, SIMCACHE_MAX_DIM);
+        else
+            reply_error(r->c, r->op, r->req_id, SIMCACHE_EPROTO, "embedding truncated");
+        return -1;
+    }
+    if (dim != r->c->ns->dim) {
+        reply_error(r->c, r->op, r->req_id, SIMCACHE_EDIM,
+                    "embedding has dimension %" PRIu32 ", namespace has %" PRIu32, dim,
+                    r->c->ns->dim);
+        return -1;
+    }
+    memcpy(out, raw, (size_t)dim * sizeof(float));
+    if (vec_normalize(out, dim, out)) {
+        reply_error(r->c, r->op, r->req_id, SIMCACHE_EEMBED,
+                    "embedding holds NaN or Inf, or is the zero vector");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_done(req_t *r)
+{
+    if (proto_rd_done(&r->rd)) {
+        reply_error(r->c, r->op, r->req_id, SIMCACHE_EPROTO, "%s payload malformed or truncated",
+                    proto_op_name(r->op));
+        return -1;
+    }
+    return 0;
+}
+
+static void do_hello(req_t *r)
+{
+    client_t *c = r->c;
+    daemon_t *d = c->d;
+    proto_hello_t h;
+    int rc = proto_rd_hello(&r->rd, &h);
+    if (rc == SIMCACHE_EPROTO) {
+        fatal_frame(c, r->op, r->req_id, rc, "hello payload malformed");
+        return;
+    }
+    if (rc) {
+        fatal_frame(c, r->op, r->req_id, rc,
+                    "namespace strings must be 1..255 bytes of UTF-8 without NUL (tenant may be empty)");
+        return;
+    }
+    if (h.min_version > PROTO_VERSION || h.max_version < PROTO_VERSION_MIN ||
+        h.min_version > h.max_version) {
+        fatal_frame(c, r->op, r->req_id, SIMCACHE_EVERSION, "no protocol version in common (server speaks 1)");
+        return;
+    }
+    if (h.dim == 0 || h.dim > SIMCACHE_MAX_DIM) {
+        fatal_frame(c, r->op, r->req_id, SIMCACHE_EDIM, "dimension must be 1..16384");
+        return;
+    }
+    int code;
+    ns_t *ns = daemon_ns_get(d, h.model, h.model_len, h.layout_fp, h.layout_fp_len, h.tenant,
+                             h.tenant_len, h.dim, &code);
+    if (!ns) {
+        fatal_frame(c, r->op, r->req_id, code,
+                    code == SIMCACHE_ELIMIT ? "too many namespaces" : "cannot create namespace");
+        return;
+    }
+    c->ns = ns;
+    ns->clients++;
+    proto_hello_reply_t hr = {
+        .version = PROTO_VERSION,
+        .tiers = 1,
+        .max_payload = d->cfg.max_frame,
+        .client_id = c->id,
+        .arena_size = store_arena_size(d->store),
+        .default_threshold = (float)d->cfg.default_threshold,
+        .max_batch = SIMCACHE_MAX_BATCH,
+    };
+    size_t off = begin_ok(r);
+    proto_wr_hello_reply(&c->out, &hr);
+    proto_wr_frame_end(&c->out, off);
+    if (queue_fd(c, off, store_arena_fd(d->store))) c->closing = 1;
+    log_info("client %" PRIu64 " (pid %d uid %u) joined namespace %s", c->id, (int)c->pid,
+             (unsigned)c->uid, ns->name);
+}
+
+static void do_put_begin(req_t *r)
+{
+    client_t *c = r->c;
+    daemon_t *d = c->d;
+    uint64_t size = proto_rd_u64(&r->rd);
+    (void)proto_rd_u32(&r->rd); /* flags, reserved */
+    if (check_done(r)) return;
+    store_stats_t st;
+    store_get_stats(d->store, &st);
+    if (size == 0) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_EINVAL, "put of 0 bytes");
+        return;
+    }
+    if (size > st.capacity) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ETOOBIG,
+                    "put of %" PRIu64 " bytes is larger than the host tier (%" PRIu64 " bytes)",
+                    size, st.capacity);
+        return;
+    }
+    if (u64map_len(&c->puts) >= d->cfg.max_puts_per_client) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ELIMIT,
+                    "%zu unfinished puts already (max_puts_per_client)", u64map_len(&c->puts));
+        return;
+    }
+    if (c->staging_bytes + size > st.capacity) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ELIMIT,
+                    "unfinished puts of this client would exceed the host tier size");
+        return;
+    }
+    put_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
+        return;
+    }
+    char err[128];
+    p->token = ++d->next_put_token;
+    p->size = size;
+    if (arena_open_staging(&p->staging, "simcache-staging", size, err, sizeof err)) {
+        free(p);
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "staging buffer: %s", err);
+        return;
+    }
+    if (u64map_put(&c->puts, p->token, p)) {
+        put_free(p);
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
+        return;
+    }
+    c->staging_bytes += size;
+    size_t off = begin_ok(r);
+    proto_wr_u64(&c->out, p->token);
+    proto_wr_frame_end(&c->out, off);
+    if (queue_fd(c, off, p->staging.fd)) c->closing = 1;
+}
+
+static put_t *take_put(client_t *c, uint64_t token)
+{
+    put_t *p = u64map_del(&c->puts, token);
+    if (p) c->staging_bytes -= p->size;
+    return p;
+}
+
+static void do_put_abort(req_t *r)
+{
+    uint64_t token = proto_rd_u64(&r->rd);
+    if (check_done(r)) return;
+    put_t *p = take_put(r->c, token);
+    if (!p) {
+        reply_error(r->c, r->op, r->req_id, SIMCACHE_ENOPUT, "no unfinished put %" PRIu64, token);
+        return;
+    }
+    put_free(p);
+    size_t off = begin_ok(r);
+    proto_wr_frame_end(&r->c->out, off);
+}
+
+static void do_put_commit(req_t *r)
+{
+    client_t *c = r->c;
+    daemon_t *d = c->d;
+    uint64_t token = proto_rd_u64(&r->rd);
+    (void)proto_rd_u32(&r->rd); /* flags */
+    simcache_layout_t layout;
+    proto_rd_layout(&r->rd, &layout);
+    uint32_t meta_len = proto_rd_u32(&r->rd);
+    if (!r->rd.err && meta_len > SIMCACHE_MAX_META) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ETOOBIG, "metadata of %" PRIu32 " bytes (max %u)",
+                    meta_len, SIMCACHE_MAX_META);
+        return;
+    }
+    const void *meta = proto_rd_bytes(&r->rd, meta_len);
+    put_t *p = u64map_get(&c->puts, token);
+    if (r->rd.err) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_EPROTO, "put_commit payload truncated");
+        return;
+    }
+    if (!p) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOPUT,
+                    "commit of put %" PRIu64 " that was never begun (or already ended)", token);
+        return;
+    }
+    float *unit = malloc((size_t)c->ns->dim * sizeof(float));
+    if (!unit) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
+        return;
+    }
+    if (read_embedding(r, unit) || check_done(r)) goto out;
+    if (proto_layout_check(&layout, p->size)) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ELAYOUT,
+                    "layout (dtype %" PRIu32 ", %" PRIu32 " parts x %" PRIu32 " layers x %" PRIu32
+                    " heads x %" PRIu32 " dim x %" PRIu32 " tokens) does not describe the %" PRIu64
+                    "-byte blob",
+                    layout.dtype, layout.parts, layout.layers, layout.kv_heads, layout.head_dim,
+                    layout.tokens, p->size);
+        goto out;
+    }
+    entry_t *e = calloc(1, sizeof *e);
+    uint8_t *meta_copy = meta_len ? malloc(meta_len) : NULL;
+    if (!e || (meta_len && !meta_copy)) {
+        free(e);
+        free(meta_copy);
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
+        goto out;
+    }
+    e->id = ++d->next_entry_id;
+    e->ns = c->ns;
+    e->layout = layout;
+    e->size = p->size;
+    e->meta_len = meta_len;
+    e->meta = meta_copy;
+    if (meta_len) memcpy(meta_copy, meta, meta_len);
+    e->created_us = now_us();
+    uint64_t off;
+    int rc = store_alloc(d->store, e->id, p->size, e, &off);
+    if (rc) {
+        free(e->meta);
+        free(e);
+        if (rc == -EFBIG)
+            reply_error(c, r->op, r->req_id, SIMCACHE_ETOOBIG, "blob larger than the host tier");
+        else if (rc == -ENOSPC)
+            reply_error(c, r->op, r->req_id, SIMCACHE_ENOSPC,
+                        "host tier full of leased entries; release leases or raise host_capacity");
+        else
+            reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "cannot reserve space: %s",
+                        strerror(-rc));
+        goto out;
+    }
+    uint8_t *dst = store_base(d->store) + off;
+    memcpy(dst, p->staging.base, p->size);
+    e->checksum = XXH3_64bits(dst, p->size);
+    if (index_add(c->ns->index, e->id, unit)) {
+        store_abort(d->store, e->id);   /* on_drop frees e */
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "cannot index the entry");
+        goto out;
+    }
+    e->indexed = 1;
+    store_commit(d->store, e->id);
+    c->ns->entries++;
+    c->ns->bytes += e->size;
+    c->ns->puts++;
+    d->stats.puts++;
+    d->stats.put_bytes += e->size;
+    put_free(take_put(c, token));
+    size_t roff = begin_ok(r);
+    proto_wr_u64(&c->out, e->id);
+    proto_wr_frame_end(&c->out, roff);
+out:
+    free(unit);
+}
+
+static void write_match(client_t *c, entry_t *e, lease_t *l, float sim)
+{
+    proto_match_t m = {
+        .id = e->id, .lease = l->id, .similarity = sim, .tier = SIMCACHE_TIER_HOST,
+        .offset = l->off, .size = l->size, .layout = e->layout, .meta_len = e->meta_len, .meta = e->meta,
+    };
+    proto_wr_match(&c->out, &m);
+}
+
+/* Search one unit embedding and, on a hit, lease the entry. */
+static int search_and_lease(client_t *c, const float *unit, float threshold, entry_t **e_out,
+                            lease_t **l_out, float *sim)
+{
+    daemon_t *d = c->d;
+    uint64_t id;
+    d->stats.lookups++;
+    c->ns->lookups++;
+    if (index_search(c->ns->index, unit, threshold, &id, sim) != 1) {
+        d->stats.misses++;
+        return SIMCACHE_MISS;
+    }
+    entry_t *e = store_user(d->store, id);
+    int rc = e ? daemon_lease_new(d, c, id, l_out) : SIMCACHE_ENOTFOUND;
+    if (rc) {
+        d->stats.misses++;
+        return rc;
+    }
+    e->hits++;
+    e->last_hit_us = now_us();
+    c->ns->hits++;
+    d->stats.hits++;
+    *e_out = e;
+    return 0;
+}
+
+static int read_threshold(req_t *r, float *t)
+{
+    float v = proto_rd_f32(&r->rd);
+    (void)proto_rd_u32(&r->rd); /* flags */
+    if (isnan(v) || v < 0) v = (float)r->c->d->cfg.default_threshold;
+    if (v > 1.0f) {
+        reply_error(r->c, r->op, r->req_id, SIMCACHE_EINVAL, "threshold %g above 1", (double)v);
+        return -1;
+    }
+    *t = v;
+    return 0;
+}
+
+static void do_lookup(req_t *r)
+{
+    client_t *c = r->c;
+    float threshold, sim = 0;
+    if (read_threshold(r, &threshold)) return;
+    float *unit = malloc((size_t)c->ns->dim * sizeof(float));
+    if (!unit) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
+        return;
+    }
+    if (read_embedding(r, unit) || check_done(r)) {
+        free(unit);
+        return;
+    }
+    entry_t *e = NULL;
+    lease_t *l = NULL;
+    int rc = search_and_lease(c, unit, threshold, &e, &l, &sim);
+    free(unit);
+    if (rc < 0) {
+        reply_error(c, r->op, r->req_id, rc, "%s", rc == SIMCACHE_ELIMIT
+                    ? "lease limit reached (max_leases_per_client); release some"
+                    : "cannot lease the match");
+        return;
+    }
+    size_t off = begin_ok(r);
+    proto_wr_u32(&c->out, rc == 0);
+    if (rc == 0) write_match(c, e, l, sim);
+    proto_wr_frame_end(&c->out, off);
+}
+
+static void do_lookup_batch(req_t *r)
+{
+    client_t *c = r->c;
+    daemon_t *d = c->d;
+    float threshold;
+    if (read_threshold(r, &threshold)) return;
+    uint32_t n = proto_rd_u32(&r->rd);
+    uint32_t dim = proto_rd_u32(&r->rd);
+    if (r->rd.err) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_EPROTO, "lookup_batch payload truncated");
+        return;
+    }
+    if (n == 0 || n > SIMCACHE_MAX_BATCH) {
+        reply_error(c, r->op, r->req_id, n ? SIMCACHE_ETOOBIG : SIMCACHE_EINVAL,
+                    "batch of %" PRIu32 " embeddings (1..%u)", n, SIMCACHE_MAX_BATCH);
+        return;
+    }
+    if (dim != c->ns->dim) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_EDIM,
+                    "embeddings have dimension %" PRIu32 ", namespace has %" PRIu32, dim, c->ns->dim);
+        return;
+    }
+    const void *raw = proto_rd_bytes(&r->rd, (size_t)n * dim * sizeof(float));
+    if (check_done(r)) return;
+    if (c->n_leases + n > d->cfg.max_leases_per_client) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ELIMIT,
+                    "batch of %" PRIu32 " could exceed the lease limit (%" PRIu32 " held)", n,
+                    c->n_leases);
+        return;
+    }
+    float *units = malloc((size_t)n * dim * sizeof(float));
+    if (!units) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
+        return;
+    }
+    memcpy(units, raw, (size_t)n * dim * sizeof(float));
+    for (uint32_t i = 0; i < n; i++) {
+        if (vec_normalize(units + (size_t)i * dim, dim, units + (size_t)i * dim)) {
+            reply_error(c, r->op, r->req_id, SIMCACHE_EEMBED,
+                        "embedding %" PRIu32 " holds NaN or Inf, or is the zero vector", i);
+            free(units);
+            return;
+        }
+    }
+    size_t off = begin_ok(r);
+    proto_wr_u32(&c->out, n);
+    for (uint32_t i = 0; i < n; i++) {
+        entry_t *e = NULL;
+        lease_t *l = NULL;
+        float sim = 0;
+        int rc = search_and_lease(c, units + (size_t)i * dim, threshold, &e, &l, &sim);
+        proto_wr_u32(&c->out, rc == 0);
+        if (rc == 0) write_match(c, e, l, sim);
+    }
+    proto_wr_frame_end(&c->out, off);
+    free(units);
+}
+
+/* Entry of this client's namespace, or NULL (ids of other namespaces are not
+ * revealed: they read as absent). */
+static entry_t *own_entry(client_t *c, uint64_t id)
+{
+    entry_t *e = store_is_live(c->d->store, id) ? store_user(c->d->store, id) : NULL;
+    return (e && e->ns == c->ns && e->indexed) ? e : NULL;
+}
+
+static void do_get(req_t *r)
+{
+    client_t *c = r->c;
+    uint64_t id = proto_rd_u64(&r->rd);
+    if (check_done(r)) return;
+    c->d->stats.gets++;
+    entry_t *e = own_entry(c, id);
+    if (!e) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOTFOUND, "no entry %" PRIu64 " in this namespace", id);
+        return;
+    }
+    lease_t *l;
+    int rc = daemon_lease_new(c->d, c, id, &l);
+    if (rc) {
+        reply_error(c, r->op, r->req_id, rc, "cannot lease entry %" PRIu64, id);
+        return;
+    }
+    size_t off = begin_ok(r);
+    write_match(c, e, l, 1.0f);
+    proto_wr_frame_end(&c->out, off);
+}
+
+static void do_release(req_t *r)
+{
+    client_t *c = r->c;
+    daemon_t *d = c->d;
+    uint64_t lid = proto_rd_u64(&r->rd);
+    if (check_done(r)) return;
+    lease_t *l = u64map_get(&d->leases, lid);
+    if (!l) {
+        if (lid && lid <= d->next_lease_id)
+            reply_error(c, r->op, r->req_id, SIMCACHE_ELEASE, "lease %" PRIu64 " already released", lid);
+        else
+            reply_error(c, r->op, r->req_id, SIMCACHE_ELEASE, "no lease %" PRIu64, lid);
+        return;
+    }
+    if (l->owner != c) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_EPERM, "lease %" PRIu64 " belongs to another client", lid);
+        return;
+    }
+    daemon_lease_end(d, l);
+    d->stats.releases++;
+    size_t off = begin_ok(r);
+    proto_wr_frame_end(&c->out, off);
+}
+
+static void do_delete(req_t *r)
+{
+    client_t *c = r->c;
+    uint64_t id = proto_rd_u64(&r->rd);
+    if (check_done(r)) return;
+    if (!own_entry(c, id)) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOTFOUND, "no entry %" PRIu64 " in this namespace", id);
+        return;
+    }
+    daemon_entry_delete(c->d, id);
+    size_t off = begin_ok(r);
+    proto_wr_frame_end(&c->out, off);
+}
+
+static void do_stats(req_t *r)
+{
+    client_t *c = r->c;
+    daemon_t *d = c->d;
+    if (check_done(r)) return;
+    store_stats_t st;
+    store_get_stats(d->store, &st);
+    const uint64_t v[] = {
+        st.entries, c->ns->entries, st.bytes_used, st.capacity, d->stats.lookups, d->stats.hits,
+        d->stats.misses, d->stats.puts, st.evictions, u64map_len(&d->leases), d->n_clients,
+        d->n_namespaces,
+    };
+    size_t off = begin_ok(r);
+    proto_wr_u32(&c->out, (uint32_t)(sizeof v / sizeof v[0]));
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) proto_wr_u64(&c->out, v[i]);
+    proto_wr_frame_end(&c->out, off);
+}
+
+static void do_ping(req_t *r)
+{
+    size_t off = begin_ok(r);
+    proto_wr_bytes(&r->c->out, r->rd.p, r->rd.left);
+    proto_wr_frame_end(&r->c->out, off);
+}
+
+static void dispatch(client_t *c, const proto_hdr_t *h, const uint8_t *payload)
+{
+    req_t r = { .c = c, .op = h->opcode, .req_id = h->req_id };
+    proto_rd_init(&r.rd, payload, h->len);
+    c->requests++;
+    if (h->status != 0) {
+        reply_error(c, h->opcode, h->req_id, SIMCACHE_EPROTO, "request with nonzero status field");
+        return;
+    }
+    if (h->opcode == 0 || h->opcode >= OP_MAX_) {
+        reply_error(c, h->opcode, h->req_id, SIMCACHE_EOPCODE, "unknown opcode %u", h->opcode);
+        return;
+    }
+    if (h->opcode == OP_HELLO) {
+        if (c->ns) {
+            reply_error(c, h->opcode, h->req_id, SIMCACHE_ESTATE, "hello sent twice");
+            return;
+        }
+        do_hello(&r);
+        return;
+    }
+    if (!c->ns && h->opcode != OP_PING) {
+        reply_error(c, h->opcode, h->req_id, SIMCACHE_ESTATE, "%s before hello",
+                    proto_op_name(h->opcode));
+        return;
+    }
+    if (c->d->draining && h->opcode != OP_RELEASE && h->opcode != OP_PING) {
+        reply_error(c, h->opcode, h->req_id, SIMCACHE_ESHUTDOWN, "daemon is shutting down");
+        return;
+    }
+    switch (h->opcode) {
+    case OP_PUT_BEGIN: do_put_begin(&r); break;
+    case OP_PUT_COMMIT: do_put_commit(&r); break;
+    case OP_PUT_ABORT: do_put_abort(&r); break;
+    case OP_LOOKUP: do_lookup(&r); break;
+    case OP_LOOKUP_BATCH: do_lookup_batch(&r); break;
+    case OP_GET: do_get(&r); break;
+    case OP_RELEASE: do_release(&r); break;
+    case OP_DELETE: do_delete(&r); break;
+    case OP_STATS: do_stats(&r); break;
+    case OP_PING: do_ping(&r); break;
+    default: break;
+    }
+}
+
+/* Decode whole frames from the input buffer. */
+static void process_input(client_t *c)
+{
+    while (!c->closing && c->in_len - c->in_start >= PROTO_HDR_SIZE) {
+        proto_hdr_t h;
+        int rc = proto_hdr_decode(c->in + c->in_start, c->d->cfg.max_frame, 0, &h);
+        if (rc) {
+            if (rc == SIMCACHE_ETOOBIG)
+                fatal_frame(c, h.opcode, h.req_id, rc, "frame payload over max_frame");
+            else if (rc == SIMCACHE_EVERSION)
+                fatal_frame(c, h.opcode, h.req_id, rc, "unsupported protocol version");
+            else
+                fatal_frame(c, h.opcode, h.req_id, rc, "bad magic");
+            return;
+        }
+        size_t need = PROTO_HDR_SIZE + (size_t)h.len;
+        if (c->in_len - c->in_start < need) return;
+        dispatch(c, &h, c->in + c->in_start + PROTO_HDR_SIZE);
+        c->in_start += need;
+        if (c->out.err) {
+            log_warn("client %" PRIu64 ": out of memory for replies; closing", c->id);
+            c->closing = 1;
+        }
+    }
+}
+
+static void update_reading(client_t *c)
+{
+    int want = !c->closing && (c->out.len - c->out_sent) < OUT_HIGH_WATER;
+    if (want && !c->reading) event_add(c->ev_read, NULL);
+    if (!want && c->reading) event_del(c->ev_read);
+    c->reading = want;
+}
+
+static void after_io(client_t *c)
+{
+    if (flush_out(c)) {
+        client_free(c);
+        return;
+    }
+    if (c->closing && c->out_sent == c->out.len) {
+        client_free(c);
+        return;
+    }
+    update_reading(c);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    client_t *c = arg;
+    (void)what;
+    for (int rounds = 0; rounds < 16 && !c->closing; rounds++) {
+        /* Compact, then make room for at least the rest of the current frame. */
+        if (c->in_start) {
+            memmove(c->in, c->in + c->in_start, c->in_len - c->in_start);
+            c->in_len -= c->in_start;
+            c->in_start = 0;
+        }
+        size_t want = READ_CHUNK;
+        if (c->in_len >= PROTO_HDR_SIZE) {
+            proto_hdr_t h;
+            if (proto_hdr_decode(c->in, c->d->cfg.max_frame, 0, &h) == 0 &&
+                PROTO_HDR_SIZE + (size_t)h.len > c->in_len + want)
+                want = PROTO_HDR_SIZE + (size_t)h.len - c->in_len;
+        }
+        if (c->in_cap - c->in_len < want) {
+            uint8_t *b = realloc(c->in, c->in_len + want);
+            if (!b) {
+                log_warn("client %" PRIu64 ": out of memory for input; closing", c->id);
+                client_free(c);
+                return;
+            }
+            c->in = b;
+            c->in_cap = c->in_len + want;
+        }
+        ssize_t n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
+        if (n == 0) {
+            if (c->in_len > c->in_start)
+                log_debug("client %" PRIu64 ": closed mid-frame (%zu bytes pending)", c->id,
+                          c->in_len - c->in_start);
+            client_free(c);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            client_free(c);
+            return;
+        }
+        c->in_len += (size_t)n;
+        process_input(c);
+        if ((c->out.len - c->out_sent) >= OUT_HIGH_WATER) break;
+        if ((size_t)n < c->in_cap - c->in_len + (size_t)n) break; /* socket drained */
+    }
+    after_io(c);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    client_t *c = arg;
+    /* A client paused for back-pressure may have whole frames buffered. */
+    if (flush_out(c) == 0 && c->out.len - c->out_sent < OUT_HIGH_WATER) process_input(c);
+    after_io(c);
+}
+
+static void client_free(client_t *c)
+{
+    daemon_t *d = c->d;
+    uint32_t leases = c->n_leases;
+    while (c->leases) daemon_lease_end(d, c->leases);
+    size_t pos = 0;
+    uint64_t key;
+    void *val;
+    size_t puts = u64map_len(&c->puts);
+    while (u64map_next(&c->puts, &pos, &key, &val)) put_free(val);
+    u64map_clear(&c->puts);
+    for (size_t i = 0; i < c->nfds; i++) close(c->fds[i].fd);
+    free(c->fds);
+    if (c->ns) c->ns->clients--;
+    event_free(c->ev_read);
+    event_free(c->ev_write);
+    close(c->fd);
+    if (c->prev) c->prev->next = c->next;
+    else d->clients = c->next;
+    if (c->next) c->next->prev = c->prev;
+    d->n_clients--;
+    log_info("client %" PRIu64 " left (%" PRIu64 " requests; reclaimed %" PRIu32
+             " leases, %zu unfinished puts)", c->id, c->requests, leases, puts);
+    proto_wr_free(&c->out);
+    free(c->in);
+    free(c);
+}
+
+/* Refuse a connection with one error frame, best effort. */
+static void refuse(int fd, int code, const char *msg)
+{
+    proto_wr_t w;
+    proto_wr_init(&w);
+    size_t off = proto_wr_frame_begin(&w, OP_HELLO | OP_REPLY, 0, code);
+    proto_wr_str(&w, msg, strlen(msg));
+    proto_wr_frame_end(&w, off);
+    if (!w.err) {
+        ssize_t n = send(fd, w.buf, w.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+    }
+    proto_wr_free(&w);
+    close(fd);
+}
+
+static int uid_allowed(const daemon_t *d, uid_t uid)
+{
+    if (d->cfg.n_allow_uids == 0 || uid == getuid()) return 1;
+    for (uint32_t i = 0; i < d->cfg.n_allow_uids; i++)
+        if (d->cfg.allow_uids[i] == uid) return 1;
+    return 0;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)len;
+    daemon_t *d = arg;
+    struct ucred cred = { 0, 0, 0 };
+    socklen_t cl = sizeof cred;
+    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
+    if (d->draining) {
+        refuse(fd, SIMCACHE_ESHUTDOWN, "daemon is shutting down");
+        return;
+    }
+    if (!uid_allowed(d, cred.uid)) {
+        d->stats.rejected_connections++;
+        log_warn("refused pid %d uid %u: not in allow_uids", (int)cred.pid, (unsigned)cred.uid);
+        refuse(fd, SIMCACHE_EPERM, "uid not allowed (allow_uids)");
+        return;
+    }
+    if (d->n_clients >= d->cfg.max_clients) {
+        d->stats.rejected_connections++;
+        log_warn("refused pid %d: %u clients (max_clients)", (int)cred.pid, d->n_clients);
+        refuse(fd, SIMCACHE_EBUSY, "too many connections (max_clients)");
+        return;
+    }
+    client_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        refuse(fd, SIMCACHE_ENOMEM, "out of memory");
+        return;
+    }
+    c->d = d;
+    c->fd = fd;
+    c->id = ++d->next_client_id;
+    c->pid = cred.pid;
+    c->uid = cred.uid;
+    proto_wr_init(&c->out);
+    c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->ev_write = event_new(d->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    if (!c->ev_read || !c->ev_write) {
+        if (c->ev_read) event_free(c->ev_read);
+        if (c->ev_write) event_free(c->ev_write);
+        free(c);
+        refuse(fd, SIMCACHE_ENOMEM, "out of memory");
+        return;
+    }
+    c->next = d->clients;
+    if (d->clients) d->clients->prev = c;
+    d->clients = c;
+    d->n_clients++;
+    d->stats.connections++;
+    event_add(c->ev_read, NULL);
+    c->reading = 1;
+    log_debug("client %" PRIu64 " connected (pid %d uid %u)", c->id, (int)cred.pid, (unsigned)cred.uid);
+}
+
+struct evconnlistener *listen_unix(daemon_t *d, const char *path, evconnlistener_cb cb, void *arg)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof sun.sun_path) {
+        log_error("socket path too long: %s", path);
+        return NULL;
+    }
+    strcpy(sun.sun_path, path);
+    /* A socket file nobody answers on is left over from a crash: replace it.
+     * One that answers belongs to a running daemon: refuse to steal it. */
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0) {
+        if (connect(probe, (struct sockaddr *)&sun, sizeof sun) == 0) {
+            close(probe);
+            log_error("%s: another simcached is listening there", path);
+            return NULL;
+        }
+        close(probe);
+    }
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_error("socket: %s", strerror(errno));
+        return NULL;
+    }
+    /* Create the file with the final mode: no window where it is wider. */
+    mode_t old = umask(0777 & ~d->cfg.socket_mode);
+    int rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+    umask(old);
+    if (rc || chmod(path, d->cfg.socket_mode)) {
+        log_error("bind %s: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    struct evconnlistener *l = evconnlistener_new(d->base, cb, arg,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
+    if (!l) {
+        log_error("listen %s: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+    }
+    return l;
+}
+
+int server_listen(daemon_t *d)
+{
+    d->listener = listen_unix(d, d->cfg.socket, on_accept, d);
+    if (!d->listener) return -1;
+    log_info("listening for clients on %s", d->cfg.socket);
+    return 0;
+}
+
+void server_close_listener(daemon_t *d)
+{
+    if (!d->listener) return;
+    evconnlistener_free(d->listener);
+    d->listener = NULL;
+    unlink(d->cfg.socket);
+}
+
+void server_close_all(daemon_t *d)
+{
+    while (d->clients) client_free(d->clients);
+}
+
+void server_foreach_client(daemon_t *d,
+                           void (*fn)(void *arg, uint64_t id, int pid, unsigned uid, const char *ns,
+                                      uint32_t leases, uint32_t puts, uint64_t requests),
+                           void *arg)
+{
+    for (client_t *c = d->clients; c; c = c->next)
+        fn(arg, c->id, (int)c->pid, (unsigned)c->uid, c->ns ? c->ns->name : "(no hello)",
+           c->n_leases, (uint32_t)u64map_len(&c->puts), c->requests);
+}

@@ -1,0 +1,44 @@
+/* vec.h - embedding arithmetic: validation, normalisation, dot products.
+ *
+ * The hot loops (dot products, projections) have an AVX2+FMA variant chosen
+ * at run time where the CPU has it, and a plain C variant otherwise; both give
+ * the same answers to within float rounding.
+ */
+#ifndef SIMCACHE_VEC_H
+#define SIMCACHE_VEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Copy `in` (dim floats) to `out` scaled to unit length.
+ * Returns 0, or SIMCACHE_EEMBED if any value is NaN or Inf, the vector is zero,
+ * or its norm overflows. in and out may alias.
+ * The norm is computed in double, so vectors of huge (finite) floats normalise
+ * correctly and the overflow case cannot arise below SIMCACHE_MAX_DIM. A
+ * vector whose components are all zero or subnormal counts as the zero vector
+ * (it is zero wherever denormals are flushed). Output components that would
+ * be subnormal are written as 0. On error `out` is left unchanged. */
+int vec_normalize(const float *in, uint32_t dim, float *out);
+
+/* Dot product of two dim-float vectors. */
+float vec_dot(const float *a, const float *b, uint32_t dim);
+
+/* out[i] = dot(rows + i*dim, x) for i < n (rows is n*dim floats, row-major). */
+void vec_dot_many(const float *rows, size_t n, const float *x, uint32_t dim, float *out);
+
+/* In-place Walsh-Hadamard transform of n floats, n a power of two, without
+ * the 1/sqrt(n) scaling (so it multiplies norms by sqrt(n)). */
+void vec_fwht(float *x, uint32_t n);
+
+/* Number of differing bits between two codes of `words` 64-bit words. */
+uint32_t vec_hamming(const uint64_t *a, const uint64_t *b, size_t words);
+
+/* Name of the variant in use ("avx2", "scalar"). */
+const char *vec_impl(void);
+
+/* Test and benchmark hook: on != 0 selects the plain C variant from now on,
+ * 0 goes back to the best one the CPU has. Do not call while other threads
+ * are inside vec_ functions. */
+void vec_force_scalar(int on);
+
+#endif

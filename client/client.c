@@ -1,0 +1,642 @@
+/* client.c - libsimcache-client: the socket, the codec and the mappings.
+ *
+ * One request is in flight per handle at a time (a mutex serialises calls),
+ * so each reply is read right after its request and matched by request id.
+ * The host arena arrives once, with the hello reply, and is mapped read-only
+ * for the life of the handle: a hit is an offset into it, so the read path
+ * copies nothing. Puts go through a staging memfd the daemon creates for this
+ * client alone; the client writes the KV there and commits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "simcache.h"
+
+#define MAX_STAGED 64
+
+typedef struct {
+    uint64_t token;
+    void *map;
+    uint64_t size;
+} staged_t;
+
+struct simcache {
+    pthread_mutex_t lock;
+    int fd;
+    uint32_t dim;
+    int timeout_ms;
+    uint64_t next_req;
+    const uint8_t *arena;
+    uint64_t arena_size;
+    uint32_t max_payload;
+    float default_threshold;
+    proto_wr_t out;
+    uint8_t *in;
+    size_t in_cap;
+    int pending_fd;              /* an fd that came with the last reply, or -1 */
+    staged_t staged[MAX_STAGED];
+    char err[PROTO_MAX_ERRMSG + 64];
+};
+
+const char *simcache_last_error(const simcache_t *h) { return h ? h->err : "no handle"; }
+
+static int fail(simcache_t *h, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(simcache_t *h, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->err, sizeof h->err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void simcache_opts_init(simcache_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->gpu_device = -1;
+}
+
+static void default_socket(char *out, size_t n)
+{
+    const char *env = getenv("SIMCACHE_SOCKET");
+    const char *x = getenv("XDG_RUNTIME_DIR");
+    if (env && *env) snprintf(out, n, "%s", env);
+    else if (x && x[0] == '/' && strlen(x) < 64) snprintf(out, n, "%s/simcache/simcached.sock", x);
+    else snprintf(out, n, "/tmp/simcache-%u/simcached.sock", (unsigned)getuid());
+}
+
+/* ---- raw I/O ---- */
+
+static int wait_fd(simcache_t *h, short ev)
+{
+    if (h->timeout_ms <= 0) return 0;
+    struct pollfd p = { h->fd, ev, 0 };
+    int rc;
+    do rc = poll(&p, 1, h->timeout_ms);
+    while (rc < 0 && errno == EINTR);
+    if (rc == 0) return fail(h, SIMCACHE_EIO, "timed out after %d ms", h->timeout_ms);
+    if (rc < 0) return fail(h, SIMCACHE_EIO, "poll: %s", strerror(errno));
+    return 0;
+}
+
+static int send_all(simcache_t *h, const uint8_t *p, size_t n)
+{
+    while (n) {
+        int rc = wait_fd(h, POLLOUT);
+        if (rc) return rc;
+        ssize_t k = send(h->fd, p, n, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return fail(h, errno == EPIPE ? SIMCACHE_ECLOSED : SIMCACHE_EIO, "send: %s", strerror(errno));
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Read exactly n bytes, collecting any fd that rides along. */
+static int recv_all(simcache_t *h, uint8_t *p, size_t n)
+{
+    while (n) {
+        int rc = wait_fd(h, POLLIN);
+        if (rc) return rc;
+        struct iovec iov = { p, n };
+        union {
+            char buf[CMSG_SPACE(4 * sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                              .msg_controllen = sizeof u.buf };
+        ssize_t k = recvmsg(h->fd, &msg, MSG_CMSG_CLOEXEC);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return fail(h, SIMCACHE_EIO, "recv: %s", strerror(errno));
+        }
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+            if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+            size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < nfd; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+                if (h->pending_fd < 0) h->pending_fd = fd;
+                else close(fd);
+            }
+        }
+        if (k == 0) return fail(h, SIMCACHE_ECLOSED, "daemon closed the connection");
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Send the frame built in h->out (opcode op) and read its reply into h->in.
+ * On success *len is the payload length. A daemon error reply becomes the
+ * return code with its message in h->err. */
+static int roundtrip(simcache_t *h, uint16_t op, size_t *len)
+{
+    if (h->out.err) return fail(h, SIMCACHE_ENOMEM, "out of memory building the request");
+    if (h->fd < 0) return fail(h, SIMCACHE_ECLOSED, "connection is closed");
+    uint64_t req = ++h->next_req;
+    /* Patch the request id in place: frames are built with id 0. */
+    for (int i = 0; i < 8; i++) h->out.buf[8 + i] = (uint8_t)(req >> (8 * i));
+    int rc = send_all(h, h->out.buf, h->out.len);
+    proto_wr_reset(&h->out);
+    if (rc) goto broken;
+    uint8_t hb[PROTO_HDR_SIZE];
+    if ((rc = recv_all(h, hb, sizeof hb))) goto broken;
+    proto_hdr_t hdr;
+    if (proto_hdr_decode(hb, UINT32_MAX, 0, &hdr)) {
+        rc = fail(h, SIMCACHE_EPROTO, "bad reply header from the daemon");
+        goto broken;
+    }
+    if (hdr.len > h->in_cap) {
+        uint8_t *b = realloc(h->in, hdr.len);
+        if (!b) {
+            rc = fail(h, SIMCACHE_ENOMEM, "out of memory for a %" PRIu32 "-byte reply", hdr.len);
+            goto broken;
+        }
+        h->in = b;
+        h->in_cap = hdr.len;
+    }
+    if ((rc = recv_all(h, h->in, hdr.len))) goto broken;
+    if (hdr.status < 0) {
+        proto_rd_t r;
+        uint16_t n;
+        proto_rd_init(&r, h->in, hdr.len);
+        const char *m = proto_rd_str(&r, PROTO_MAX_ERRMSG, &n);
+        fail(h, hdr.status, "%s: %.*s", proto_op_name(op), m ? (int)n : 0, m ? m : "");
+        /* A refusal of the connection itself (busy, not allowed) comes with
+         * request id 0 whatever we sent. */
+        if (hdr.req_id != req && hdr.req_id != 0) goto desync;
+        return hdr.status;
+    }
+    if (hdr.req_id != req || hdr.opcode != (op | OP_REPLY)) goto desync;
+    *len = hdr.len;
+    return 0;
+desync:
+    rc = fail(h, SIMCACHE_EPROTO, "reply out of step with requests (got id %" PRIu64 ")", hdr.req_id);
+broken:
+    /* After a transport failure the stream position is unknown: close it. */
+    close(h->fd);
+    h->fd = -1;
+    return rc;
+}
+
+static size_t begin(simcache_t *h, uint16_t op)
+{
+    proto_wr_reset(&h->out);
+    return proto_wr_frame_begin(&h->out, op, 0, 0);
+}
+
+static int take_fd(simcache_t *h)
+{
+    int fd = h->pending_fd;
+    h->pending_fd = -1;
+    return fd;
+}
+
+/* ---- connect / close ---- */
+
+int simcache_connect(const simcache_opts_t *o, simcache_t **out)
+{
+    *out = NULL;
+    if (!o || !o->model || !o->layout_fingerprint || o->dim == 0 || o->dim > SIMCACHE_MAX_DIM)
+        return SIMCACHE_EINVAL;
+    size_t ml = strlen(o->model), ll = strlen(o->layout_fingerprint);
+    size_t tl = o->tenant ? strlen(o->tenant) : 0;
+    if (ml > UINT16_MAX || ll > UINT16_MAX || tl > UINT16_MAX) return SIMCACHE_ENAMESPACE;
+    simcache_t *h = calloc(1, sizeof *h);
+    if (!h) return SIMCACHE_ENOMEM;
+    pthread_mutex_init(&h->lock, NULL);
+    h->fd = -1;
+    h->pending_fd = -1;
+    h->dim = o->dim;
+    h->timeout_ms = o->timeout_ms;
+    proto_wr_init(&h->out);
+    *out = h;
+
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    char path[sizeof sun.sun_path + 1];
+    if (o->socket_path) snprintf(path, sizeof path, "%s", o->socket_path);
+    else default_socket(path, sizeof path);
+    if (strlen(path) >= sizeof sun.sun_path) return fail(h, SIMCACHE_EINVAL, "socket path too long");
+    strcpy(sun.sun_path, path);
+    h->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (h->fd < 0) return fail(h, SIMCACHE_EIO, "socket: %s", strerror(errno));
+    if (connect(h->fd, (struct sockaddr *)&sun, sizeof sun)) {
+        int e = errno;
+        close(h->fd);
+        h->fd = -1;
+        return fail(h, SIMCACHE_EIO, "connect %s: %s (is simcached running?)", path, strerror(e));
+    }
+    proto_hello_t hello = {
+        .min_version = PROTO_VERSION_MIN, .max_version = PROTO_VERSION, .dim = o->dim,
+        .gpu_device = o->gpu_device, .model = o->model, .model_len = (uint16_t)ml,
+        .layout_fp = o->layout_fingerprint, .layout_fp_len = (uint16_t)ll,
+        .tenant = o->tenant ? o->tenant : "", .tenant_len = (uint16_t)tl,
+    };
+    size_t off = begin(h, OP_HELLO);
+    proto_wr_hello(&h->out, &hello);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, OP_HELLO, &len);
+    if (rc) {
+        int fd = take_fd(h);
+        if (fd >= 0) close(fd);
+        if (h->fd >= 0) close(h->fd);
+        h->fd = -1;
+        return rc;
+    }
+    proto_hello_reply_t hr;
+    proto_rd_t r;
+    proto_rd_init(&r, h->in, len);
+    int fd = take_fd(h);
+    if (proto_rd_hello_reply(&r, &hr) || fd < 0) {
+        if (fd >= 0) close(fd);
+        close(h->fd);
+        h->fd = -1;
+        return fail(h, SIMCACHE_EPROTO, "bad hello reply (no arena)");
+    }
+    void *map = mmap(NULL, hr.arena_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        close(h->fd);
+        h->fd = -1;
+        return fail(h, SIMCACHE_EIO, "mmap arena: %s", strerror(errno));
+    }
+    h->arena = map;
+    h->arena_size = hr.arena_size;
+    h->max_payload = hr.max_payload;
+    h->default_threshold = hr.default_threshold;
+    h->err[0] = 0;
+    return 0;
+}
+
+void simcache_close(simcache_t *h)
+{
+    if (!h) return;
+    if (h->fd >= 0) close(h->fd);
+    if (h->pending_fd >= 0) close(h->pending_fd);
+    for (int i = 0; i < MAX_STAGED; i++)
+        if (h->staged[i].token) munmap(h->staged[i].map, h->staged[i].size);
+    if (h->arena) munmap((void *)h->arena, h->arena_size);
+    proto_wr_free(&h->out);
+    free(h->in);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+/* ---- puts ---- */
+
+static staged_t *find_staged(simcache_t *h, uint64_t token)
+{
+    for (int i = 0; i < MAX_STAGED; i++)
+        if (h->staged[i].token == token) return &h->staged[i];
+    return NULL;
+}
+
+static int put_begin_locked(simcache_t *h, uint64_t size, void **buf, uint64_t *token)
+{
+    staged_t *slot = find_staged(h, 0);
+    if (!slot) return fail(h, SIMCACHE_ELIMIT, "%d puts already begun on this handle", MAX_STAGED);
+    size_t off = begin(h, OP_PUT_BEGIN);
+    proto_wr_u64(&h->out, size);
+    proto_wr_u32(&h->out, 0);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, OP_PUT_BEGIN, &len);
+    int fd = take_fd(h);
+    if (rc) {
+        if (fd >= 0) close(fd);
+        return rc;
+    }
+    proto_rd_t r;
+    proto_rd_init(&r, h->in, len);
+    uint64_t t = proto_rd_u64(&r);
+    if (proto_rd_done(&r) || fd < 0 || t == 0) {
+        if (fd >= 0) close(fd);
+        return fail(h, SIMCACHE_EPROTO, "bad put_begin reply");
+    }
+    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return fail(h, SIMCACHE_EIO, "mmap staging: %s", strerror(errno));
+    *slot = (staged_t){ t, map, size };
+    *buf = map;
+    *token = t;
+    return 0;
+}
+
+static void unstage(staged_t *s)
+{
+    munmap(s->map, s->size);
+    memset(s, 0, sizeof *s);
+}
+
+static int put_commit_locked(simcache_t *h, uint64_t token, const float *emb,
+                             const simcache_layout_t *layout, const simcache_put_opts_t *po,
+                             uint64_t *id)
+{
+    staged_t *s = find_staged(h, token);
+    if (!s || token == 0) return fail(h, SIMCACHE_ENOPUT, "no put %" PRIu64 " begun on this handle", token);
+    uint32_t meta_len = po ? po->meta_len : 0;
+    if (meta_len > SIMCACHE_MAX_META) return fail(h, SIMCACHE_ETOOBIG, "metadata over %u bytes", SIMCACHE_MAX_META);
+    size_t off = begin(h, OP_PUT_COMMIT);
+    proto_wr_u64(&h->out, token);
+    proto_wr_u32(&h->out, po ? po->flags : 0);
+    proto_wr_layout(&h->out, layout);
+    proto_wr_u32(&h->out, meta_len);
+    proto_wr_bytes(&h->out, meta_len ? po->meta : NULL, meta_len);
+    proto_wr_embedding(&h->out, emb, h->dim);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, OP_PUT_COMMIT, &len);
+    /* A rejected commit leaves the put open on the daemon: the caller may fix
+     * the arguments and commit again, or abort. */
+    if (rc) return rc;
+    unstage(s);
+    proto_rd_t r;
+    proto_rd_init(&r, h->in, len);
+    uint64_t v = proto_rd_u64(&r);
+    if (proto_rd_done(&r)) return fail(h, SIMCACHE_EPROTO, "bad put_commit reply");
+    if (id) *id = v;
+    return 0;
+}
+
+static int put_abort_locked(simcache_t *h, uint64_t token)
+{
+    staged_t *s = find_staged(h, token);
+    if (!s || token == 0) return fail(h, SIMCACHE_ENOPUT, "no put %" PRIu64 " begun on this handle", token);
+    unstage(s);
+    size_t off = begin(h, OP_PUT_ABORT);
+    proto_wr_u64(&h->out, token);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    return roundtrip(h, OP_PUT_ABORT, &len);
+}
+
+int simcache_put_begin(simcache_t *h, uint64_t size, void **buf, uint64_t *token)
+{
+    if (!h || !buf || !token || size == 0) return SIMCACHE_EINVAL;
+    pthread_mutex_lock(&h->lock);
+    int rc = put_begin_locked(h, size, buf, token);
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+int simcache_put_commit(simcache_t *h, uint64_t token, const float *emb,
+                        const simcache_layout_t *layout, const simcache_put_opts_t *opts,
+                        uint64_t *id)
+{
+    if (!h || !emb || !layout) return SIMCACHE_EINVAL;
+    pthread_mutex_lock(&h->lock);
+    int rc = put_commit_locked(h, token, emb, layout, opts, id);
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+int simcache_put_abort(simcache_t *h, uint64_t token)
+{
+    if (!h) return SIMCACHE_EINVAL;
+    pthread_mutex_lock(&h->lock);
+    int rc = put_abort_locked(h, token);
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+int simcache_put_ex(simcache_t *h, const float *emb, const simcache_layout_t *layout,
+                    const void *kv, uint64_t size, simcache_location_t loc,
+                    const simcache_put_opts_t *opts, uint64_t *id)
+{
+    if (!h || !emb || !layout || !kv || size == 0) return SIMCACHE_EINVAL;
+    if (loc == SIMCACHE_DEVICE_MEMORY)
+        return fail(h, SIMCACHE_ENODEV, "device-memory puts need the GPU tier (not in this build)");
+    if (loc != SIMCACHE_HOST_MEMORY) return fail(h, SIMCACHE_EINVAL, "unknown kv_location %d", (int)loc);
+    if (proto_layout_check(layout, size))
+        return fail(h, SIMCACHE_ELAYOUT, "layout describes %" PRIu64 " bytes, blob has %" PRIu64,
+                    simcache_layout_bytes(layout), size);
+    pthread_mutex_lock(&h->lock);
+    void *buf;
+    uint64_t token;
+    int rc = put_begin_locked(h, size, &buf, &token);
+    if (rc == 0) {
+        memcpy(buf, kv, size);
+        rc = put_commit_locked(h, token, emb, layout, opts, id);
+        if (rc && h->fd >= 0) {
+            char keep[sizeof h->err];
+            memcpy(keep, h->err, sizeof keep);
+            put_abort_locked(h, token);
+            memcpy(h->err, keep, sizeof keep);
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+int simcache_put(simcache_t *h, const float *emb, const simcache_layout_t *layout, const void *kv,
+                 uint64_t size, simcache_location_t loc, uint64_t *id)
+{
+    return simcache_put_ex(h, emb, layout, kv, size, loc, NULL, id);
+}
+
+/* ---- lookups ---- */
+
+static int read_match(simcache_t *h, proto_rd_t *r, simcache_match_t *m)
+{
+    proto_match_t pm;
+    proto_rd_match(r, &pm);
+    if (r->err) return fail(h, SIMCACHE_EPROTO, "bad match record");
+    if (pm.tier != SIMCACHE_TIER_HOST || pm.offset > h->arena_size ||
+        pm.size > h->arena_size - pm.offset)
+        return fail(h, SIMCACHE_EPROTO, "match outside the arena");
+    m->id = pm.id;
+    m->lease = pm.lease;
+    m->similarity = pm.similarity;
+    m->tier = (simcache_tier_t)pm.tier;
+    m->layout = pm.layout;
+    m->size = pm.size;
+    m->data = h->arena + pm.offset;
+    m->device_ptr = NULL;
+    m->meta_len = pm.meta_len;
+    if (pm.meta_len) memcpy(m->meta, pm.meta, pm.meta_len);
+    return 0;
+}
+
+static void clear_match(simcache_match_t *m)
+{
+    m->id = 0;
+    m->lease = 0;
+    m->similarity = 0;
+    m->data = NULL;
+    m->device_ptr = NULL;
+    m->size = 0;
+    m->meta_len = 0;
+}
+
+int simcache_lookup(simcache_t *h, const float *emb, float threshold, simcache_match_t *m)
+{
+    if (!h || !emb || !m) return SIMCACHE_EINVAL;
+    clear_match(m);
+    pthread_mutex_lock(&h->lock);
+    size_t off = begin(h, OP_LOOKUP);
+    proto_wr_f32(&h->out, threshold);
+    proto_wr_u32(&h->out, 0);
+    proto_wr_embedding(&h->out, emb, h->dim);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, OP_LOOKUP, &len);
+    if (rc == 0) {
+        proto_rd_t r;
+        proto_rd_init(&r, h->in, len);
+        uint32_t found = proto_rd_u32(&r);
+        if (found) rc = read_match(h, &r, m);
+        else rc = SIMCACHE_MISS;
+        if (rc >= 0 && proto_rd_done(&r)) rc = fail(h, SIMCACHE_EPROTO, "bad lookup reply");
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+int simcache_lookup_batch(simcache_t *h, const float *embs, size_t n, float threshold,
+                          simcache_match_t *ms)
+{
+    if (!h || !embs || !ms || n == 0) return SIMCACHE_EINVAL;
+    if (n > SIMCACHE_MAX_BATCH) return fail(h, SIMCACHE_ETOOBIG, "batch over %u", SIMCACHE_MAX_BATCH);
+    for (size_t i = 0; i < n; i++) clear_match(&ms[i]);
+    pthread_mutex_lock(&h->lock);
+    size_t off = begin(h, OP_LOOKUP_BATCH);
+    proto_wr_f32(&h->out, threshold);
+    proto_wr_u32(&h->out, 0);
+    proto_wr_u32(&h->out, (uint32_t)n);
+    proto_wr_u32(&h->out, h->dim);
+    proto_wr_bytes(&h->out, embs, n * h->dim * sizeof(float));
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, OP_LOOKUP_BATCH, &len);
+    if (rc == 0) {
+        proto_rd_t r;
+        proto_rd_init(&r, h->in, len);
+        uint32_t k = proto_rd_u32(&r);
+        int hits = 0;
+        if (k != n) rc = fail(h, SIMCACHE_EPROTO, "batch reply has %" PRIu32 " results", k);
+        for (uint32_t i = 0; rc == 0 && i < k; i++) {
+            if (proto_rd_u32(&r)) {
+                rc = read_match(h, &r, &ms[i]);
+                hits++;
+            }
+        }
+        if (rc == 0 && proto_rd_done(&r)) rc = fail(h, SIMCACHE_EPROTO, "bad batch reply");
+        if (rc == 0) rc = hits;
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+int simcache_get(simcache_t *h, uint64_t id, simcache_match_t *m)
+{
+    if (!h || !m) return SIMCACHE_EINVAL;
+    clear_match(m);
+    pthread_mutex_lock(&h->lock);
+    size_t off = begin(h, OP_GET);
+    proto_wr_u64(&h->out, id);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, OP_GET, &len);
+    if (rc == 0) {
+        proto_rd_t r;
+        proto_rd_init(&r, h->in, len);
+        rc = read_match(h, &r, m);
+        if (rc == 0 && proto_rd_done(&r)) rc = fail(h, SIMCACHE_EPROTO, "bad get reply");
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+static int simple_u64(simcache_t *h, uint16_t op, uint64_t v)
+{
+    pthread_mutex_lock(&h->lock);
+    size_t off = begin(h, op);
+    proto_wr_u64(&h->out, v);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, op, &len);
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+int simcache_release_lease(simcache_t *h, uint64_t lease)
+{
+    if (!h) return SIMCACHE_EINVAL;
+    return simple_u64(h, OP_RELEASE, lease);
+}
+
+int simcache_release(simcache_t *h, simcache_match_t *m)
+{
+    if (!h || !m) return SIMCACHE_EINVAL;
+    if (m->lease == 0) return fail(h, SIMCACHE_EINVAL, "match holds no lease");
+    int rc = simple_u64(h, OP_RELEASE, m->lease);
+    if (rc == 0) {
+        m->lease = 0;
+        m->data = NULL;
+    }
+    return rc;
+}
+
+int simcache_delete(simcache_t *h, uint64_t id)
+{
+    if (!h) return SIMCACHE_EINVAL;
+    return simple_u64(h, OP_DELETE, id);
+}
+
+int simcache_stats(simcache_t *h, simcache_stats_t *st)
+{
+    if (!h || !st) return SIMCACHE_EINVAL;
+    pthread_mutex_lock(&h->lock);
+    size_t off = begin(h, OP_STATS);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, OP_STATS, &len);
+    if (rc == 0) {
+        proto_rd_t r;
+        proto_rd_init(&r, h->in, len);
+        uint32_t n = proto_rd_u32(&r);
+        uint64_t v[12] = { 0 };
+        for (uint32_t i = 0; i < n && !r.err; i++) {
+            uint64_t x = proto_rd_u64(&r);
+            if (i < 12) v[i] = x;
+        }
+        if (proto_rd_done(&r)) {
+            rc = fail(h, SIMCACHE_EPROTO, "bad stats reply");
+        } else {
+            *st = (simcache_stats_t){ v[0], v[1], v[2], v[3], v[4], v[5],
+                                      v[6], v[7], v[8], v[9], v[10], v[11] };
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+int simcache_ping(simcache_t *h)
+{
+    if (!h) return SIMCACHE_EINVAL;
+    pthread_mutex_lock(&h->lock);
+    size_t off = begin(h, OP_PING);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, OP_PING, &len);
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}

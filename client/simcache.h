@@ -1,0 +1,225 @@
+/* simcache.h - client library for simcached, the inter-task KV cache sidecar.
+ *
+ * An inference process connects once per namespace (model, embedding
+ * dimension, KV layout fingerprint, optional tenant salt), puts the KV of tasks
+ * it computed, and looks up the KV of the most similar earlier task. A hit is a
+ * lease on bytes mapped read-only into this process: nothing is copied on the
+ * read path. Release the lease when done; closing the handle (or the process
+ * dying) releases every lease it holds.
+ *
+ * Every call returns 0 (or a documented positive value) on success and a
+ * negative SIMCACHE_E* code on failure; simcache_strerror() names the code and
+ * simcache_last_error() gives the detail of the last failure on that handle.
+ *
+ * Threads: a handle may be used from several threads; calls on one handle are
+ * serialized by a mutex inside it (one request in flight per handle). Use one
+ * handle per thread for parallel requests. The library never logs.
+ */
+#ifndef SIMCACHE_H
+#define SIMCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SIMCACHE_VERSION_STRING "0.1.0"
+
+/* Result codes. Shared with the wire protocol (docs/protocol.md). */
+enum {
+    SIMCACHE_OK = 0,
+    SIMCACHE_MISS = 1,          /* lookup: nothing at or above the threshold */
+    SIMCACHE_EINVAL = -1,       /* bad argument */
+    SIMCACHE_EPROTO = -2,       /* malformed frame: bad magic, truncated, bad field */
+    SIMCACHE_EVERSION = -3,     /* no protocol version in common */
+    SIMCACHE_ETOOBIG = -4,      /* frame, blob or batch over a limit */
+    SIMCACHE_EOPCODE = -5,      /* unknown opcode */
+    SIMCACHE_EDIM = -6,         /* embedding dimension differs from the namespace's */
+    SIMCACHE_EEMBED = -7,       /* embedding holds NaN or Inf, or is the zero vector */
+    SIMCACHE_ELAYOUT = -8,      /* layout invalid or does not match the blob size */
+    SIMCACHE_ENOPUT = -9,       /* commit or abort of a put that was never begun */
+    SIMCACHE_ELEASE = -10,      /* unknown or already released lease */
+    SIMCACHE_EPERM = -11,       /* not yours (lease of another client) or not allowed */
+    SIMCACHE_ENOSPC = -12,      /* tier full of leased or pending bytes */
+    SIMCACHE_ENAMESPACE = -13,  /* namespace string empty, too long or not UTF-8 */
+    SIMCACHE_EBUSY = -14,       /* too many connections */
+    SIMCACHE_ENOTFOUND = -15,   /* no entry with that id */
+    SIMCACHE_EIO = -16,         /* socket or system error */
+    SIMCACHE_ENOMEM = -17,      /* out of memory */
+    SIMCACHE_ECLOSED = -18,     /* connection closed by the daemon */
+    SIMCACHE_ESTATE = -19,      /* request out of order (before hello, hello twice) */
+    SIMCACHE_ELIMIT = -20,      /* too many leases or puts held by this client */
+    SIMCACHE_ESHUTDOWN = -21,   /* daemon is draining */
+    SIMCACHE_ENODEV = -22,      /* GPU placement asked for, no GPU tier */
+    SIMCACHE_ECORRUPT = -23,    /* stored bytes failed their checksum */
+};
+
+/* Limits shared by daemon and client. */
+#define SIMCACHE_MAX_DIM 16384u          /* embedding dimension */
+#define SIMCACHE_MAX_NAME 255u           /* model id, layout fingerprint, tenant */
+#define SIMCACHE_MAX_META 1024u          /* opaque per-entry metadata */
+#define SIMCACHE_MAX_BATCH 1024u         /* embeddings in one lookup_batch */
+#define SIMCACHE_DEFAULT_THRESHOLD 0.8f  /* cosine; the paper's stringent value */
+
+typedef struct simcache simcache_t;     /* opaque handle */
+
+/* Element types of a KV blob. */
+typedef enum {
+    SIMCACHE_DTYPE_F32 = 1,
+    SIMCACHE_DTYPE_F16 = 2,
+    SIMCACHE_DTYPE_BF16 = 3,
+    SIMCACHE_DTYPE_F8E4M3 = 4,
+    SIMCACHE_DTYPE_F8E5M2 = 5,
+    SIMCACHE_DTYPE_I8 = 6,
+} simcache_dtype_t;
+
+/* Shape of a KV blob. Its size in bytes must be exactly
+ * parts * layers * kv_heads * head_dim * tokens * sizeof(dtype);
+ * parts is 2 for separate K and V, 1 for a single latent. */
+typedef struct {
+    uint32_t dtype;     /* simcache_dtype_t */
+    uint32_t parts;
+    uint32_t layers;    /* layers stored (1 for the condensed top layer) */
+    uint32_t kv_heads;
+    uint32_t head_dim;
+    uint32_t tokens;
+} simcache_layout_t;
+
+typedef enum {
+    SIMCACHE_HOST_MEMORY = 0,
+    SIMCACHE_DEVICE_MEMORY = 1,
+} simcache_location_t;
+
+typedef enum {
+    SIMCACHE_TIER_GPU = 0,
+    SIMCACHE_TIER_HOST = 1,
+    SIMCACHE_TIER_DISK = 2,
+} simcache_tier_t;
+
+typedef struct {
+    const char *socket_path;        /* NULL: $SIMCACHE_SOCKET, else the daemon default */
+    const char *model;              /* model identity, required */
+    const char *layout_fingerprint; /* KV layout fingerprint, required */
+    const char *tenant;             /* tenant salt; NULL or "" for none */
+    uint32_t dim;                   /* embedding dimension, required */
+    int gpu_device;                 /* CUDA device ordinal, or -1 for none */
+    int timeout_ms;                 /* per request; 0 = wait forever */
+} simcache_opts_t;
+
+/* A hit (or a get). Valid until simcache_release(); `data` points into a
+ * read-only shared mapping owned by the handle. */
+typedef struct {
+    uint64_t id;
+    uint64_t lease;                 /* 0 when the match holds no lease (a miss) */
+    float similarity;               /* cosine, in [-1, 1]; 1 for get */
+    simcache_tier_t tier;
+    simcache_layout_t layout;
+    uint64_t size;
+    const void *data;               /* host tier: read-only pointer, else NULL */
+    void *device_ptr;               /* GPU tier: pointer in this process's context */
+    uint32_t meta_len;
+    uint8_t meta[SIMCACHE_MAX_META];
+} simcache_match_t;
+
+typedef struct {
+    const void *meta;               /* opaque metadata, up to SIMCACHE_MAX_META */
+    uint32_t meta_len;
+    uint32_t flags;                 /* reserved, 0 */
+} simcache_put_opts_t;
+
+typedef struct {
+    uint64_t entries;               /* in this daemon, all namespaces */
+    uint64_t ns_entries;            /* in this handle's namespace */
+    uint64_t host_bytes_used;
+    uint64_t host_bytes_capacity;
+    uint64_t lookups;
+    uint64_t hits;
+    uint64_t misses;
+    uint64_t puts;
+    uint64_t evictions;
+    uint64_t leases_active;         /* all clients */
+    uint64_t clients;
+    uint64_t namespaces;
+} simcache_stats_t;
+
+/* Fill opts with defaults (no GPU, no timeout, no tenant). */
+void simcache_opts_init(simcache_opts_t *opts);
+
+/* Connect and declare the namespace. On success *out is a new handle, freed by
+ * simcache_close(). On failure *out is NULL unless the failure came from the
+ * daemon, in which case *out is a closed handle kept so that
+ * simcache_last_error() can explain; simcache_close() it too. */
+int simcache_connect(const simcache_opts_t *opts, simcache_t **out);
+
+/* Close the connection, unmap everything and free the handle. The daemon
+ * releases every lease and unfinished put of the handle. NULL is a no-op. */
+void simcache_close(simcache_t *h);
+
+/* Store `size` bytes of KV described by `layout` under `embedding` (dim
+ * floats, need not be normalized). Copies the bytes once into a staging area
+ * of this client; the daemon commits them into the shared host tier.
+ * kv_location SIMCACHE_DEVICE_MEMORY needs the GPU tier (else SIMCACHE_ENODEV).
+ * *id receives the new entry id. */
+int simcache_put(simcache_t *h, const float *embedding, const simcache_layout_t *layout,
+                 const void *kv, uint64_t size, simcache_location_t kv_location,
+                 uint64_t *id);
+
+/* simcache_put with metadata (opts may be NULL). */
+int simcache_put_ex(simcache_t *h, const float *embedding, const simcache_layout_t *layout,
+                    const void *kv, uint64_t size, simcache_location_t kv_location,
+                    const simcache_put_opts_t *opts, uint64_t *id);
+
+/* Zero-copy put in two steps: begin gives a writable staging buffer of `size`
+ * bytes (owned by the handle, valid until commit or abort) to compute the KV
+ * into; commit publishes it. *token names the put. */
+int simcache_put_begin(simcache_t *h, uint64_t size, void **buf, uint64_t *token);
+int simcache_put_commit(simcache_t *h, uint64_t token, const float *embedding,
+                        const simcache_layout_t *layout, const simcache_put_opts_t *opts,
+                        uint64_t *id);
+int simcache_put_abort(simcache_t *h, uint64_t token);
+
+/* Best entry of this namespace with cosine >= threshold (threshold < 0: the
+ * daemon's default). Returns 0 with *match filled and a lease held, or
+ * SIMCACHE_MISS with match->lease == 0. */
+int simcache_lookup(simcache_t *h, const float *embedding, float threshold,
+                    simcache_match_t *match);
+
+/* n lookups in one round trip: embeddings is n*dim floats, matches has n
+ * slots. Returns the number of hits (>= 0); misses have lease == 0. */
+int simcache_lookup_batch(simcache_t *h, const float *embeddings, size_t n,
+                          float threshold, simcache_match_t *matches);
+
+/* Entry by id, with a lease. SIMCACHE_ENOTFOUND if gone. */
+int simcache_get(simcache_t *h, uint64_t id, simcache_match_t *match);
+
+/* End the lease of a match (its data pointer is no longer valid). A match
+ * without a lease is SIMCACHE_EINVAL; releasing twice is SIMCACHE_ELEASE. */
+int simcache_release(simcache_t *h, simcache_match_t *match);
+
+/* Release by lease id (for leases passed between threads). */
+int simcache_release_lease(simcache_t *h, uint64_t lease);
+
+/* Delete an entry; it stops matching at once, its bytes go when the last
+ * lease on it ends. */
+int simcache_delete(simcache_t *h, uint64_t id);
+
+int simcache_stats(simcache_t *h, simcache_stats_t *stats);
+
+/* Round trip with no effect. */
+int simcache_ping(simcache_t *h);
+
+/* Bytes a layout describes, or 0 if it is invalid or overflows. */
+uint64_t simcache_layout_bytes(const simcache_layout_t *layout);
+
+/* Static name of a code ("SIMCACHE_EDIM: ..."); never NULL. */
+const char *simcache_strerror(int code);
+
+/* Detail of the last failure on h (owned by h; "" if none). */
+const char *simcache_last_error(const simcache_t *h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
