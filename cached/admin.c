@@ -562,7 +562,7 @@ static void on_admin_read(struct bufferevent *bev, void *arg)
         struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
         if (p.pos < 0) {
             size_t have = evbuffer_get_length(in);
-            if (have > ADMIN_MAX_LINE) {
+            if (have > ADMIN_MAX_LINE + 1) {
                 if (!a->discarding)
                     CLIENT_ERROR(a, "line longer than %d bytes", ADMIN_MAX_LINE);
                 a->discarding = 1;

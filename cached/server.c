@@ -224,6 +224,11 @@ static size_t begin_ok(req_t *r)
 static int read_embedding(req_t *r, float *out)
 {
     uint32_t dim;
+    if (r->rd.err) {
+        reply_error(r->c, r->op, r->req_id, SIMCACHE_EPROTO, "%s payload truncated",
+                    proto_op_name(r->op));
+        return -1;
+    }
     const void *raw = proto_rd_embedding(&r->rd, SIMCACHE_MAX_DIM, &dim);
     if (!raw) {
         if (dim != r->c->ns->dim && dim <= SIMCACHE_MAX_DIM)

@@ -155,9 +155,24 @@ static int roundtrip(simcache_t *h, uint16_t op, size_t *len)
     for (int i = 0; i < 8; i++) h->out.buf[8 + i] = (uint8_t)(req >> (8 * i));
     int rc = send_all(h, h->out.buf, h->out.len);
     proto_wr_reset(&h->out);
-    if (rc) goto broken;
     uint8_t hb[PROTO_HDR_SIZE];
-    if ((rc = recv_all(h, hb, sizeof hb))) goto broken;
+    if (rc) {
+        /* A daemon that refuses the connection (busy, uid not allowed)
+         * writes one error frame and closes, possibly before our request
+         * went out: read that frame if it is there, it says why. */
+        char keep[sizeof h->err];
+        memcpy(keep, h->err, sizeof keep);
+        int saved_timeout = h->timeout_ms;
+        h->timeout_ms = 100;
+        if (recv_all(h, hb, sizeof hb)) {
+            h->timeout_ms = saved_timeout;
+            memcpy(h->err, keep, sizeof keep);
+            goto broken;
+        }
+        h->timeout_ms = saved_timeout;
+    } else if ((rc = recv_all(h, hb, sizeof hb))) {
+        goto broken;
+    }
     proto_hdr_t hdr;
     if (proto_hdr_decode(hb, UINT32_MAX, 0, &hdr)) {
         rc = fail(h, SIMCACHE_EPROTO, "bad reply header from the daemon");
@@ -213,6 +228,7 @@ static int take_fd(simcache_t *h)
 
 int simcache_connect(const simcache_opts_t *o, simcache_t **out)
 {
+    if (!out) return SIMCACHE_EINVAL;
     *out = NULL;
     if (!o || !o->model || !o->layout_fingerprint || o->dim == 0 || o->dim > SIMCACHE_MAX_DIM)
         return SIMCACHE_EINVAL;
@@ -353,6 +369,7 @@ static int put_commit_locked(simcache_t *h, uint64_t token, const float *emb,
     staged_t *s = find_staged(h, token);
     if (!s || token == 0) return fail(h, SIMCACHE_ENOPUT, "no put %" PRIu64 " begun on this handle", token);
     uint32_t meta_len = po ? po->meta_len : 0;
+    if (meta_len && !po->meta) return fail(h, SIMCACHE_EINVAL, "meta_len %u with no metadata", meta_len);
     if (meta_len > SIMCACHE_MAX_META) return fail(h, SIMCACHE_ETOOBIG, "metadata over %u bytes", SIMCACHE_MAX_META);
     size_t off = begin(h, OP_PUT_COMMIT);
     proto_wr_u64(&h->out, token);

@@ -148,9 +148,10 @@ typedef struct {
 void simcache_opts_init(simcache_opts_t *opts);
 
 /* Connect and declare the namespace. On success *out is a new handle, freed by
- * simcache_close(). On failure *out is NULL unless the failure came from the
- * daemon, in which case *out is a closed handle kept so that
- * simcache_last_error() can explain; simcache_close() it too. */
+ * simcache_close(). On failure *out is NULL when the arguments were refused
+ * before anything was tried (SIMCACHE_EINVAL, SIMCACHE_ENAMESPACE, or out of
+ * memory); otherwise it is a closed handle kept so that simcache_last_error()
+ * can explain (no daemon, refused, bad reply): simcache_close() it too. */
 int simcache_connect(const simcache_opts_t *opts, simcache_t **out);
 
 /* Close the connection, unmap everything and free the handle. The daemon

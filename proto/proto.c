@@ -280,6 +280,7 @@ static uint32_t dtype_bytes(uint32_t dtype)
 uint64_t simcache_layout_bytes(const simcache_layout_t *l)
 {
     if (!l) return 0;
+    if (l->parts > 2) return 0;
     uint64_t n = dtype_bytes(l->dtype);
     const uint32_t f[5] = { l->parts, l->layers, l->kv_heads, l->head_dim, l->tokens };
     for (int i = 0; i < 5 && n; i++) {
@@ -462,6 +463,6 @@ static const char *const names[] = {
 const char *simcache_strerror(int code)
 {
     if (code == SIMCACHE_MISS) return "SIMCACHE_MISS: no match at or above the threshold";
-    if (code <= 0 && -code < (int)(sizeof names / sizeof names[0])) return names[-code];
+    if (code <= 0 && code > -(int)(sizeof names / sizeof names[0])) return names[-code];
     return "SIMCACHE_E?: unknown code";
 }
