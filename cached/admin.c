@@ -26,7 +26,8 @@
 #include "vec.h"
 
 
-typedef struct {
+typedef struct admin_conn {
+    struct admin_conn *prev, *next;   /* in d->admin_conns */
     daemon_t *d;
     struct bufferevent *bev;
     int json;
@@ -218,6 +219,7 @@ static void cmd_stats(admin_conn_t *a)
     rep_u64(&r, "protocol_errors", s->protocol_errors);
     rep_u64(&r, "request_errors", s->request_errors);
     rep_u64(&r, "admin_commands", s->admin_commands);
+    rep_u64(&r, "admin_rejected", s->admin_rejected);
     rep_rec_end(&r);
     rep_end(&r);
 }
@@ -248,6 +250,8 @@ static void cmd_info(admin_conn_t *a)
     rep_str(&r, "vector_impl", vec_impl());
     rep_str(&r, "tiers", "host");
     rep_u64(&r, "gpu_tier", 0);
+    rep_u64(&r, "gpu_devices", (uint64_t)d->gpu_devices);
+    rep_str(&r, "gpu", d->gpu_desc);
     rep_u64(&r, "disk_tier", 0);
     rep_u64(&r, "host_arena_bytes", st.arena_size);
     rep_u64(&r, "host_capacity", st.capacity);
@@ -378,7 +382,6 @@ static void entry_fields(rep_t *r, const entry_t *e, uint64_t off, uint64_t size
     rep_u64(r, "leases", pins);
     rep_u64(r, "age_s", (now - e->created_us) / 1000000u);
     rep_u64(r, "idle_s", (now - (e->last_hit_us ? e->last_hit_us : e->created_us)) / 1000000u);
-    rep_u64(r, "deleted", (uint64_t)!e->indexed);
 }
 
 static int list_one(void *arg, uint64_t id, void *user, uint64_t off, uint64_t size, uint32_t pins)
@@ -549,8 +552,16 @@ static void run_command(admin_conn_t *a, admin_args_t *args)
 
 static void conn_free(admin_conn_t *a)
 {
+    if (a->prev) a->prev->next = a->next;
+    else a->d->admin_conns = a->next;
+    if (a->next) a->next->prev = a->prev;
     bufferevent_free(a->bev);
     free(a);
+}
+
+void admin_close_all(daemon_t *d)
+{
+    while (d->admin_conns) conn_free(d->admin_conns);
 }
 
 static void on_admin_read(struct bufferevent *bev, void *arg)
@@ -617,6 +628,8 @@ static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct
     for (uint32_t i = 0; i < d->cfg.n_allow_uids && !allowed; i++)
         allowed = d->cfg.allow_uids[i] == cred.uid;
     if (!allowed) {
+        d->stats.admin_rejected++;
+        log_warn("admin: refused pid %d uid %u: not in allow_uids", (int)cred.pid, (unsigned)cred.uid);
         const char msg[] = "SERVER_ERROR uid not allowed\n";
         ssize_t n = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)n;
@@ -635,6 +648,9 @@ static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct
         close(fd);
         return;
     }
+    a->next = d->admin_conns;
+    if (a->next) a->next->prev = a;
+    d->admin_conns = a;
     bufferevent_setcb(a->bev, on_admin_read, NULL, on_admin_event, a);
     bufferevent_enable(a->bev, EV_READ | EV_WRITE);
 }

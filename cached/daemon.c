@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "gpu.h"
 #include "log.h"
 #include "vec.h"
 
@@ -42,11 +43,11 @@ static void on_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t why)
     entry_t *e = user;
     (void)id;
     if (!e) return;
+    /* A deleted entry left its index and counts at delete time; an aborted
+     * put never entered them. */
     if (e->indexed) {
         index_remove(e->ns->index, e->id);
         e->indexed = 0;
-    }
-    if (why != STORE_DROP_ABORTED) {
         e->ns->entries--;
         e->ns->bytes -= e->size;
     }
@@ -63,6 +64,8 @@ int daemon_entry_delete(daemon_t *d, uint64_t id)
     /* Unfindable at once; the bytes stay while leases hold them. */
     index_remove(e->ns->index, e->id);
     e->indexed = 0;
+    e->ns->entries--;
+    e->ns->bytes -= e->size;
     store_delete(d->store, id);
     d->stats.deletes++;
     return 0;
@@ -255,6 +258,34 @@ static int mkdir_p(const char *path, mode_t mode)
     return 0;
 }
 
+/* Create the socket's directory (0700) if missing, and refuse one that
+ * another user owns: under a shared /tmp, someone could have made it first
+ * to plant a socket of their own. */
+static int socket_dir_ok(const char *sock)
+{
+    char dir[CONFIG_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", sock);
+    char *slash = strrchr(dir, '/');
+    if (!slash) return 0;            /* relative name in the working directory */
+    if (slash == dir) return 0;      /* in / */
+    *slash = 0;
+    if (mkdir_p(dir, 0700)) {
+        log_error("socket directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (stat(dir, &st)) {
+        log_error("socket directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        log_error("socket directory %s belongs to uid %u, not to us (uid %u): refusing it", dir,
+                  (unsigned)st.st_uid, (unsigned)geteuid());
+        return -1;
+    }
+    return 0;
+}
+
 /* The hyperplane seed is secret and kept with the data, so the same data
  * directory gives the same buckets after a restart. */
 static int load_seed(daemon_t *d)
@@ -360,11 +391,15 @@ void daemon_reload(daemon_t *d)
         if (strcmp(now, want) && config_set(&next, runtime_keys[i], want, 1, err, sizeof err) == 0)
             log_info("SIGHUP: %s %s -> %s", runtime_keys[i], now, want);
     }
-    static const char *const static_keys[] = { "socket", "admin_socket", "data_dir",
-                                               "socket_mode", "host_arena_size" };
+    static const char *const static_keys[] = {
+        "socket", "admin_socket", "data_dir", "socket_mode", "host_arena_size",
+        "index_tables", "index_bits", "index_probes", "index_exact_below",
+    };
     for (size_t i = 0; i < sizeof static_keys / sizeof static_keys[0]; i++) {
         config_get(&fresh, static_keys[i], want, sizeof want);
         config_get(&d->cfg, static_keys[i], now, sizeof now);
+        /* host_arena_size 0 means "host_capacity at start": not a change. */
+        if (strcmp(static_keys[i], "host_arena_size") == 0 && fresh.host_arena_size == 0) continue;
         if (strcmp(now, want))
             log_warn("SIGHUP: %s changed in the file but needs a restart", static_keys[i]);
     }
@@ -395,7 +430,10 @@ int daemon_init(daemon_t *d)
         log_error("event_base_new failed");
         return -1;
     }
-    if (load_seed(d)) return -1;
+    if (load_seed(d) || socket_dir_ok(d->cfg.socket) || socket_dir_ok(d->cfg.admin_socket))
+        return -1;
+    d->gpu_devices = gpu_probe(d->gpu_desc, sizeof d->gpu_desc);
+    log_info("GPU: %s%s", d->gpu_desc, d->gpu_devices ? " (GPU tier not in this version: host tier only)" : "");
     if (d->cfg.host_arena_size == 0) d->cfg.host_arena_size = d->cfg.host_capacity;
     if (d->cfg.host_capacity > d->cfg.host_arena_size) {
         log_error("host_capacity (%" PRIu64 ") above host_arena_size (%" PRIu64 ")",
@@ -431,6 +469,7 @@ int daemon_init(daemon_t *d)
 
 void daemon_fini(daemon_t *d)
 {
+    admin_close_all(d);
     server_close_all(d);
     server_close_listener(d);
     admin_close_listener(d);

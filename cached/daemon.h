@@ -65,7 +65,7 @@ typedef struct lease {
 typedef struct {
     uint64_t lookups, hits, misses, puts, put_bytes, gets, releases, deletes;
     uint64_t connections, rejected_connections, protocol_errors, request_errors;
-    uint64_t admin_commands;
+    uint64_t admin_commands, admin_rejected;
 } counters_t;
 
 struct daemon {
@@ -81,7 +81,10 @@ struct daemon {
     u64map_t leases;              /* lease id -> lease_t */
     uint64_t next_entry_id, next_lease_id, next_put_token, next_client_id;
     client_t *clients;
+    void *admin_conns;            /* admin.c's list of connections */
     uint32_t n_clients;
+    int gpu_devices;
+    char gpu_desc[160];
     int draining;
     uint64_t drain_deadline_us;
     uint64_t started_us;
@@ -142,5 +145,7 @@ struct evconnlistener *listen_unix(daemon_t *d, const char *path,
 
 int admin_listen(daemon_t *d);
 void admin_close_listener(daemon_t *d);
+/* Close every admin connection (shutdown). */
+void admin_close_all(daemon_t *d);
 
 #endif

@@ -7,6 +7,23 @@
  * Small namespaces are searched exactly (cheaper than hashing). Hyperplanes
  * derive from a secret 64-bit seed, so the same seed gives the same buckets
  * after a restart. The index never sees blob bytes or tiers.
+ *
+ * The re-rank is staged so that few candidates cost a full fp32 dot product:
+ * a 1024-bit sign code per entry (Hamming distance, a cut calibrated to drop
+ * a pair at the threshold with probability < 1e-9), then an int8 code whose
+ * error bound is proven, then the exact cosine. Recall is that of the hashing
+ * (measured: see tests/test_index.c); false hits cannot happen.
+ *
+ * Threads: none inside. An index is thread-compatible: any call on one index,
+ * index_search included (it uses scratch space and counters in the index),
+ * must not run concurrently with another on the same index.
+ *
+ * Memory per entry once hashing is on: 4*dim (fp32 vector) + dim (int8 code)
+ * + 128 (sign code) + about 13 per table (bucket references and slots) + about
+ * 60 (id, id map, scratch); 14.3 KiB at dim 2048 with 32 tables, counting the
+ * 1.5x growth slack. Per namespace once hashing is on: tables*bits*dim*4 bytes
+ * of hyperplanes (3.4 MB at dim 2048 with the defaults). Before hashing is on
+ * (count < exact_below): 4*dim + about 40 per entry.
  */
 #ifndef SIMCACHE_INDEX_H
 #define SIMCACHE_INDEX_H
@@ -17,48 +34,78 @@
 typedef struct index index_t;
 
 typedef struct {
-    uint32_t tables;        /* LSH tables; 0 = default */
-    uint32_t bits;          /* bits per table key (<= 24); 0 = default */
+    uint32_t tables;        /* LSH tables (<= 64); 0 = default (32) */
+    uint32_t bits;          /* bits per table key (<= 24); 0 = default (13) */
     uint32_t probes;        /* multi-probe: 0 = exact key only, 1 = also every 1-bit flip */
-    uint32_t exact_below;   /* search exactly while count < this; 0 = default */
+    uint32_t exact_below;   /* search exactly while count < this; 0 = default:
+                             * 2^21/dim clamped to [1024, 4096], where an exact
+                             * scan costs about what a hashed search does */
 } index_params_t;
 
 typedef struct {
     uint64_t count;
     uint64_t lsh_active;    /* 1 once hashing is in use */
     uint64_t searches;
-    uint64_t candidates;    /* total candidates re-ranked */
+    uint64_t candidates;    /* total candidates re-ranked: entries from the probed
+                             * buckets (each goes through the staged re-rank), or
+                             * every entry for an exact search */
     uint64_t max_bucket;    /* largest bucket over all tables */
     uint64_t buckets;       /* non-empty buckets over all tables */
     uint64_t bytes;         /* memory held by the index, embeddings included */
 } index_stats_t;
 
-/* New empty index for dim-float vectors. p may be NULL for defaults. Returns
- * NULL on bad dim (0 or > SIMCACHE_MAX_DIM) or out of memory. */
+/* New empty index for dim-float vectors. p may be NULL for defaults (then
+ * probes = 1); with p, fields at 0 take their defaults except probes, where
+ * 0 means exact key only. Returns NULL on bad dim (0 or > SIMCACHE_MAX_DIM),
+ * tables > 64, bits > 24, probes > 1, or out of memory. Free with index_free.
+ * Hashing switches on (hyperplanes drawn, every entry hashed: one pause of
+ * about 0.1 ms per entry at dim 2048) when an add brings count to exact_below;
+ * it then stays on. */
 index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p);
+/* Frees the index and every vector it holds. NULL is a no-op. */
 void index_free(index_t *ix);
 
 /* Add a unit vector (already normalised: vec_normalize) under a nonzero id.
- * Copies the vector. Returns 0, -EEXIST, -EINVAL, -ENOMEM. */
+ * Copies the vector. Returns 0, -EEXIST, -EINVAL (id 0, NULL, a value NaN or
+ * Inf, or squared length off 1 by more than 1e-3), -ENOMEM (index unchanged). */
 int index_add(index_t *ix, uint64_t id, const float *unit);
 /* Remove an id. Returns 0 or -ENOENT. */
 int index_remove(index_t *ix, uint64_t id);
 
 /* Best entry with cosine >= threshold. Returns 1 with *id and *sim set, 0 on
- * a miss. Thread-compatible: concurrent searches on one index are not safe. */
+ * a miss (*id and *sim untouched). id or sim may be NULL. *sim is exactly
+ * vec_dot(index_vector(ix, *id), unit, dim). Thread-compatible: concurrent
+ * searches on one index are not safe. */
 int index_search(index_t *ix, const float *unit, float threshold, uint64_t *id, float *sim);
 
-/* The stored unit vector of id (owned by the index, valid until it changes),
- * or NULL. */
+/* The stored unit vector of id (owned by the index), or NULL. Valid until the
+ * next index_add, index_remove or index_set_center on this index (removal
+ * moves another entry's vector into the freed place). */
 const float *index_vector(const index_t *ix, uint64_t id);
 
 uint32_t index_dim(const index_t *ix);
 size_t index_count(const index_t *ix);
 void index_get_stats(const index_t *ix, index_stats_t *st);
 
+/* The centre hashing uses (dim floats, owned by the index, valid until
+ * index_set_center or index_free), or NULL while hashing is off. Keep it with
+ * the seed: hashing after a restart only lands in the same buckets if it is
+ * centred on the same point (see index_set_center). */
+const float *index_center(const index_t *ix);
+
+/* Switch hashing on now (or rebuild it) centred on `center` (dim finite
+ * floats, copied), or on the mean of the current entries if center is NULL.
+ * Rehashes every entry. Use it to restore a saved centre after a restart, or
+ * to re-centre a namespace that drifted. Returns 0, -EINVAL (non-finite
+ * centre), or -ENOMEM (hashing is then off, and switches on again at the next
+ * add that finds count >= exact_below). */
+int index_set_center(index_t *ix, const float *center);
+
 /* Work of the staged re-rank since index_new, for benchmarks: candidates
- * whose compact code was compared (*coded) and exact dot products taken
- * (*exact; the exact path counts every entry). Either pointer may be NULL. */
-void index_get_rerank_counts(const index_t *ix, uint64_t *coded, uint64_t *exact);
+ * whose sign code was compared (*coded), whose int8 code was scored
+ * (*quantized), and exact dot products taken (*exact; the exact path counts
+ * every entry). Any pointer may be NULL. */
+void index_get_rerank_counts(const index_t *ix, uint64_t *coded, uint64_t *quantized,
+                             uint64_t *exact);
 
 #endif

@@ -95,6 +95,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (d.cfg.host_arena_size && d.cfg.host_capacity > d.cfg.host_arena_size) {
+        fprintf(stderr, "simcached: host_capacity (%llu) above host_arena_size (%llu)\n",
+                (unsigned long long)d.cfg.host_capacity, (unsigned long long)d.cfg.host_arena_size);
+        return 2;
+    }
     if (check) {
         config_foreach(&d.cfg, print_key, stdout);
         return 0;

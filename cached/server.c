@@ -730,6 +730,10 @@ static void dispatch(client_t *c, const proto_hdr_t *h, const uint8_t *payload)
         return;
     }
     if (h->opcode == OP_HELLO) {
+        if (c->d->draining) {
+            fatal_frame(c, h->opcode, h->req_id, SIMCACHE_ESHUTDOWN, "daemon is shutting down");
+            return;
+        }
         if (c->ns) {
             reply_error(c, h->opcode, h->req_id, SIMCACHE_ESTATE, "hello sent twice");
             return;

@@ -23,8 +23,12 @@ int vec_normalize(const float *in, uint32_t dim, float *out);
 /* Dot product of two dim-float vectors. */
 float vec_dot(const float *a, const float *b, uint32_t dim);
 
-/* out[i] = dot(rows + i*dim, x) for i < n (rows is n*dim floats, row-major). */
+/* out[i] = dot(rows + i*dim, x) for i < n (rows is n*dim floats, row-major).
+ * Each out[i] is bit-identical to vec_dot(rows + i*dim, x, dim). */
 void vec_dot_many(const float *rows, size_t n, const float *x, uint32_t dim, float *out);
+
+/* Dot product of dim int8 values (as integers) with dim floats. */
+float vec_dot_i8(const int8_t *a, const float *b, uint32_t dim);
 
 /* In-place Walsh-Hadamard transform of n floats, n a power of two, without
  * the 1/sqrt(n) scaling (so it multiplies norms by sqrt(n)). */

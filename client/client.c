@@ -533,6 +533,10 @@ int simcache_lookup_batch(simcache_t *h, const float *embs, size_t n, float thre
     if (!h || !embs || !ms || n == 0) return SIMCACHE_EINVAL;
     if (n > SIMCACHE_MAX_BATCH) return fail(h, SIMCACHE_ETOOBIG, "batch over %u", SIMCACHE_MAX_BATCH);
     for (size_t i = 0; i < n; i++) clear_match(&ms[i]);
+    if (16 + (uint64_t)n * h->dim * sizeof(float) > h->max_payload)
+        return fail(h, SIMCACHE_ETOOBIG,
+                    "batch of %zu x %u floats exceeds the daemon's max_frame (%u bytes); split it",
+                    n, h->dim, h->max_payload);
     pthread_mutex_lock(&h->lock);
     size_t off = begin(h, OP_LOOKUP_BATCH);
     proto_wr_f32(&h->out, threshold);

@@ -188,15 +188,19 @@ int simcache_lookup(simcache_t *h, const float *embedding, float threshold,
                     simcache_match_t *match);
 
 /* n lookups in one round trip: embeddings is n*dim floats, matches has n
- * slots. Returns the number of hits (>= 0); misses have lease == 0. */
+ * slots. Returns the number of hits (>= 0); misses have lease == 0. A batch
+ * whose request exceeds the daemon's max_frame is SIMCACHE_ETOOBIG (checked
+ * here, before sending). */
 int simcache_lookup_batch(simcache_t *h, const float *embeddings, size_t n,
                           float threshold, simcache_match_t *matches);
 
 /* Entry by id, with a lease. SIMCACHE_ENOTFOUND if gone. */
 int simcache_get(simcache_t *h, uint64_t id, simcache_match_t *match);
 
-/* End the lease of a match (its data pointer is no longer valid). A match
- * without a lease is SIMCACHE_EINVAL; releasing twice is SIMCACHE_ELEASE. */
+/* End the lease of a match (its data pointer is no longer valid) and clear
+ * match->lease, so releasing the same match again is SIMCACHE_EINVAL; a lease
+ * id the daemon already ended (a copy of the match, or release_lease twice)
+ * is SIMCACHE_ELEASE. */
 int simcache_release(simcache_t *h, simcache_match_t *match);
 
 /* Release by lease id (for leases passed between threads). */

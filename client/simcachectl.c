@@ -63,7 +63,7 @@ static int send_line(int fd, const char *s)
 {
     size_t n = strlen(s);
     while (n) {
-        ssize_t k = write(fd, s, n);
+        ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
         if (k < 0) {
             if (errno == EINTR) continue;
             return -1;
@@ -76,6 +76,7 @@ static int send_line(int fd, const char *s)
 
 static int is_final(const char *l)
 {
+    if (l[0] == '{' || l[0] == '[') return 1;   /* a JSON reply (after `format json`) */
     static const char *const words[] = { "OK", "ERROR", "CLIENT_ERROR", "SERVER_ERROR",
                                          "NOT_FOUND", "PONG" };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {

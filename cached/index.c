@@ -1,0 +1,1046 @@
+/* index.c - similarity index of one namespace (see index.h).
+ *
+ * Slot i holds vecs[i*dim] and ids[i]; once hashing is on, also its bucket
+ * references, a sign code and an int8 code. Removal moves the last slot into
+ * the hole, so every array stays dense. A hashed search narrows down in
+ * stages, each cheaper per entry than the next:
+ *  1. project the query on T x K hyperplanes centred on the namespace mean,
+ *     and collect the entries of the probed buckets (exact key and 1-bit
+ *     flips), each once thanks to an epoch stamp per slot;
+ *  2. drop those whose CODE_BITS-bit sign code is too far from the query's in
+ *     Hamming distance to reach the threshold. The cut is a Chernoff bound
+ *     under which a pair at the threshold is dropped with probability below
+ *     CODE_DELTA: calibrated, not proven, so it may cost recall, never a
+ *     false hit;
+ *  3. bound each survivor's cosine from its int8 code (residual from the
+ *     mean): a proven bound, rounding included, that rules out all but a few;
+ *  4. take the exact fp32 cosine of what is left. Only this decides a hit.
+ */
+#include "index.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "simcache.h"
+#include "vec.h"
+
+/* Defaults, measured on clustered anisotropic data at threshold 0.8 (see
+ * tests/test_index.c and the report of the index change): 16 tables of 12
+ * bits reached recall 0.97 at 100k x 2048, 32 tables of 13 bits 0.99-1.0 with
+ * about as many candidates and the same latency once the re-rank is staged. */
+#define DEF_TABLES 32u
+#define DEF_BITS 13u
+#define DEF_PROBES 1u
+/* Exact while count * dim < 2^21 floats, within these bounds: the scan then
+ * costs about what a hashed search does (~0.1 ms at dim 2048). */
+#define EXACT_FLOATS (1u << 21)
+#define EXACT_MIN 1024u
+#define EXACT_MAX 4096u
+#define MAX_TABLES 64u
+#define MAX_BITS 24u
+
+/* Compact code: CODE_BITS sign bits of x after HD3 HD2 HD1 (H Walsh-Hadamard,
+ * Di random +-1 diagonals, x zero-padded to a power of two). The three rounds
+ * spread even a one-hot vector flat, so each bit behaves like the sign of a
+ * Gaussian projection: P(bit differs) ~ angle/pi. Below CODE_MIN_DIM that
+ * approximation is poor, and there is no filter. */
+#define CODE_BITS 1024u
+#define CODE_WORDS (CODE_BITS / 64u)
+#define CODE_MIN_DIM 64u
+#define CODE_DELTA 1e-9     /* bound on P(drop a pair at the threshold) */
+#define CODE_MARGIN 0.02    /* calibrate as if the threshold were this lower */
+#define CODE_TAB 256u       /* cut table: thresholds -1 + k * 2/CODE_TAB */
+
+/* Stage 3 bound: |x.y - (mean.y + scale * q8.y)| <= qerr * |y|, and every
+ * float rounding on the way (three dot products of at most SIMCACHE_MAX_DIM
+ * terms, each off by < 4e-4 there) fits in QUANT_SLACK. */
+#define QUANT_SLACK 2e-3f
+
+#define EXACT_CHUNK 256u
+#define NO_SLOT UINT32_MAX
+
+/* ---- deterministic PRNG: splitmix64 seeding xoshiro256** ---- */
+
+typedef struct {
+    uint64_t s[4];
+} rng_t;
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Independent streams of one seed: planes, code diagonals, hash salts. */
+static void rng_init(rng_t *r, uint64_t seed, uint64_t stream)
+{
+    uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ULL);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
+}
+
+static uint64_t rotl64(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(rng_t *r)
+{
+    uint64_t *s = r->s;
+    uint64_t out = rotl64(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl64(s[3], 45);
+    return out;
+}
+
+/* Uniform in the open interval (0, 1). */
+static double rng_open01(rng_t *r)
+{
+    return ((double)(rng_next(r) >> 11) + 0.5) * 0x1p-53;
+}
+
+/* Standard normal floats by Box-Muller. */
+static void rng_gauss(rng_t *r, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i += 2) {
+        double rad = sqrt(-2.0 * log(rng_open01(r)));
+        double ang = 6.283185307179586 * rng_open01(r);
+        out[i] = (float)(rad * cos(ang));
+        if (i + 1 < n)
+            out[i + 1] = (float)(rad * sin(ang));
+    }
+}
+
+/* ---- private hash map: nonzero uint64 key -> uint32 value ----
+ * Linear probing, backward-shift deletion, at most half full. The hash is
+ * salted from the seed so chosen ids cannot pile into one run. */
+
+struct slot_ent {
+    uint64_t key;   /* 0 = empty */
+    uint32_t val;
+};
+
+typedef struct {
+    struct slot_ent *ents;
+    size_t cap;     /* power of two, or 0 */
+    size_t len;
+    uint64_t salt;
+} slotmap_t;
+
+struct bucket {
+    uint32_t *slots;
+    uint32_t len, cap;
+    uint64_t key;   /* its key in bmap, to delete it when it empties */
+};
+
+struct index {
+    uint32_t dim, tables, bits, probes, exact_below;
+    uint64_t seed;
+
+    size_t count, cap;
+    float *vecs;        /* cap * dim, unit vectors */
+    uint64_t *ids;      /* cap */
+    slotmap_t idmap;    /* id -> slot */
+    uint32_t *stamp;    /* cap; search dedupe: == epoch means seen */
+    uint32_t *cands;    /* cap; search scratch */
+    float *ubound;      /* cap; search scratch: stage 3 bounds */
+    uint16_t *hams;     /* cap; search scratch: stage 2 distances */
+    uint32_t epoch;
+
+    /* Hashing, allocated when it is switched on. */
+    bool lsh;
+    uint32_t nplanes;   /* tables * bits */
+    float *planes;      /* nplanes * dim, Gaussian */
+    float *offsets;     /* nplanes: dot(plane, mean), the centring */
+    float *mean;        /* dim */
+    float *proj;        /* nplanes, scratch */
+    uint32_t *bref;     /* cap * tables: bucket of each slot in each table */
+    uint32_t *bpos;     /* cap * tables: position in that bucket */
+    struct bucket *bk;  /* bucket pool; a free entry has key = next free */
+    uint32_t nbk, bkcap;
+    uint32_t free_head; /* first free pool entry, or NO_SLOT */
+    slotmap_t bmap;     /* (table+1) << 32 | key -> pool entry */
+
+    /* Compact codes (code_words == 0: no filter). */
+    uint32_t code_words, dpad, nblk;
+    float *code_diag;   /* nblk * 3 * dpad, +-1 */
+    float *code_buf;    /* dpad, scratch */
+    uint64_t *codes;    /* cap * code_words */
+
+    /* int8 residuals: x ~ mean + qscale[s] * q8[s*dim..], off by <= qerr[s]. */
+    int8_t *q8;         /* cap * dim */
+    float *qscale, *qerr; /* cap */
+    uint64_t qcode[CODE_WORDS];
+    uint64_t probe_key[MAX_TABLES * (MAX_BITS + 1)]; /* search scratch */
+    uint32_t probe_bk[MAX_TABLES * (MAX_BITS + 1)];
+    uint16_t cut[CODE_TAB + 1];
+
+    uint64_t searches, candidates, coded, quantized, exact;
+};
+
+/* ---- allocation ----
+ * Memory is accounted from the capacities (index_get_stats), not counted on
+ * the fly, so a half-done growth cannot skew it. */
+
+static void *xrealloc(void *p, size_t n, size_t size)
+{
+    if (n == 0 || n > SIZE_MAX / size)
+        return NULL;
+    return realloc(p, n * size);
+}
+
+/* ---- slotmap ---- */
+
+static size_t map_home(const slotmap_t *m, uint64_t key)
+{
+    uint64_t x = key ^ m->salt;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return (size_t)x & (m->cap - 1);
+}
+
+/* Position of key, or SIZE_MAX. */
+static size_t map_find(const slotmap_t *m, uint64_t key)
+{
+    if (m->cap == 0)
+        return SIZE_MAX;
+    for (size_t i = map_home(m, key);; i = (i + 1) & (m->cap - 1)) {
+        if (m->ents[i].key == key)
+            return i;
+        if (m->ents[i].key == 0)
+            return SIZE_MAX;
+    }
+}
+
+static void map_insert_new(slotmap_t *m, uint64_t key, uint32_t val)
+{
+    size_t i = map_home(m, key);
+    while (m->ents[i].key != 0)
+        i = (i + 1) & (m->cap - 1);
+    m->ents[i].key = key;
+    m->ents[i].val = val;
+    m->len++;
+}
+
+/* Make room for one more key. Returns 0 or -ENOMEM (map unchanged). */
+static int map_reserve(slotmap_t *m)
+{
+    if ((m->len + 1) * 2 <= m->cap)
+        return 0;
+    size_t ncap = m->cap ? m->cap * 2 : 16;
+    struct slot_ent *ents = calloc(ncap, sizeof *ents);
+    if (ents == NULL)
+        return -ENOMEM;
+    slotmap_t n = { ents, ncap, 0, m->salt };
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->ents[i].key != 0)
+            map_insert_new(&n, m->ents[i].key, m->ents[i].val);
+    free(m->ents);
+    *m = n;
+    return 0;
+}
+
+static void map_delete_at(slotmap_t *m, size_t i)
+{
+    size_t mask = m->cap - 1;
+    /* Backward shift: pull later entries of the run into the hole when the
+     * hole lies between their home and where they sit. */
+    for (size_t j = (i + 1) & mask; m->ents[j].key != 0; j = (j + 1) & mask) {
+        size_t h = map_home(m, m->ents[j].key);
+        if (((j - h) & mask) >= ((j - i) & mask)) {
+            m->ents[i] = m->ents[j];
+            i = j;
+        }
+    }
+    m->ents[i].key = 0;
+    m->len--;
+}
+
+static void map_clear(slotmap_t *m)
+{
+    free(m->ents);
+    m->ents = NULL;
+    m->cap = m->len = 0;
+}
+
+/* ---- compact codes ---- */
+
+static void code_compute(index_t *ix, const float *v, uint64_t *code)
+{
+    float *buf = ix->code_buf;
+
+    memset(code, 0, ix->code_words * sizeof *code);
+    for (uint32_t b = 0; b < ix->nblk; b++) {
+        memcpy(buf, v, ix->dim * sizeof *buf);
+        memset(buf + ix->dim, 0, (ix->dpad - ix->dim) * sizeof *buf);
+        for (uint32_t r = 0; r < 3; r++) {
+            const float *d = ix->code_diag + ((size_t)b * 3 + r) * ix->dpad;
+            for (uint32_t i = 0; i < ix->dpad; i++)
+                buf[i] *= d[i];
+            vec_fwht(buf, ix->dpad);
+        }
+        uint32_t base = b * ix->dpad;
+        uint32_t nb = ix->dpad < CODE_BITS - base ? ix->dpad : CODE_BITS - base;
+        for (uint32_t i = 0; i < nb; i++)
+            if (buf[i] > 0.0f)
+                code[(base + i) / 64] |= 1ULL << ((base + i) % 64);
+    }
+}
+
+/* Kullback-Leibler divergence of Bernoulli(q) from Bernoulli(p). */
+static double kl_bern(double q, double p)
+{
+    double a = q > 0.0 ? q * log(q / p) : 0.0;
+    double b = q < 1.0 ? (1.0 - q) * log((1.0 - q) / (1.0 - p)) : 0.0;
+    return a + b;
+}
+
+/* Largest Hamming distance a pair at cosine >= t keeps with probability
+ * >= 1 - CODE_DELTA: for Hamming ~ Bin(m, p), p = acos(t)/pi, Chernoff gives
+ * P(H >= m q) <= exp(-m KL(q || p)), so cut at the q where that is delta. */
+static uint32_t code_cut_for(double t)
+{
+    const double m = CODE_BITS, need = log(1.0 / CODE_DELTA) / m;
+
+    t -= CODE_MARGIN;
+    if (!(t > -1.0))
+        return CODE_BITS;
+    double p = acos(t) / 3.141592653589793;
+    if (kl_bern(1.0, p) <= need)
+        return CODE_BITS;
+    double lo = p, hi = 1.0;
+    for (int it = 0; it < 60; it++) {
+        double mid = 0.5 * (lo + hi);
+        if (kl_bern(mid, p) <= need)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return (uint32_t)floor(m * lo);
+}
+
+/* Cut for threshold t, rounded to the table entry at or below t. */
+static uint32_t code_cut(const index_t *ix, float t)
+{
+    if (!(t > -1.0f))
+        return CODE_BITS;
+    double k = floor(((double)t + 1.0) * (CODE_TAB / 2));
+    if (k > CODE_TAB)
+        k = CODE_TAB;
+    return ix->cut[(size_t)k];
+}
+
+/* ---- capacity ---- */
+
+static int grow_slots(index_t *ix, size_t need)
+{
+    if (need <= ix->cap)
+        return 0;
+    if (need > (size_t)UINT32_MAX - 1)
+        return -ENOMEM;
+    /* x1.5: the vectors dominate memory, doubling would waste up to half. */
+    size_t ncap = ix->cap ? ix->cap + ix->cap / 2 : 64;
+    if (ncap < need)
+        ncap = need;
+    if (ncap > (size_t)UINT32_MAX - 1)
+        ncap = (size_t)UINT32_MAX - 1;
+    size_t oc = ix->cap, d = ix->dim, t = ix->tables, w = ix->code_words;
+    void *p;
+
+    /* Each array grows on its own; one failing leaves the others larger,
+     * which is harmless (cap only moves once all have grown). */
+    if ((p = xrealloc(ix->vecs, ncap * d, sizeof(float))) == NULL)
+        return -ENOMEM;
+    ix->vecs = p;
+    if ((p = xrealloc(ix->ids, ncap, sizeof(uint64_t))) == NULL)
+        return -ENOMEM;
+    ix->ids = p;
+    if ((p = xrealloc(ix->cands, ncap, sizeof(uint32_t))) == NULL)
+        return -ENOMEM;
+    ix->cands = p;
+    if ((p = xrealloc(ix->stamp, ncap, sizeof(uint32_t))) == NULL)
+        return -ENOMEM;
+    ix->stamp = p;
+    if ((p = xrealloc(ix->ubound, ncap, sizeof(float))) == NULL)
+        return -ENOMEM;
+    ix->ubound = p;
+    if ((p = xrealloc(ix->hams, ncap, sizeof(uint16_t))) == NULL)
+        return -ENOMEM;
+    ix->hams = p;
+    if (ix->lsh) {
+        if ((p = xrealloc(ix->bref, ncap * t, sizeof(uint32_t))) == NULL)
+            return -ENOMEM;
+        ix->bref = p;
+        if ((p = xrealloc(ix->bpos, ncap * t, sizeof(uint32_t))) == NULL)
+            return -ENOMEM;
+        ix->bpos = p;
+        if (w && (p = xrealloc(ix->codes, ncap * w, sizeof(uint64_t))) == NULL)
+            return -ENOMEM;
+        if (w)
+            ix->codes = p;
+        if ((p = xrealloc(ix->q8, ncap * d, sizeof(int8_t))) == NULL)
+            return -ENOMEM;
+        ix->q8 = p;
+        if ((p = xrealloc(ix->qscale, ncap, sizeof(float))) == NULL)
+            return -ENOMEM;
+        ix->qscale = p;
+        if ((p = xrealloc(ix->qerr, ncap, sizeof(float))) == NULL)
+            return -ENOMEM;
+        ix->qerr = p;
+    }
+    /* A fresh stamp must not equal the current epoch. */
+    memset(ix->stamp + oc, 0, (ncap - oc) * sizeof *ix->stamp);
+    ix->cap = ncap;
+    return 0;
+}
+
+/* ---- buckets ---- */
+
+static uint64_t bucket_key(uint32_t table, uint32_t key)
+{
+    return ((uint64_t)(table + 1) << 32) | key;
+}
+
+/* Pool entry of the bucket for key, created empty if absent, with room for
+ * one more slot. Returns the entry or NO_SLOT on out of memory. */
+static uint32_t bucket_reserve(index_t *ix, uint64_t key)
+{
+    uint32_t b;
+    size_t at = map_find(&ix->bmap, key);
+
+    if (at != SIZE_MAX) {
+        b = ix->bmap.ents[at].val;
+    } else {
+        if (map_reserve(&ix->bmap) < 0)
+            return NO_SLOT;
+        if (ix->free_head == NO_SLOT && ix->nbk == ix->bkcap) {
+            uint32_t ncap = ix->bkcap ? ix->bkcap * 2 : 256;
+            void *p = xrealloc(ix->bk, ncap, sizeof *ix->bk);
+            if (p == NULL)
+                return NO_SLOT;
+            ix->bk = p;
+            ix->bkcap = ncap;
+        }
+        if (ix->free_head != NO_SLOT) {
+            b = ix->free_head;
+            ix->free_head = (uint32_t)ix->bk[b].key;
+        } else {
+            b = ix->nbk++;
+        }
+        ix->bk[b] = (struct bucket){ NULL, 0, 0, key };
+        map_insert_new(&ix->bmap, key, b);
+    }
+    struct bucket *bk = &ix->bk[b];
+    if (bk->len == bk->cap) {
+        uint32_t ncap = bk->cap ? bk->cap * 2 : 4;
+        void *p = xrealloc(bk->slots, ncap, sizeof *bk->slots);
+        if (p == NULL)
+            return NO_SLOT;
+        bk->slots = p;
+        bk->cap = ncap;
+    }
+    return b;
+}
+
+/* Release an empty bucket: out of the map, slots freed, entry reusable. */
+static void bucket_drop(index_t *ix, uint32_t b)
+{
+    struct bucket *bk = &ix->bk[b];
+    size_t at = map_find(&ix->bmap, bk->key);
+
+    if (at != SIZE_MAX)
+        map_delete_at(&ix->bmap, at);
+    free(bk->slots);
+    *bk = (struct bucket){ NULL, 0, 0, ix->free_head };
+    ix->free_head = b;
+}
+
+/* Table keys of v into keys[tables]. Uses ix->proj. */
+static void lsh_keys(index_t *ix, const float *v, uint32_t *keys)
+{
+    vec_dot_many(ix->planes, ix->nplanes, v, ix->dim, ix->proj);
+    for (uint32_t t = 0; t < ix->tables; t++) {
+        uint32_t k = 0;
+        const float *p = ix->proj + (size_t)t * ix->bits, *o = ix->offsets + (size_t)t * ix->bits;
+        for (uint32_t j = 0; j < ix->bits; j++)
+            if (p[j] > o[j])
+                k |= 1u << j;
+        keys[t] = k;
+    }
+}
+
+/* int8 code of slot s: its residual from the mean on a per-vector scale,
+ * and how far (Euclidean) the code is from the vector, rounded up. */
+static void quant_compute(index_t *ix, uint32_t s)
+{
+    const float *v = ix->vecs + (size_t)s * ix->dim, *mu = ix->mean;
+    int8_t *q = ix->q8 + (size_t)s * ix->dim;
+    float mx = 0.0f;
+
+    for (uint32_t i = 0; i < ix->dim; i++)
+        if (fabsf(v[i] - mu[i]) > mx)
+            mx = fabsf(v[i] - mu[i]);
+    float sc = mx / 127.0f;
+    double e2 = 0.0;
+    for (uint32_t i = 0; i < ix->dim; i++) {
+        long k = sc > 0.0f ? lrintf((v[i] - mu[i]) / sc) : 0;
+        k = k > 127 ? 127 : k < -127 ? -127 : k;
+        q[i] = (int8_t)k;
+        double r = (double)v[i] - (double)mu[i] - (double)sc * (double)k;
+        e2 += r * r;
+    }
+    ix->qscale[s] = sc;
+    ix->qerr[s] = nextafterf((float)sqrt(e2), INFINITY);
+}
+
+/* Put slot s (vector already stored) into its buckets and compute its code.
+ * Returns 0 or -ENOMEM, in which case s is in no bucket. */
+static int lsh_insert(index_t *ix, uint32_t s)
+{
+    const float *v = ix->vecs + (size_t)s * ix->dim;
+    uint32_t keys[MAX_TABLES], bs[MAX_TABLES];
+
+    lsh_keys(ix, v, keys);
+    for (uint32_t t = 0; t < ix->tables; t++) {
+        bs[t] = bucket_reserve(ix, bucket_key(t, keys[t]));
+        if (bs[t] == NO_SLOT) {
+            for (uint32_t u = 0; u < t; u++)
+                if (ix->bk[bs[u]].len == 0)
+                    bucket_drop(ix, bs[u]);
+            /* The failed one may have been created empty too. */
+            size_t at = map_find(&ix->bmap, bucket_key(t, keys[t]));
+            if (at != SIZE_MAX && ix->bk[ix->bmap.ents[at].val].len == 0)
+                bucket_drop(ix, ix->bmap.ents[at].val);
+            return -ENOMEM;
+        }
+    }
+    for (uint32_t t = 0; t < ix->tables; t++) {
+        struct bucket *bk = &ix->bk[bs[t]];
+        ix->bref[(size_t)s * ix->tables + t] = bs[t];
+        ix->bpos[(size_t)s * ix->tables + t] = bk->len;
+        bk->slots[bk->len++] = s;
+    }
+    if (ix->code_words)
+        code_compute(ix, v, ix->codes + (size_t)s * ix->code_words);
+    quant_compute(ix, s);
+    return 0;
+}
+
+/* Take slot s out of its buckets. */
+static void lsh_unlink(index_t *ix, uint32_t s)
+{
+    for (uint32_t t = 0; t < ix->tables; t++) {
+        uint32_t b = ix->bref[(size_t)s * ix->tables + t];
+        uint32_t p = ix->bpos[(size_t)s * ix->tables + t];
+        struct bucket *bk = &ix->bk[b];
+        uint32_t moved = bk->slots[--bk->len];
+        if (p != bk->len) {
+            bk->slots[p] = moved;
+            ix->bpos[(size_t)moved * ix->tables + t] = p;
+        }
+        if (bk->len == 0)
+            bucket_drop(ix, b);
+    }
+}
+
+static void lsh_off(index_t *ix)
+{
+    for (uint32_t b = 0; b < ix->nbk; b++)
+        free(ix->bk[b].slots);
+    free(ix->bk);
+    ix->bk = NULL;
+    ix->nbk = ix->bkcap = 0;
+    ix->free_head = NO_SLOT;
+    map_clear(&ix->bmap);
+    free(ix->planes);
+    free(ix->offsets);
+    free(ix->proj);
+    free(ix->mean);
+    free(ix->bref);
+    free(ix->bpos);
+    free(ix->codes);
+    free(ix->code_diag);
+    free(ix->code_buf);
+    free(ix->q8);
+    free(ix->qscale);
+    free(ix->qerr);
+    ix->q8 = NULL;
+    ix->qscale = ix->qerr = NULL;
+    ix->planes = ix->offsets = ix->proj = ix->mean = NULL;
+    ix->bref = ix->bpos = NULL;
+    ix->codes = NULL;
+    ix->code_diag = ix->code_buf = NULL;
+    ix->lsh = false;
+}
+
+static void *alloc_n(size_t n, size_t size, bool *ok)
+{
+    if (n == 0)
+        return NULL; /* no slots yet: grow_slots allocates them */
+    void *p = xrealloc(NULL, n, size);
+    if (p == NULL)
+        *ok = false;
+    return p;
+}
+
+/* Switch hashing on: centre on `center` (NULL: the mean of the entries), draw
+ * the planes, hash every entry. Returns 0 or -ENOMEM (hashing stays off,
+ * nothing else changes). */
+static int lsh_on(index_t *ix, const float *center)
+{
+    size_t c = ix->cap, t = ix->tables, d = ix->dim;
+    bool ok = true;
+
+    ix->lsh = true; /* so that failures go through lsh_off */
+    ix->planes = alloc_n((size_t)ix->nplanes * d, sizeof(float), &ok);
+    ix->offsets = alloc_n(ix->nplanes, sizeof(float), &ok);
+    ix->proj = alloc_n(ix->nplanes, sizeof(float), &ok);
+    ix->mean = alloc_n(d, sizeof(float), &ok);
+    ix->bref = alloc_n(c * t, sizeof(uint32_t), &ok);
+    ix->bpos = alloc_n(c * t, sizeof(uint32_t), &ok);
+    if (ix->code_words) {
+        ix->codes = alloc_n(c * ix->code_words, sizeof(uint64_t), &ok);
+        ix->code_diag = alloc_n((size_t)ix->nblk * 3 * ix->dpad, sizeof(float), &ok);
+        ix->code_buf = alloc_n(ix->dpad, sizeof(float), &ok);
+    }
+    ix->q8 = alloc_n(c * d, sizeof(int8_t), &ok);
+    ix->qscale = alloc_n(c, sizeof(float), &ok);
+    ix->qerr = alloc_n(c, sizeof(float), &ok);
+    double *acc = calloc(d, sizeof *acc);
+    if (!ok || acc == NULL) {
+        free(acc);
+        lsh_off(ix);
+        return -ENOMEM;
+    }
+
+    if (center != NULL) {
+        memcpy(ix->mean, center, d * sizeof *ix->mean);
+    } else {
+        for (size_t s = 0; s < ix->count; s++)
+            for (size_t i = 0; i < d; i++)
+                acc[i] += ix->vecs[s * d + i];
+        for (size_t i = 0; i < d; i++)
+            ix->mean[i] = ix->count ? (float)(acc[i] / (double)ix->count) : 0.0f;
+    }
+    free(acc);
+
+    rng_t r;
+    rng_init(&r, ix->seed, 1);
+    rng_gauss(&r, ix->planes, (size_t)ix->nplanes * d);
+    vec_dot_many(ix->planes, ix->nplanes, ix->mean, ix->dim, ix->offsets);
+    if (ix->code_words) {
+        rng_init(&r, ix->seed, 2);
+        size_t n = (size_t)ix->nblk * 3 * ix->dpad;
+        for (size_t i = 0; i < n; i += 64) {
+            uint64_t bits = rng_next(&r);
+            for (size_t j = i; j < n && j < i + 64; j++)
+                ix->code_diag[j] = (bits >> (j - i)) & 1 ? 1.0f : -1.0f;
+        }
+    }
+
+    for (size_t s = 0; s < ix->count; s++)
+        if (lsh_insert(ix, (uint32_t)s) < 0) {
+            lsh_off(ix);
+            return -ENOMEM;
+        }
+    return 0;
+}
+
+/* ---- public ---- */
+
+index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p)
+{
+    index_params_t d = { 0, 0, 0, 0 };
+
+    if (p != NULL)
+        d = *p;
+    if (dim == 0 || dim > SIMCACHE_MAX_DIM)
+        return NULL;
+    if (d.tables == 0)
+        d.tables = DEF_TABLES;
+    if (d.bits == 0)
+        d.bits = DEF_BITS;
+    if (p == NULL)
+        d.probes = DEF_PROBES;
+    if (d.exact_below == 0) {
+        d.exact_below = EXACT_FLOATS / dim;
+        d.exact_below = d.exact_below < EXACT_MIN ? EXACT_MIN : d.exact_below;
+        d.exact_below = d.exact_below > EXACT_MAX ? EXACT_MAX : d.exact_below;
+    }
+    if (d.tables > MAX_TABLES || d.bits > MAX_BITS || d.probes > 1)
+        return NULL;
+
+    index_t *ix = calloc(1, sizeof *ix);
+    if (ix == NULL)
+        return NULL;
+    ix->free_head = NO_SLOT;
+    ix->dim = dim;
+    ix->seed = seed;
+    ix->tables = d.tables;
+    ix->bits = d.bits;
+    ix->probes = d.probes;
+    ix->exact_below = d.exact_below;
+    ix->nplanes = d.tables * d.bits;
+    ix->epoch = 0;
+
+    rng_t r;
+    rng_init(&r, seed, 3);
+    ix->idmap.salt = rng_next(&r);
+    ix->bmap.salt = rng_next(&r);
+
+    if (dim >= CODE_MIN_DIM) {
+        uint32_t dp = 1;
+        while (dp < dim)
+            dp *= 2;
+        ix->dpad = dp;
+        ix->nblk = dp >= CODE_BITS ? 1 : CODE_BITS / dp;
+        ix->code_words = CODE_WORDS;
+        for (uint32_t k = 0; k <= CODE_TAB; k++)
+            ix->cut[k] = (uint16_t)code_cut_for(-1.0 + 2.0 * k / CODE_TAB);
+    }
+    return ix;
+}
+
+void index_free(index_t *ix)
+{
+    if (ix == NULL)
+        return;
+    if (ix->lsh)
+        lsh_off(ix);
+    free(ix->vecs);
+    free(ix->ids);
+    free(ix->stamp);
+    free(ix->cands);
+    free(ix->ubound);
+    free(ix->hams);
+    free(ix->idmap.ents);
+    free(ix);
+}
+
+/* Accept only what vec_normalize can produce: finite, length 1. */
+static bool is_unit(const float *v, uint32_t dim)
+{
+    double ss = 0.0;
+    for (uint32_t i = 0; i < dim; i++) {
+        if (!isfinite(v[i]))
+            return false;
+        ss += (double)v[i] * v[i];
+    }
+    return fabs(ss - 1.0) <= 1e-3;
+}
+
+int index_add(index_t *ix, uint64_t id, const float *unit)
+{
+    if (ix == NULL || id == 0 || unit == NULL || !is_unit(unit, ix->dim))
+        return -EINVAL;
+    if (map_find(&ix->idmap, id) != SIZE_MAX)
+        return -EEXIST;
+    if (grow_slots(ix, ix->count + 1) < 0 || map_reserve(&ix->idmap) < 0)
+        return -ENOMEM;
+
+    uint32_t s = (uint32_t)ix->count;
+    memcpy(ix->vecs + (size_t)s * ix->dim, unit, ix->dim * sizeof(float));
+    ix->ids[s] = id;
+    if (ix->lsh && lsh_insert(ix, s) < 0)
+        return -ENOMEM;
+    map_insert_new(&ix->idmap, id, s);
+    ix->count++;
+    /* A failure here only delays hashing to a later add. */
+    if (!ix->lsh && ix->count >= ix->exact_below)
+        (void)lsh_on(ix, NULL);
+    return 0;
+}
+
+int index_remove(index_t *ix, uint64_t id)
+{
+    size_t at = ix == NULL || id == 0 ? SIZE_MAX : map_find(&ix->idmap, id);
+
+    if (at == SIZE_MAX)
+        return -ENOENT;
+    uint32_t s = ix->idmap.ents[at].val;
+    uint32_t last = (uint32_t)ix->count - 1;
+    map_delete_at(&ix->idmap, at);
+    if (ix->lsh)
+        lsh_unlink(ix, s);
+    if (s != last) {
+        size_t d = ix->dim;
+        memcpy(ix->vecs + s * d, ix->vecs + last * d, d * sizeof(float));
+        ix->ids[s] = ix->ids[last];
+        ix->idmap.ents[map_find(&ix->idmap, ix->ids[s])].val = s;
+        if (ix->lsh) {
+            size_t t = ix->tables;
+            for (size_t u = 0; u < t; u++) {
+                uint32_t b = ix->bref[last * t + u], p = ix->bpos[last * t + u];
+                ix->bref[s * t + u] = b;
+                ix->bpos[s * t + u] = p;
+                ix->bk[b].slots[p] = s;
+            }
+            if (ix->code_words)
+                memcpy(ix->codes + s * ix->code_words, ix->codes + last * ix->code_words,
+                       ix->code_words * sizeof(uint64_t));
+            memcpy(ix->q8 + s * d, ix->q8 + last * d, d);
+            ix->qscale[s] = ix->qscale[last];
+            ix->qerr[s] = ix->qerr[last];
+        }
+    }
+    ix->count--;
+    return 0;
+}
+
+static int search_exact(index_t *ix, const float *q, float thr, uint32_t *best_s, float *best)
+{
+    float out[EXACT_CHUNK];
+    int found = 0;
+
+    for (size_t s0 = 0; s0 < ix->count; s0 += EXACT_CHUNK) {
+        size_t n = ix->count - s0 < EXACT_CHUNK ? ix->count - s0 : EXACT_CHUNK;
+        vec_dot_many(ix->vecs + s0 * ix->dim, n, q, ix->dim, out);
+        for (size_t i = 0; i < n; i++)
+            if (out[i] >= thr && (!found || out[i] > *best)) {
+                found = 1;
+                *best = out[i];
+                *best_s = (uint32_t)(s0 + i);
+            }
+    }
+    ix->candidates += ix->count;
+    ix->exact += ix->count;
+    return found;
+}
+
+/* Candidates of the probed buckets, each slot once, into ix->cands.
+ * Returns their number. */
+static size_t lsh_candidates(index_t *ix, const float *q)
+{
+    uint32_t keys[MAX_TABLES];
+    uint64_t *pk = ix->probe_key;
+    uint32_t *pb = ix->probe_bk;
+    size_t np = 0, nb = 0, n = 0;
+
+    if (++ix->epoch == 0) {
+        memset(ix->stamp, 0, ix->cap * sizeof *ix->stamp);
+        ix->epoch = 1;
+    }
+    lsh_keys(ix, q, keys);
+    /* Exact keys of every table first: they hold the likeliest matches, and
+     * an early good match tightens the code cut for the rest. */
+    for (uint32_t t = 0; t < ix->tables; t++)
+        pk[np++] = bucket_key(t, keys[t]);
+    if (ix->probes)
+        for (uint32_t t = 0; t < ix->tables; t++)
+            for (uint32_t j = 0; j < ix->bits; j++)
+                pk[np++] = bucket_key(t, keys[t] ^ (1u << j));
+    /* Each lookup is a chain of cache misses (map, bucket, slots): walk all
+     * probes one level at a time so the misses of a level overlap. */
+    for (size_t i = 0; i < np; i++)
+        __builtin_prefetch(&ix->bmap.ents[map_home(&ix->bmap, pk[i])]);
+    for (size_t i = 0; i < np; i++) {
+        size_t at = map_find(&ix->bmap, pk[i]);
+        if (at != SIZE_MAX) {
+            pb[nb] = ix->bmap.ents[at].val;
+            __builtin_prefetch(&ix->bk[pb[nb]]);
+            nb++;
+        }
+    }
+    for (size_t i = 0; i < nb; i++)
+        __builtin_prefetch(ix->bk[pb[i]].slots);
+    for (size_t i = 0; i < nb; i++) {
+        const struct bucket *bk = &ix->bk[pb[i]];
+        for (uint32_t k = 0; k < bk->len; k++) {
+            uint32_t s = bk->slots[k];
+            if (ix->stamp[s] != ix->epoch) {
+                ix->stamp[s] = ix->epoch;
+                ix->cands[n++] = s;
+            }
+        }
+    }
+    return n;
+}
+
+static int search_lsh(index_t *ix, const float *q, float thr, uint32_t *best_s, float *best)
+{
+    size_t n = lsh_candidates(ix, q), ns = 0, nu = 0;
+    uint32_t w = ix->code_words;
+    int found = 0;
+
+    ix->candidates += n;
+    /* Stage 2: keep the candidates whose sign code can reach thr. */
+    uint32_t cut = CODE_BITS;
+    if (w) {
+        size_t lines = (w * sizeof(uint64_t) + 63) / 64;
+        cut = code_cut(ix, thr);
+        code_compute(ix, q, ix->qcode);
+        for (size_t i = 0; i < n; i++) {
+            if (i + 16 < n) {
+                const char *c = (const char *)(ix->codes + (size_t)ix->cands[i + 16] * w);
+                for (size_t l = 0; l < lines; l++)
+                    __builtin_prefetch(c + 64 * l);
+            }
+            uint32_t s = ix->cands[i];
+            uint32_t h = vec_hamming(ix->codes + (size_t)s * w, ix->qcode, w);
+            if (h <= cut) {
+                ix->cands[ns] = s;
+                ix->hams[ns] = (uint16_t)h;
+                ns++;
+            }
+        }
+        ix->coded += n;
+    } else {
+        ns = n;
+        memset(ix->hams, 0, n * sizeof *ix->hams);
+    }
+
+    /* Stage 3: bounds of each survivor's cosine from its int8 code. Keep
+     * those whose upper bound reaches thr. The best lower bound so far is a
+     * floor under the answer: it tightens the sign cut for the rest. */
+    float ynorm = sqrtf(vec_dot(q, q, ix->dim)) * 1.0001f;
+    float muy = vec_dot(ix->mean, q, ix->dim);
+    float floor_lb = thr;
+    size_t qb = ix->dim;
+    for (size_t i = 0; i < ns; i++) {
+        if (i + 3 < ns) {
+            const char *nx = (const char *)(ix->q8 + (size_t)ix->cands[i + 3] * qb);
+            for (size_t off = 0; off < qb; off += 64)
+                __builtin_prefetch(nx + off);
+        }
+        if (ix->hams[i] > cut)
+            continue;
+        uint32_t s = ix->cands[i];
+        float approx = muy + ix->qscale[s] * vec_dot_i8(ix->q8 + (size_t)s * qb, q, ix->dim);
+        float err = ix->qerr[s] * ynorm + QUANT_SLACK;
+        ix->quantized++;
+        if (approx + err < floor_lb)
+            continue;
+        ix->cands[nu] = s;
+        ix->ubound[nu] = approx + err;
+        nu++;
+        if (approx - err > floor_lb) {
+            floor_lb = approx - err;
+            if (w)
+                cut = code_cut(ix, floor_lb);
+        }
+    }
+
+    /* Stage 4: exact cosine, which alone decides, for the few left. */
+    for (size_t i = 0; i < nu; i++) {
+        uint32_t s = ix->cands[i];
+        if (ix->ubound[i] < floor_lb || (found && ix->ubound[i] <= *best))
+            continue;
+        ix->exact++;
+        float d = vec_dot(ix->vecs + (size_t)s * ix->dim, q, ix->dim);
+        if (d >= thr && (!found || d > *best)) {
+            found = 1;
+            *best = d;
+            *best_s = s;
+        }
+    }
+    return found;
+}
+
+int index_search(index_t *ix, const float *unit, float threshold, uint64_t *id, float *sim)
+{
+    uint32_t s = 0;
+    float best = 0.0f;
+    int found;
+
+    if (ix == NULL || unit == NULL)
+        return 0;
+    ix->searches++;
+    if (ix->count == 0)
+        return 0;
+    if (!ix->lsh || ix->count < ix->exact_below)
+        found = search_exact(ix, unit, threshold, &s, &best);
+    else
+        found = search_lsh(ix, unit, threshold, &s, &best);
+    if (!found)
+        return 0;
+    if (id)
+        *id = ix->ids[s];
+    if (sim)
+        *sim = best;
+    return 1;
+}
+
+const float *index_vector(const index_t *ix, uint64_t id)
+{
+    size_t at = ix == NULL || id == 0 ? SIZE_MAX : map_find(&ix->idmap, id);
+    return at == SIZE_MAX ? NULL : ix->vecs + (size_t)ix->idmap.ents[at].val * ix->dim;
+}
+
+uint32_t index_dim(const index_t *ix)
+{
+    return ix->dim;
+}
+
+size_t index_count(const index_t *ix)
+{
+    return ix->count;
+}
+
+void index_get_stats(const index_t *ix, index_stats_t *st)
+{
+    memset(st, 0, sizeof *st);
+    st->count = ix->count;
+    st->lsh_active = ix->lsh;
+    st->searches = ix->searches;
+    st->candidates = ix->candidates;
+    uint64_t c = ix->cap, by = sizeof *ix;
+    by += c * ((uint64_t)ix->dim * sizeof(float) + sizeof *ix->ids + sizeof *ix->stamp +
+               sizeof *ix->cands + sizeof *ix->ubound + sizeof *ix->hams);
+    by += ix->idmap.cap * sizeof *ix->idmap.ents;
+    if (ix->lsh) {
+        st->buckets = ix->bmap.len;
+        for (uint32_t b = 0; b < ix->nbk; b++) {
+            if (ix->bk[b].len > st->max_bucket)
+                st->max_bucket = ix->bk[b].len;
+            by += (uint64_t)ix->bk[b].cap * sizeof(uint32_t);
+        }
+        by += (uint64_t)ix->bkcap * sizeof *ix->bk;
+        by += ix->bmap.cap * sizeof *ix->bmap.ents;
+        by += ((uint64_t)ix->nplanes * (ix->dim + 2) + ix->dim) * sizeof(float);
+        by += c * ix->tables * 2 * sizeof(uint32_t);
+        by += c * ix->code_words * sizeof(uint64_t);
+        by += ((uint64_t)ix->nblk * 3 + 1) * ix->dpad * sizeof(float);
+        by += c * ((uint64_t)ix->dim + 2 * sizeof(float));
+    }
+    st->bytes = by;
+}
+
+const float *index_center(const index_t *ix)
+{
+    return ix->lsh ? ix->mean : NULL;
+}
+
+int index_set_center(index_t *ix, const float *center)
+{
+    if (center != NULL)
+        for (uint32_t i = 0; i < ix->dim; i++)
+            if (!isfinite(center[i]))
+                return -EINVAL;
+    if (ix->lsh)
+        lsh_off(ix);
+    return lsh_on(ix, center);
+}
+
+void index_get_rerank_counts(const index_t *ix, uint64_t *coded, uint64_t *quantized,
+                             uint64_t *exact)
+{
+    if (coded)
+        *coded = ix->coded;
+    if (quantized)
+        *quantized = ix->quantized;
+    if (exact)
+        *exact = ix->exact;
+}

@@ -1,0 +1,286 @@
+/* vec.c - embedding arithmetic: validation, normalisation, dot products.
+ *
+ * Every hot loop exists twice: plain C, and AVX2+FMA intrinsics compiled
+ * through a target attribute, so the rest of the build needs no -mavx2. The
+ * variant is picked once from __builtin_cpu_supports. vec_dot_many runs the
+ * same kernel as vec_dot row by row, so both give bit-identical results for a
+ * row: the index relies on that to score an entry the same way on every path.
+ */
+#include "vec.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "simcache.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define VEC_X86 1
+#include <immintrin.h>
+#endif
+
+enum { IMPL_UNKNOWN = 0, IMPL_SCALAR = 1, IMPL_AVX2 = 2 };
+
+/* Written once, racy-but-idempotent: every thread computes the same value. */
+static int impl_level = IMPL_UNKNOWN;
+
+static int impl_detect(void)
+{
+#ifdef VEC_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("popcnt"))
+        return IMPL_AVX2;
+#endif
+    return IMPL_SCALAR;
+}
+
+static int impl_get(void)
+{
+    int l = __atomic_load_n(&impl_level, __ATOMIC_RELAXED);
+    if (l == IMPL_UNKNOWN) {
+        l = impl_detect();
+        __atomic_store_n(&impl_level, l, __ATOMIC_RELAXED);
+    }
+    return l;
+}
+
+void vec_force_scalar(int on)
+{
+    __atomic_store_n(&impl_level, on ? IMPL_SCALAR : impl_detect(), __ATOMIC_RELAXED);
+}
+
+const char *vec_impl(void)
+{
+    return impl_get() == IMPL_AVX2 ? "avx2" : "scalar";
+}
+
+int vec_normalize(const float *in, uint32_t dim, float *out)
+{
+    double ss = 0.0;
+    float maxabs = 0.0f;
+
+    if (dim == 0)
+        return SIMCACHE_EEMBED;
+    /* Squares summed in double: FLT_MAX^2 * SIMCACHE_MAX_DIM is far inside
+     * double's range, so huge floats normalise exactly instead of to Inf. */
+    for (uint32_t i = 0; i < dim; i++) {
+        float v = in[i];
+        if (!isfinite(v))
+            return SIMCACHE_EEMBED;
+        if (fabsf(v) > maxabs)
+            maxabs = fabsf(v);
+        ss += (double)v * (double)v;
+    }
+    /* Only zeros and subnormals: that is the zero vector on any hardware that
+     * flushes denormals (GPUs, -ffast-math producers), so its direction is
+     * noise. Refuse it rather than blow it up to unit length. */
+    if (maxabs < FLT_MIN)
+        return SIMCACHE_EEMBED;
+    double norm = sqrt(ss);
+    if (!isfinite(norm) || norm <= 0.0)
+        return SIMCACHE_EEMBED;
+    double inv = 1.0 / norm;
+    for (uint32_t i = 0; i < dim; i++) {
+        float f = (float)((double)in[i] * inv);
+        /* Subnormal components carry nothing at unit scale and slow down
+         * every later dot product on some CPUs. */
+        out[i] = fabsf(f) < FLT_MIN ? 0.0f : f;
+    }
+    return 0;
+}
+
+/* ---- plain C ---- */
+
+static float dot_scalar(const float *a, const float *b, uint32_t dim)
+{
+    /* Eight independent sums: shorter rounding chains, and the compiler may
+     * turn them into SSE lanes. */
+    float s[8] = { 0 };
+    uint32_t i = 0;
+
+    for (; i + 8 <= dim; i += 8)
+        for (int k = 0; k < 8; k++)
+            s[k] += a[i + k] * b[i + k];
+    float t = 0.0f;
+    for (; i < dim; i++)
+        t += a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
+}
+
+static float dot_i8_scalar(const int8_t *a, const float *b, uint32_t dim)
+{
+    float s[8] = { 0 };
+    uint32_t i = 0;
+
+    for (; i + 8 <= dim; i += 8)
+        for (int k = 0; k < 8; k++)
+            s[k] += (float)a[i + k] * b[i + k];
+    float t = 0.0f;
+    for (; i < dim; i++)
+        t += (float)a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
+}
+
+static void fwht_scalar(float *x, uint32_t n)
+{
+    for (uint32_t h = 1; h < n; h *= 2)
+        for (uint32_t i = 0; i < n; i += 2 * h)
+            for (uint32_t j = i; j < i + h; j++) {
+                float a = x[j], b = x[j + h];
+                x[j] = a + b;
+                x[j + h] = a - b;
+            }
+}
+
+static uint32_t hamming_scalar(const uint64_t *a, const uint64_t *b, size_t words)
+{
+    uint32_t h = 0;
+    for (size_t i = 0; i < words; i++)
+        h += (uint32_t)__builtin_popcountll(a[i] ^ b[i]);
+    return h;
+}
+
+/* ---- AVX2 + FMA (and POPCNT, which every AVX2 CPU has) ---- */
+
+#ifdef VEC_X86
+__attribute__((target("avx2,fma")))
+static inline float dot_avx2_kernel(const float *a, const float *b, uint32_t dim)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    uint32_t i = 0;
+
+    for (; i + 32 <= dim; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= dim; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s0 = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float r = _mm_cvtss_f32(h);
+    for (; i < dim; i++)
+        r += a[i] * b[i];
+    return r;
+}
+
+__attribute__((target("avx2,fma")))
+static float dot_avx2(const float *a, const float *b, uint32_t dim)
+{
+    return dot_avx2_kernel(a, b, dim);
+}
+
+__attribute__((target("avx2,fma")))
+static float dot_i8_avx2(const int8_t *a, const float *b, uint32_t dim)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    uint32_t i = 0;
+
+    for (; i + 16 <= dim; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(a + i));
+        __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+        __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
+        s0 = _mm256_fmadd_ps(f0, _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(f1, _mm256_loadu_ps(b + i + 8), s1);
+    }
+    s0 = _mm256_add_ps(s0, s1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float r = _mm_cvtss_f32(h);
+    for (; i < dim; i++)
+        r += (float)a[i] * b[i];
+    return r;
+}
+
+__attribute__((target("avx2,fma")))
+static void fwht_avx2(float *x, uint32_t n)
+{
+    uint32_t h = 1;
+    /* Strides below one register: plain butterflies. */
+    for (; h < n && h < 8; h *= 2)
+        for (uint32_t i = 0; i < n; i += 2 * h)
+            for (uint32_t j = i; j < i + h; j++) {
+                float a = x[j], b = x[j + h];
+                x[j] = a + b;
+                x[j + h] = a - b;
+            }
+    for (; h < n; h *= 2)
+        for (uint32_t i = 0; i < n; i += 2 * h)
+            for (uint32_t j = i; j < i + h; j += 8) {
+                __m256 a = _mm256_loadu_ps(x + j), b = _mm256_loadu_ps(x + j + h);
+                _mm256_storeu_ps(x + j, _mm256_add_ps(a, b));
+                _mm256_storeu_ps(x + j + h, _mm256_sub_ps(a, b));
+            }
+}
+
+__attribute__((target("popcnt")))
+static uint32_t hamming_popcnt(const uint64_t *a, const uint64_t *b, size_t words)
+{
+    uint32_t h = 0;
+    for (size_t i = 0; i < words; i++)
+        h += (uint32_t)__builtin_popcountll(a[i] ^ b[i]);
+    return h;
+}
+
+__attribute__((target("avx2,fma")))
+static void dot_many_avx2(const float *rows, size_t n, const float *x, uint32_t dim, float *out)
+{
+    for (size_t r = 0; r < n; r++)
+        out[r] = dot_avx2_kernel(rows + r * dim, x, dim);
+}
+#endif
+
+float vec_dot(const float *a, const float *b, uint32_t dim)
+{
+#ifdef VEC_X86
+    if (impl_get() == IMPL_AVX2)
+        return dot_avx2(a, b, dim);
+#endif
+    return dot_scalar(a, b, dim);
+}
+
+void vec_dot_many(const float *rows, size_t n, const float *x, uint32_t dim, float *out)
+{
+#ifdef VEC_X86
+    if (impl_get() == IMPL_AVX2) {
+        dot_many_avx2(rows, n, x, dim, out);
+        return;
+    }
+#endif
+    for (size_t r = 0; r < n; r++)
+        out[r] = dot_scalar(rows + r * dim, x, dim);
+}
+
+void vec_fwht(float *x, uint32_t n)
+{
+#ifdef VEC_X86
+    if (impl_get() == IMPL_AVX2) {
+        fwht_avx2(x, n);
+        return;
+    }
+#endif
+    fwht_scalar(x, n);
+}
+
+uint32_t vec_hamming(const uint64_t *a, const uint64_t *b, size_t words)
+{
+#ifdef VEC_X86
+    if (impl_get() == IMPL_AVX2)
+        return hamming_popcnt(a, b, words);
+#endif
+    return hamming_scalar(a, b, words);
+}
+
+float vec_dot_i8(const int8_t *a, const float *b, uint32_t dim)
+{
+#ifdef VEC_X86
+    if (impl_get() == IMPL_AVX2)
+        return dot_i8_avx2(a, b, dim);
+#endif
+    return dot_i8_scalar(a, b, dim);
+}
