@@ -9,11 +9,16 @@ FUZZ_SECONDS ?= 20
 ARGS ?=
 
 DEBS = meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
-       libevent-dev liburing-dev liblmdb-dev libcmocka-dev libxxhash-dev
+       libevent-dev liburing-dev liblmdb-dev libcmocka-dev libxxhash-dev \
+       python3-numpy python3-pytest python3-torch \
+       libhiredis-dev libssl-dev redis-server
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run test test-plain test-asan test-fuzz install clean
+.PHONY: all deps build run test test-plain test-python test-asan test-fuzz example-pytorch install clean
+
+# Debian's python3-torch installs for /usr/bin/python3 (not a pyenv python).
+PY ?= /usr/bin/python3
 
 all: build
 
@@ -38,11 +43,22 @@ run: build
 
 # The test command (README, .ci/run): as shipped, then under ASan + UBSan
 # with warnings as errors, then each libFuzzer target briefly.
-test: deps test-plain test-asan test-fuzz
+test: deps test-plain test-python test-asan test-fuzz
 
 test-plain: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 	meson test -C $(BUILD) --print-errorlogs --no-suite fuzz
+
+# The Python binding against the plain build (the ASan build's library would
+# need libasan preloaded into Python).
+test-python: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	SIMCACHE_LIB=$(BUILD)/client/libsimcache-client.so SIMCACHE_DAEMON=$(BUILD)/cached/simcached \
+	  $(PY) -m pytest -q -p no:cacheprovider client/python/tests
+
+# The PyTorch reuse example (examples/pytorch/README.md), with and without simcache.
+example-pytorch: build
+	examples/pytorch/run.sh
 
 test-asan:
 	[ -f $(ASAN_BUILD)/build.ninja ] || meson setup $(ASAN_BUILD) \

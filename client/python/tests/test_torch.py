@@ -1,0 +1,59 @@
+"""Torch tensors in and out (skipped where torch is not installed)."""
+import warnings
+
+import pytest
+
+from conftest import unit
+import simcache
+
+torch = pytest.importorskip("torch")
+
+
+def condensed_kv(seed, dtype):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(2, 1, 4, 8, 16, generator=g).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_torch_round_trip_is_a_zero_copy_view(client, dtype):
+    kv = condensed_kv(1, dtype)
+    eid = client.put(unit(1), kv)
+    with client.get(eid) as m:
+        assert m.layout == simcache.Layout.from_tensor(kv)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")          # the read-only buffer warning is handled
+            t = m.torch()
+        assert t.dtype == dtype and t.shape == kv.shape
+        assert torch.equal(t, kv)
+        assert t.data_ptr() == m._c.data            # zero copy
+        copy = t.clone()                            # the documented way to get a writable tensor
+        copy += 1
+    assert torch.equal(copy, kv + 1)
+
+
+def test_torch_non_contiguous_and_4d_put(client):
+    base = condensed_kv(2, torch.float32)[:, 0]     # (2, kv_heads, tokens, head_dim)
+    kv = base.transpose(2, 3).contiguous().transpose(2, 3)
+    assert not kv.is_contiguous()
+    eid = client.put(unit(2), kv)
+    with client.get(eid) as m:
+        assert m.layout.layers == 1
+        assert torch.equal(m.torch().view(kv.shape), kv)
+
+
+def test_begin_put_torch_view(client):
+    lay = simcache.Layout(torch.float16, 2, 1, 4, 16, 8)
+    with client.begin_put(lay) as buf:
+        buf.torch().copy_(condensed_kv(3, torch.float16))
+        eid = buf.commit(torch.from_numpy(unit(3)))     # a torch embedding works too
+    with client.lookup(unit(3)) as m:
+        assert m.id == eid and torch.equal(m.torch(), condensed_kv(3, torch.float16))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_tensor_put_and_device_copy(client):
+    kv = condensed_kv(4, torch.float16).cuda()
+    eid = client.put(unit(4), kv)
+    with client.get(eid) as m:
+        t = m.torch(device="cuda")
+    assert t.is_cuda and torch.equal(t, kv)         # the copy outlives the lease
