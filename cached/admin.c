@@ -23,6 +23,7 @@
 #include "admin_parse.h"
 #include "daemon.h"
 #include "log.h"
+#include "peers.h"
 #include "vec.h"
 
 
@@ -160,6 +161,9 @@ static const struct {
     { "flush", "[NS]", "delete every entry (of one namespace)" },
     { "evict", "N", "evict the N least recently used unleased entries" },
     { "format", "text|json", "reply format of this session" },
+    { "route", "NS V1,V2,...|b64:BASE64", "which node's prototypes are closest to an embedding" },
+    { "peers", "", "nodes of the feature table, this one first" },
+    { "prototypes", "[NS]", "prototypes of this node and its peers (of one namespace)" },
     { "shutdown", "", "drain and exit" },
 };
 
@@ -273,6 +277,20 @@ static void cmd_info(admin_conn_t *a)
     rep_u64(&r, "max_clients", d->cfg.max_clients);
     rep_u64(&r, "leases_active", u64map_len(&d->leases));
     rep_u64(&r, "draining", (uint64_t)d->draining);
+    peers_info_t pi;
+    peers_get_info(d, &pi);
+    rep_str(&r, "node_id", pi.node_id ? pi.node_id : "");
+    rep_str(&r, "advertise", pi.advertise ? pi.advertise : "");
+    rep_str(&r, "redis", pi.redis_configured ? pi.redis : "(none: single node)");
+    rep_u64(&r, "redis_connected", (uint64_t)pi.redis_connected);
+    rep_u64(&r, "redis_reconnects", pi.reconnects);
+    rep_u64(&r, "table_stale", (uint64_t)pi.table_stale);
+    rep_u64(&r, "peers", pi.peers);
+    rep_u64(&r, "records_ignored", pi.records_ignored);
+    rep_u64(&r, "record_bytes", pi.record_bytes);
+    rep_u64(&r, "record_publishes", pi.publishes);
+    rep_u64(&r, "prototypes", pi.prototypes);
+    rep_u64(&r, "prototype_refits", pi.refits);
     rep_rec_end(&r);
     rep_end(&r);
 }
@@ -515,6 +533,9 @@ static void cmd_evict(admin_conn_t *a, admin_args_t *args)
 }
 
 static void cmd_clients(admin_conn_t *a);
+static void cmd_route(admin_conn_t *a, admin_args_t *args);
+static void cmd_peers(admin_conn_t *a);
+static void cmd_prototypes(admin_conn_t *a, admin_args_t *args);
 
 static void run_command(admin_conn_t *a, admin_args_t *args)
 {
@@ -531,6 +552,9 @@ static void run_command(admin_conn_t *a, admin_args_t *args)
     else if (strcmp(c, "show") == 0) cmd_show(a, args);
     else if (strcmp(c, "flush") == 0) cmd_flush(a, args);
     else if (strcmp(c, "evict") == 0) cmd_evict(a, args);
+    else if (strcmp(c, "route") == 0) cmd_route(a, args);
+    else if (strcmp(c, "peers") == 0) cmd_peers(a);
+    else if (strcmp(c, "prototypes") == 0) cmd_prototypes(a, args);
     else if (strcmp(c, "format") == 0) {
         if (args->argc == 2 && strcmp(args->argv[1], "json") == 0) a->json = 1;
         else if (args->argc == 2 && strcmp(args->argv[1], "text") == 0) a->json = 0;
@@ -691,5 +715,187 @@ static void cmd_clients(admin_conn_t *a)
     rep_t r;
     rep_begin(&r, a, 1);
     server_foreach_client(a->d, client_one, &r);
+    rep_end(&r);
+}
+
+/* ---- cluster: route, peers, prototypes ---- */
+
+/* Standard base64 (padding optional) into out; returns bytes or -1. */
+static long b64_decode(const char *s, uint8_t *out, size_t cap)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (; *s && *s != '='; s++) {
+        const char *alpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const char *p = strchr(alpha, *s);
+        if (!p) return -1;
+        acc = (acc << 6) | (uint32_t)(p - alpha);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == cap) return -1;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    while (*s == '=') s++;
+    return *s ? -1 : (long)n;
+}
+
+/* An embedding of dim floats from "v1,v2,..." or "b64:" + base64 of
+ * little-endian f32. Returns 0 or -1 with a reason. */
+static int parse_embedding(const char *s, uint32_t dim, float *out, char *why, size_t n)
+{
+    if (strncmp(s, "b64:", 4) == 0) {
+        size_t cap = (size_t)dim * 4;
+        uint8_t *raw = malloc(cap + 3);
+        long got = raw ? b64_decode(s + 4, raw, cap + 3) : -1;
+        if (got != (long)cap) {
+            snprintf(why, n, "b64: must hold exactly %u little-endian f32 (%zu bytes)", dim, cap);
+            free(raw);
+            return -1;
+        }
+        for (uint32_t i = 0; i < dim; i++) {
+            uint32_t u = (uint32_t)raw[4 * i] | ((uint32_t)raw[4 * i + 1] << 8) |
+                         ((uint32_t)raw[4 * i + 2] << 16) | ((uint32_t)raw[4 * i + 3] << 24);
+            memcpy(&out[i], &u, sizeof u);
+        }
+        free(raw);
+        return 0;
+    }
+    uint32_t i = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        float v = strtof(p, &end);
+        if (end == p || errno == ERANGE || i == dim) {
+            snprintf(why, n, "expected %u comma-separated numbers", dim);
+            return -1;
+        }
+        out[i++] = v;
+        if (*end == ',') end++;
+        else if (*end) {
+            snprintf(why, n, "expected %u comma-separated numbers", dim);
+            return -1;
+        }
+        p = end;
+    }
+    if (i != dim) {
+        snprintf(why, n, "%u numbers given, the namespace has dimension %u", i, dim);
+        return -1;
+    }
+    return 0;
+}
+
+static void cmd_route(admin_conn_t *a, admin_args_t *args)
+{
+    if (args->argc != 3) {
+        CLIENT_ERROR(a, "usage: route NS V1,V2,...|b64:BASE64");
+        return;
+    }
+    ns_t *ns = daemon_ns_find(a->d, args->argv[1]);
+    if (!ns) {
+        CLIENT_ERROR(a, "no namespace '%.128s' (see namespaces)", args->argv[1]);
+        return;
+    }
+    float *v = malloc((size_t)ns->dim * sizeof *v);
+    char why[128];
+    if (!v) {
+        reply_line(a, "SERVER_ERROR", "out of memory");
+        return;
+    }
+    if (parse_embedding(args->argv[2], ns->dim, v, why, sizeof why)) {
+        CLIENT_ERROR(a, "%s", why);
+        free(v);
+        return;
+    }
+    if (vec_normalize(v, ns->dim, v)) {
+        CLIENT_ERROR(a, "embedding holds NaN or Inf, or is the zero vector");
+        free(v);
+        return;
+    }
+    route_t rt;
+    peers_route(a->d, ns, v, &rt);
+    free(v);
+    rep_t r;
+    rep_begin(&r, a, 0);
+    rep_rec(&r);
+    rep_str(&r, "node", rt.node_id);
+    rep_str(&r, "address", rt.addr);
+    rep_u64(&r, "local", (rt.flags & SIMCACHE_ROUTE_LOCAL) != 0);
+    rep_f64(&r, "similarity", rt.similarity);
+    rep_f64(&r, "load", rt.load);
+    rep_f64(&r, "score", rt.score);
+    rep_u64(&r, "stale", (rt.flags & SIMCACHE_ROUTE_STALE) != 0);
+    rep_u64(&r, "no_prototypes", (rt.flags & SIMCACHE_ROUTE_NONE) != 0);
+    rep_rec_end(&r);
+    rep_end(&r);
+}
+
+static void peer_one(void *arg, const peer_view_t *v)
+{
+    rep_t *r = arg;
+    rep_rec(r);
+    rep_str(r, "node", v->node_id);
+    rep_str(r, "address", v->addr);
+    rep_u64(r, "self", (uint64_t)v->self);
+    rep_u64(r, "entries", v->entries);
+    rep_u64(r, "bytes", v->bytes);
+    rep_u64(r, "capacity", v->capacity);
+    rep_f64(r, "rate", v->rate);
+    rep_f64(r, "load", v->load);
+    rep_u64(r, "namespaces", v->namespaces);
+    rep_u64(r, "prototypes", v->prototypes);
+    rep_u64(r, "seq", v->seq);
+    rep_u64(r, "age_ms", v->age_ms);
+    rep_u64(r, "record_bytes", v->record_bytes);
+    rep_rec_end(r);
+}
+
+static void cmd_peers(admin_conn_t *a)
+{
+    rep_t r;
+    rep_begin(&r, a, 1);
+    peers_foreach_node(a->d, peer_one, &r);
+    rep_end(&r);
+}
+
+static void proto_one(void *arg, const proto_view_t *v)
+{
+    rep_t *r = arg;
+    char head[96];
+    size_t used = 0;
+    head[0] = 0;
+    /* The first components, enough to tell prototypes apart by eye. */
+    for (uint32_t i = 0; i < v->dim && i < 4 && used < sizeof head; i++)
+        used += (size_t)snprintf(head + used, sizeof head - used, "%s%.4f", i ? "," : "",
+                                 (double)v->centroid[i]);
+    rep_rec(r);
+    rep_str(r, "node", v->node_id);
+    rep_u64(r, "self", (uint64_t)v->self);
+    rep_str(r, "ns_hash", v->ns_hash);
+    rep_str(r, "namespace", v->ns_name);
+    rep_u64(r, "dim", v->dim);
+    rep_u64(r, "index", v->index);
+    rep_u64(r, "count", v->count);
+    rep_str(r, "head", head);
+    rep_rec_end(r);
+}
+
+static void cmd_prototypes(admin_conn_t *a, admin_args_t *args)
+{
+    const ns_t *ns = NULL;
+    if (args->argc > 2) {
+        CLIENT_ERROR(a, "usage: prototypes [NS]");
+        return;
+    }
+    if (args->argc == 2 && !(ns = daemon_ns_find(a->d, args->argv[1]))) {
+        CLIENT_ERROR(a, "no namespace '%.128s' (see namespaces)", args->argv[1]);
+        return;
+    }
+    rep_t r;
+    rep_begin(&r, a, 1);
+    peers_foreach_prototype(a->d, ns, proto_one, &r);
     rep_end(&r);
 }

@@ -19,7 +19,7 @@
 
 #include "log.h"
 
-typedef enum { T_PATH, T_SIZE, T_U32, T_DOUBLE, T_MODE, T_LEVEL, T_UIDS } key_type_t;
+typedef enum { T_PATH, T_SIZE, T_U32, T_DOUBLE, T_MODE, T_LEVEL, T_UIDS, T_STR, T_SECRET } key_type_t;
 
 typedef struct {
     const char *name;
@@ -59,13 +59,38 @@ static const key_t_ keys[] = {
     { "index_probes", T_U32, F(index_probes), 0, 1, 0, "multi-probe: 1 probes every 1-bit flip" },
     { "index_exact_below", T_U32, F(index_exact_below), 1, 1u << 24, 0,
       "search exactly while a namespace has fewer entries" },
+    { "frame_timeout_ms", T_U32, F(frame_timeout_ms), 100, 3600000, 1,
+      "a client that leaves a frame unfinished this long is disconnected" },
     { "drain_timeout_ms", T_U32, F(drain_timeout_ms), 0, 600000, 1,
       "how long SIGTERM waits for replies to reach clients" },
     { "allow_uids", T_UIDS, F(allow_uids), 0, 0, 1,
       "comma-separated uids allowed to connect (SO_PEERCRED); empty: any" },
+    { "redis_url", T_STR, F(redis_url), 0, 0, 0,
+      "global feature table: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH[?db=N]; "
+      "empty: single node" },
+    { "node_id", T_STR, F(node_id), 0, 0, 0,
+      "this node's id in the feature table ([A-Za-z0-9._:-]); empty: HOSTNAME-HASH(socket)" },
+    { "advertise", T_STR, F(advertise), 0, 0, 1,
+      "address route answers give for this node; empty: HOSTNAME:SOCKET" },
+    { "heartbeat_ms", T_U32, F(heartbeat_ms), 50, 600000, 1,
+      "how often the node record is rewritten and the feature table re-read" },
+    { "node_ttl_ms", T_U32, F(node_ttl_ms), 100, 3600000, 1,
+      "TTL of the node record: a node silent this long leaves every table" },
+    { "prototypes_per_ns", T_U32, F(prototypes_per_ns), 1, 64, 0,
+      "prototypes (centroids of the cached embeddings) kept per namespace" },
+    { "prototype_refresh_puts", T_U32, F(prototype_refresh_puts), 1, 1u << 24, 1,
+      "refit a namespace's prototypes after this many puts (at the end of the batch)" },
+    { "prototype_refresh_ms", T_U32, F(prototype_refresh_ms), 100, 86400000, 1,
+      "... or this long after the last refit if anything changed" },
+    { "route_load_weight", T_DOUBLE, F(route_load_weight), 0, 10, 1,
+      "route score = similarity - weight * load (load: request rate relative to the busiest node)" },
+    { "fleet_key", T_SECRET, F(fleet_key), 0, 0, 0,
+      "key of the namespace hashes published to Redis, the same on every node; empty: plain "
+      "SHA-256 (shown as (secret) when set)" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
+#define SECRET_SHOWN "(secret)"
 
 static void fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -124,6 +149,13 @@ void config_defaults(config_t *c)
     c->index_probes = 1;
     c->index_exact_below = 4096;
     c->drain_timeout_ms = 5000;
+    c->frame_timeout_ms = 30000;
+    c->heartbeat_ms = 1000;
+    c->node_ttl_ms = 5000;
+    c->prototypes_per_ns = 8;
+    c->prototype_refresh_puts = 256;
+    c->prototype_refresh_ms = 10000;
+    c->route_load_weight = 0.0;
 }
 
 int config_parse_size(const char *s, uint64_t *out)
@@ -187,6 +219,24 @@ int config_set(config_t *c, const char *key, const char *value, int runtime,
         if (n == 0 || n >= k->len) {
             fail(err, errlen, "%s: path empty or longer than %zu bytes", key, k->len - 1);
             return -1;
+        }
+        memcpy(field, value, n + 1);
+        return 0;
+    }
+    case T_STR:
+    case T_SECRET: {
+        size_t n = strlen(value);
+        /* Shown secrets read "(secret)": giving that back keeps the value. */
+        if (k->type == T_SECRET && strcmp(value, SECRET_SHOWN) == 0) return 0;
+        if (n >= k->len) {
+            fail(err, errlen, "%s: longer than %zu bytes", key, k->len - 1);
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f) {
+                fail(err, errlen, "%s: control byte in value", key);
+                return -1;
+            }
         }
         memcpy(field, value, n + 1);
         return 0;
@@ -264,7 +314,9 @@ static void format_value(const config_t *c, const key_t_ *k, char *out, size_t n
 {
     const char *field = (const char *)c + k->off;
     switch (k->type) {
-    case T_PATH: snprintf(out, n, "%s", field); break;
+    case T_PATH:
+    case T_STR: snprintf(out, n, "%s", field); break;
+    case T_SECRET: snprintf(out, n, "%s", field[0] ? SECRET_SHOWN : ""); break;
     case T_SIZE:
         if (k->len == sizeof(uint32_t)) snprintf(out, n, "%" PRIu32, *(const uint32_t *)field);
         else snprintf(out, n, "%" PRIu64, *(const uint64_t *)field);

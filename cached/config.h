@@ -36,8 +36,20 @@ typedef struct {
     uint32_t index_probes;
     uint32_t index_exact_below;
     uint32_t drain_timeout_ms;
+    uint32_t frame_timeout_ms;
     uint32_t allow_uids[CONFIG_MAX_UIDS];
     uint32_t n_allow_uids;        /* 0: any uid that can open the socket */
+    /* cluster: prototypes, the feature table in Redis, routing (docs/cluster.md) */
+    char redis_url[256];          /* empty: single node */
+    char node_id[65];             /* empty: hostname-hash(socket) */
+    char advertise[256];          /* empty: hostname:socket */
+    char fleet_key[256];          /* key of the published namespace hash */
+    uint32_t heartbeat_ms;
+    uint32_t node_ttl_ms;
+    uint32_t prototypes_per_ns;
+    uint32_t prototype_refresh_puts;
+    uint32_t prototype_refresh_ms;
+    double route_load_weight;
 } config_t;
 
 /* Embedded defaults; socket paths under $XDG_RUNTIME_DIR/simcache or

@@ -22,6 +22,7 @@
 #include "daemon.h"
 #include "gpu.h"
 #include "log.h"
+#include "peers.h"
 #include "vec.h"
 
 void client_lease_link(client_t *c, lease_t *l);
@@ -46,6 +47,7 @@ static void on_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t why)
     /* A deleted entry left its index and counts at delete time; an aborted
      * put never entered them. */
     if (e->indexed) {
+        peers_entry_removed(d, e->ns, e->id);
         index_remove(e->ns->index, e->id);
         e->indexed = 0;
         e->ns->entries--;
@@ -62,6 +64,7 @@ int daemon_entry_delete(daemon_t *d, uint64_t id)
     entry_t *e = store_user(d->store, id);
     if (!e || !e->indexed) return SIMCACHE_ENOTFOUND;
     /* Unfindable at once; the bytes stay while leases hold them. */
+    peers_entry_removed(d, e->ns, e->id);
     index_remove(e->ns->index, e->id);
     e->indexed = 0;
     e->ns->entries--;
@@ -170,6 +173,7 @@ static char *dup_n(const char *s, size_t n)
 static void ns_free(ns_t *ns)
 {
     index_free(ns->index);
+    peers_ns_free(ns->cluster);
     free(ns->model);
     free(ns->layout_fp);
     free(ns->tenant);
@@ -363,6 +367,7 @@ void daemon_apply_config(daemon_t *d)
     int rc = store_set_capacity(d->store, d->cfg.host_capacity);
     if (rc == -EBUSY) log_warn("host_capacity lowered; leased bytes still above it");
     store_set_max_entries(d->store, d->cfg.max_entries);
+    peers_apply_config(d);
 }
 
 void daemon_reload(daemon_t *d)
@@ -383,7 +388,8 @@ void daemon_reload(daemon_t *d)
     static const char *const runtime_keys[] = {
         "host_capacity", "max_entries", "default_threshold", "max_clients", "max_frame",
         "max_leases_per_client", "max_puts_per_client", "max_namespaces", "log_level",
-        "drain_timeout_ms", "allow_uids",
+        "drain_timeout_ms", "allow_uids", "advertise", "heartbeat_ms", "node_ttl_ms",
+        "prototype_refresh_puts", "prototype_refresh_ms", "route_load_weight",
     };
     for (size_t i = 0; i < sizeof runtime_keys / sizeof runtime_keys[0]; i++) {
         config_get(&fresh, runtime_keys[i], want, sizeof want);
@@ -394,6 +400,7 @@ void daemon_reload(daemon_t *d)
     static const char *const static_keys[] = {
         "socket", "admin_socket", "data_dir", "socket_mode", "host_arena_size",
         "index_tables", "index_bits", "index_probes", "index_exact_below",
+        "redis_url", "node_id", "prototypes_per_ns",
     };
     for (size_t i = 0; i < sizeof static_keys / sizeof static_keys[0]; i++) {
         config_get(&fresh, static_keys[i], want, sizeof want);
@@ -459,7 +466,7 @@ int daemon_init(daemon_t *d)
     event_add(d->sig_term, NULL);
     event_add(d->sig_int, NULL);
     event_add(d->sig_hup, NULL);
-    if (server_listen(d) || admin_listen(d)) return -1;
+    if (server_listen(d) || admin_listen(d) || peers_init(d)) return -1;
     log_info("simcached %s ready: host tier %" PRIu64 " bytes (arena %" PRIu64
              "), max_entries %" PRIu64 ", threshold %.2f, vectors %s, pid %d",
              SIMCACHE_VERSION_STRING, d->cfg.host_capacity, store_arena_size(d->store),
@@ -469,6 +476,7 @@ int daemon_init(daemon_t *d)
 
 void daemon_fini(daemon_t *d)
 {
+    peers_free(d);
     admin_close_all(d);
     server_close_all(d);
     server_close_listener(d);

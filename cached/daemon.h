@@ -37,6 +37,7 @@ typedef struct ns {
     uint64_t entries, bytes;
     uint64_t lookups, hits, puts;
     uint32_t clients;
+    struct ns_cluster *cluster;   /* prototypes and published hash (peers.c) */
 } ns_t;
 
 /* The record of one entry (the store's user pointer). */
@@ -89,6 +90,7 @@ struct daemon {
     uint64_t drain_deadline_us;
     uint64_t started_us;
     counters_t stats;
+    struct peers *peers;          /* prototypes, Redis, feature table (peers.c) */
 };
 
 uint64_t now_us(void);

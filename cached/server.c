@@ -31,6 +31,7 @@
 #include "arena.h"
 #include "daemon.h"
 #include "log.h"
+#include "peers.h"
 #include "proto.h"
 #include "vec.h"
 
@@ -53,6 +54,7 @@ struct client {
     daemon_t *d;
     int fd;
     struct event *ev_read, *ev_write;
+    struct event *ev_frame;        /* armed while a frame is half received */
     uint64_t id;
     pid_t pid;
     uid_t uid;
@@ -474,6 +476,7 @@ static void do_put_commit(req_t *r)
     }
     e->indexed = 1;
     store_commit(d->store, e->id);
+    peers_entry_added(d, c->ns, unit);
     c->ns->entries++;
     c->ns->bytes += e->size;
     c->ns->puts++;
@@ -709,6 +712,29 @@ static void do_stats(req_t *r)
     proto_wr_frame_end(&c->out, off);
 }
 
+static void do_route(req_t *r)
+{
+    client_t *c = r->c;
+    (void)proto_rd_u32(&r->rd); /* flags, reserved */
+    float *unit = malloc((size_t)c->ns->dim * sizeof(float));
+    if (!unit) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
+        return;
+    }
+    if (read_embedding(r, unit) || check_done(r)) {
+        free(unit);
+        return;
+    }
+    route_t rt;
+    peers_route(c->d, c->ns, unit, &rt);
+    free(unit);
+    proto_route_reply_t rr = { rt.node_id, (uint16_t)strlen(rt.node_id), rt.addr,
+                               (uint16_t)strlen(rt.addr), rt.similarity, rt.flags, rt.load };
+    size_t off = begin_ok(r);
+    proto_wr_route_reply(&c->out, &rr);
+    proto_wr_frame_end(&c->out, off);
+}
+
 static void do_ping(req_t *r)
 {
     size_t off = begin_ok(r);
@@ -761,6 +787,7 @@ static void dispatch(client_t *c, const proto_hdr_t *h, const uint8_t *payload)
     case OP_DELETE: do_delete(&r); break;
     case OP_STATS: do_stats(&r); break;
     case OP_PING: do_ping(&r); break;
+    case OP_ROUTE: do_route(&r); break;
     default: break;
     }
 }
@@ -791,6 +818,31 @@ static void process_input(client_t *c)
     }
 }
 
+/* A client that starts a frame and never finishes it would hold its slot
+ * (and its buffer) forever: give it frame_timeout_ms. */
+static void update_frame_timer(client_t *c)
+{
+    int partial = c->in_len > c->in_start && !c->closing;
+    if (partial && !evtimer_pending(c->ev_frame, NULL)) {
+        uint32_t ms = c->d->cfg.frame_timeout_ms;
+        struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+        evtimer_add(c->ev_frame, &tv);
+    } else if (!partial) {
+        evtimer_del(c->ev_frame);
+    }
+}
+
+static void on_frame_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    client_t *c = arg;
+    (void)fd;
+    (void)what;
+    c->d->stats.protocol_errors++;
+    log_warn("client %" PRIu64 ": frame unfinished for %u ms; disconnecting", c->id,
+             c->d->cfg.frame_timeout_ms);
+    client_free(c);
+}
+
 static void update_reading(client_t *c)
 {
     int want = !c->closing && (c->out.len - c->out_sent) < OUT_HIGH_WATER;
@@ -810,6 +862,7 @@ static void after_io(client_t *c)
         return;
     }
     update_reading(c);
+    update_frame_timer(c);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -888,6 +941,7 @@ static void client_free(client_t *c)
     if (c->ns) c->ns->clients--;
     event_free(c->ev_read);
     event_free(c->ev_write);
+    event_free(c->ev_frame);
     close(c->fd);
     if (c->prev) c->prev->next = c->next;
     else d->clients = c->next;
@@ -963,9 +1017,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     proto_wr_init(&c->out);
     c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->ev_write = event_new(d->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-    if (!c->ev_read || !c->ev_write) {
+    c->ev_frame = evtimer_new(d->base, on_frame_timeout, c);
+    if (!c->ev_read || !c->ev_write || !c->ev_frame) {
         if (c->ev_read) event_free(c->ev_read);
         if (c->ev_write) event_free(c->ev_write);
+        if (c->ev_frame) event_free(c->ev_frame);
         free(c);
         refuse(fd, SIMCACHE_ENOMEM, "out of memory");
         return;

@@ -48,17 +48,25 @@ struct simcache {
     size_t in_cap;
     int pending_fd;              /* an fd that came with the last reply, or -1 */
     staged_t staged[MAX_STAGED];
-    char err[PROTO_MAX_ERRMSG + 64];
 };
 
-const char *simcache_last_error(const simcache_t *h) { return h ? h->err : "no handle"; }
+/* The detail of the last failure lives in a thread-local slot, like errno:
+ * threads sharing a handle never read each other's messages. */
+static __thread char last_err[PROTO_MAX_ERRMSG + 64];
+
+const char *simcache_last_error(const simcache_t *h)
+{
+    (void)h;
+    return last_err;
+}
 
 static int fail(simcache_t *h, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(simcache_t *h, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(h->err, sizeof h->err, fmt, ap);
+    (void)h;
+    vsnprintf(last_err, sizeof last_err, fmt, ap);
     va_end(ap);
     return code;
 }
@@ -145,7 +153,7 @@ static int recv_all(simcache_t *h, uint8_t *p, size_t n)
 
 /* Send the frame built in h->out (opcode op) and read its reply into h->in.
  * On success *len is the payload length. A daemon error reply becomes the
- * return code with its message in h->err. */
+ * return code with its message in the thread's error slot. */
 static int roundtrip(simcache_t *h, uint16_t op, size_t *len)
 {
     if (h->out.err) return fail(h, SIMCACHE_ENOMEM, "out of memory building the request");
@@ -160,13 +168,13 @@ static int roundtrip(simcache_t *h, uint16_t op, size_t *len)
         /* A daemon that refuses the connection (busy, uid not allowed)
          * writes one error frame and closes, possibly before our request
          * went out: read that frame if it is there, it says why. */
-        char keep[sizeof h->err];
-        memcpy(keep, h->err, sizeof keep);
+        char keep[sizeof last_err];
+        memcpy(keep, last_err, sizeof keep);
         int saved_timeout = h->timeout_ms;
         h->timeout_ms = 100;
         if (recv_all(h, hb, sizeof hb)) {
             h->timeout_ms = saved_timeout;
-            memcpy(h->err, keep, sizeof keep);
+            memcpy(last_err, keep, sizeof keep);
             goto broken;
         }
         h->timeout_ms = saved_timeout;
@@ -298,7 +306,7 @@ int simcache_connect(const simcache_opts_t *o, simcache_t **out)
     h->arena_size = hr.arena_size;
     h->max_payload = hr.max_payload;
     h->default_threshold = hr.default_threshold;
-    h->err[0] = 0;
+    last_err[0] = 0;
     return 0;
 }
 
@@ -407,7 +415,8 @@ static int put_abort_locked(simcache_t *h, uint64_t token)
 
 int simcache_put_begin(simcache_t *h, uint64_t size, void **buf, uint64_t *token)
 {
-    if (!h || !buf || !token || size == 0) return SIMCACHE_EINVAL;
+    if (!h) return SIMCACHE_EINVAL;
+    if (!buf || !token || size == 0) return fail(h, SIMCACHE_EINVAL, "put_begin: NULL buf/token or size 0");
     pthread_mutex_lock(&h->lock);
     int rc = put_begin_locked(h, size, buf, token);
     pthread_mutex_unlock(&h->lock);
@@ -418,7 +427,8 @@ int simcache_put_commit(simcache_t *h, uint64_t token, const float *emb,
                         const simcache_layout_t *layout, const simcache_put_opts_t *opts,
                         uint64_t *id)
 {
-    if (!h || !emb || !layout) return SIMCACHE_EINVAL;
+    if (!h) return SIMCACHE_EINVAL;
+    if (!emb || !layout) return fail(h, SIMCACHE_EINVAL, "put_commit: NULL embedding or layout");
     pthread_mutex_lock(&h->lock);
     int rc = put_commit_locked(h, token, emb, layout, opts, id);
     pthread_mutex_unlock(&h->lock);
@@ -438,7 +448,8 @@ int simcache_put_ex(simcache_t *h, const float *emb, const simcache_layout_t *la
                     const void *kv, uint64_t size, simcache_location_t loc,
                     const simcache_put_opts_t *opts, uint64_t *id)
 {
-    if (!h || !emb || !layout || !kv || size == 0) return SIMCACHE_EINVAL;
+    if (!h) return SIMCACHE_EINVAL;
+    if (!emb || !layout || !kv || size == 0) return fail(h, SIMCACHE_EINVAL, "put: NULL embedding, layout or kv, or size 0");
     if (loc == SIMCACHE_DEVICE_MEMORY)
         return fail(h, SIMCACHE_ENODEV, "device-memory puts need the GPU tier (not in this build)");
     if (loc != SIMCACHE_HOST_MEMORY) return fail(h, SIMCACHE_EINVAL, "unknown kv_location %d", (int)loc);
@@ -453,10 +464,10 @@ int simcache_put_ex(simcache_t *h, const float *emb, const simcache_layout_t *la
         memcpy(buf, kv, size);
         rc = put_commit_locked(h, token, emb, layout, opts, id);
         if (rc && h->fd >= 0) {
-            char keep[sizeof h->err];
-            memcpy(keep, h->err, sizeof keep);
+            char keep[sizeof last_err];
+            memcpy(keep, last_err, sizeof keep);
             put_abort_locked(h, token);
-            memcpy(h->err, keep, sizeof keep);
+            memcpy(last_err, keep, sizeof keep);
         }
     }
     pthread_mutex_unlock(&h->lock);
@@ -505,7 +516,8 @@ static void clear_match(simcache_match_t *m)
 
 int simcache_lookup(simcache_t *h, const float *emb, float threshold, simcache_match_t *m)
 {
-    if (!h || !emb || !m) return SIMCACHE_EINVAL;
+    if (!h) return SIMCACHE_EINVAL;
+    if (!emb || !m) return fail(h, SIMCACHE_EINVAL, "lookup: NULL embedding or match");
     clear_match(m);
     pthread_mutex_lock(&h->lock);
     size_t off = begin(h, OP_LOOKUP);
@@ -530,7 +542,8 @@ int simcache_lookup(simcache_t *h, const float *emb, float threshold, simcache_m
 int simcache_lookup_batch(simcache_t *h, const float *embs, size_t n, float threshold,
                           simcache_match_t *ms)
 {
-    if (!h || !embs || !ms || n == 0) return SIMCACHE_EINVAL;
+    if (!h) return SIMCACHE_EINVAL;
+    if (!embs || !ms || n == 0) return fail(h, SIMCACHE_EINVAL, "lookup_batch: NULL embeddings or matches, or n 0");
     if (n > SIMCACHE_MAX_BATCH) return fail(h, SIMCACHE_ETOOBIG, "batch over %u", SIMCACHE_MAX_BATCH);
     for (size_t i = 0; i < n; i++) clear_match(&ms[i]);
     if (16 + (uint64_t)n * h->dim * sizeof(float) > h->max_payload)
@@ -568,7 +581,8 @@ int simcache_lookup_batch(simcache_t *h, const float *embs, size_t n, float thre
 
 int simcache_get(simcache_t *h, uint64_t id, simcache_match_t *m)
 {
-    if (!h || !m) return SIMCACHE_EINVAL;
+    if (!h) return SIMCACHE_EINVAL;
+    if (!m) return fail(h, SIMCACHE_EINVAL, "get: NULL match");
     clear_match(m);
     pthread_mutex_lock(&h->lock);
     size_t off = begin(h, OP_GET);
@@ -606,7 +620,8 @@ int simcache_release_lease(simcache_t *h, uint64_t lease)
 
 int simcache_release(simcache_t *h, simcache_match_t *m)
 {
-    if (!h || !m) return SIMCACHE_EINVAL;
+    if (!h) return SIMCACHE_EINVAL;
+    if (!m) return fail(h, SIMCACHE_EINVAL, "release: NULL match");
     if (m->lease == 0) return fail(h, SIMCACHE_EINVAL, "match holds no lease");
     int rc = simple_u64(h, OP_RELEASE, m->lease);
     if (rc == 0) {
@@ -624,7 +639,8 @@ int simcache_delete(simcache_t *h, uint64_t id)
 
 int simcache_stats(simcache_t *h, simcache_stats_t *st)
 {
-    if (!h || !st) return SIMCACHE_EINVAL;
+    if (!h) return SIMCACHE_EINVAL;
+    if (!st) return fail(h, SIMCACHE_EINVAL, "stats: NULL stats");
     pthread_mutex_lock(&h->lock);
     size_t off = begin(h, OP_STATS);
     proto_wr_frame_end(&h->out, off);
@@ -644,6 +660,37 @@ int simcache_stats(simcache_t *h, simcache_stats_t *st)
         } else {
             *st = (simcache_stats_t){ v[0], v[1], v[2], v[3], v[4], v[5],
                                       v[6], v[7], v[8], v[9], v[10], v[11] };
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+int simcache_route(simcache_t *h, const float *emb, simcache_node_t *node)
+{
+    if (!h) return SIMCACHE_EINVAL;
+    if (!emb || !node) return fail(h, SIMCACHE_EINVAL, "route: NULL embedding or node");
+    memset(node, 0, sizeof *node);
+    pthread_mutex_lock(&h->lock);
+    size_t off = begin(h, OP_ROUTE);
+    proto_wr_u32(&h->out, 0);   /* flags, reserved */
+    proto_wr_embedding(&h->out, emb, h->dim);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, OP_ROUTE, &len);
+    if (rc == 0) {
+        proto_rd_t r;
+        proto_route_reply_t rr;
+        proto_rd_init(&r, h->in, len);
+        if (proto_rd_route_reply(&r, &rr)) {
+            rc = fail(h, SIMCACHE_EPROTO, "bad route reply");
+        } else {
+            memcpy(node->node_id, rr.node, rr.node_len);
+            memcpy(node->address, rr.addr, rr.addr_len);
+            node->similarity = rr.similarity;
+            node->load = rr.load;
+            node->flags = rr.flags;
+            node->local = (rr.flags & SIMCACHE_ROUTE_LOCAL) != 0;
         }
     }
     pthread_mutex_unlock(&h->lock);

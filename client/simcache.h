@@ -9,11 +9,17 @@
  *
  * Every call returns 0 (or a documented positive value) on success and a
  * negative SIMCACHE_E* code on failure; simcache_strerror() names the code and
- * simcache_last_error() gives the detail of the last failure on that handle.
+ * simcache_last_error() gives the detail of the calling thread's last failure.
  *
  * Threads: a handle may be used from several threads; calls on one handle are
  * serialized by a mutex inside it (one request in flight per handle). Use one
- * handle per thread for parallel requests. The library never logs.
+ * handle per thread for parallel requests. The error detail is per thread
+ * (like errno), so threads sharing a handle never see each other's messages.
+ * The library never logs.
+ *
+ * Embeddings are passed as `dim` floats (the dim given at connect): the
+ * library cannot see the length of your array, so a shorter one is read past
+ * its end. Bindings that know the length check it (SIMCACHE_EDIM).
  */
 #ifndef SIMCACHE_H
 #define SIMCACHE_H
@@ -62,6 +68,8 @@ enum {
 #define SIMCACHE_MAX_META 1024u          /* opaque per-entry metadata */
 #define SIMCACHE_MAX_BATCH 1024u         /* embeddings in one lookup_batch */
 #define SIMCACHE_DEFAULT_THRESHOLD 0.8f  /* cosine; the paper's stringent value */
+#define SIMCACHE_MAX_NODE_ID 64u         /* node id in route answers */
+#define SIMCACHE_MAX_ADDRESS 255u        /* advertised node address */
 
 typedef struct simcache simcache_t;     /* opaque handle */
 
@@ -144,6 +152,25 @@ typedef struct {
     uint64_t namespaces;
 } simcache_stats_t;
 
+/* Route answer flags. */
+#define SIMCACHE_ROUTE_LOCAL 1u  /* the node is the daemon this handle talks to */
+#define SIMCACHE_ROUTE_STALE 2u  /* that daemon could not refresh its feature table lately */
+#define SIMCACHE_ROUTE_NONE 4u   /* no node has prototypes of this namespace yet: the
+                                  * answer is the local daemon, similarity 0 */
+
+/* Where a task would best run: the node whose prototypes (centroids of its
+ * cached embeddings of this namespace) are closest to the task's embedding.
+ * docs/cluster.md says how a scheduler uses it. */
+typedef struct {
+    char node_id[SIMCACHE_MAX_NODE_ID + 1];   /* NUL-terminated */
+    char address[SIMCACHE_MAX_ADDRESS + 1];   /* as the node advertises it */
+    float similarity;               /* cosine with that node's closest prototype */
+    float load;                     /* that node's load, 0..1 (request rate relative
+                                     * to the busiest node in the table) */
+    int local;                      /* 1 if it is the daemon of this handle */
+    uint32_t flags;                 /* SIMCACHE_ROUTE_* */
+} simcache_node_t;
+
 /* Fill opts with defaults (no GPU, no timeout, no tenant). */
 void simcache_opts_init(simcache_opts_t *opts);
 
@@ -212,6 +239,14 @@ int simcache_delete(simcache_t *h, uint64_t id);
 
 int simcache_stats(simcache_t *h, simcache_stats_t *stats);
 
+/* Which node holds the prototypes closest to embedding (dim floats, need
+ * not be normalized): highest similarity minus route_load_weight times the
+ * node's load, the local daemon on ties. Without Redis configured the answer
+ * is always the local daemon. Nothing is leased. Returns 0 with *node
+ * filled, SIMCACHE_EEMBED or SIMCACHE_EDIM for a bad embedding, or a
+ * transport error. */
+int simcache_route(simcache_t *h, const float *embedding, simcache_node_t *node);
+
 /* Round trip with no effect. */
 int simcache_ping(simcache_t *h);
 
@@ -221,7 +256,9 @@ uint64_t simcache_layout_bytes(const simcache_layout_t *layout);
 /* Static name of a code ("SIMCACHE_EDIM: ..."); never NULL. */
 const char *simcache_strerror(int code);
 
-/* Detail of the last failure on h (owned by h; "" if none). */
+/* Detail of the calling thread's last failed simcache call (thread-local
+ * storage owned by the library, valid until this thread's next call; "" if
+ * none). h is accepted for symmetry and may be NULL. */
 const char *simcache_last_error(const simcache_t *h);
 
 #ifdef __cplusplus

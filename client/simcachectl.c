@@ -22,7 +22,7 @@ static void usage(FILE *f)
             "  --json              print the reply as JSON\n"
             "commands: help, ping, stats, info, config get KEY|all, config set KEY VALUE,\n"
             "          namespaces, clients, list [NS] [LIMIT], show ID, flush [NS], evict N,\n"
-            "          shutdown\n");
+            "          route NS V1,V2,...|b64:BASE64, peers, prototypes [NS], shutdown\n");
 }
 
 static void default_socket(char *out, size_t n)

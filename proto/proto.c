@@ -58,7 +58,7 @@ const char *proto_op_name(uint32_t op)
         [OP_HELLO] = "hello", [OP_PUT_BEGIN] = "put_begin", [OP_PUT_COMMIT] = "put_commit",
         [OP_PUT_ABORT] = "put_abort", [OP_LOOKUP] = "lookup", [OP_LOOKUP_BATCH] = "lookup_batch",
         [OP_GET] = "get", [OP_RELEASE] = "release", [OP_DELETE] = "delete",
-        [OP_STATS] = "stats", [OP_PING] = "ping",
+        [OP_STATS] = "stats", [OP_PING] = "ping", [OP_ROUTE] = "route",
     };
     op &= ~(uint32_t)OP_REPLY;
     if (op < OP_MAX_ && names[op]) return names[op];
@@ -429,6 +429,31 @@ void proto_wr_embedding(proto_wr_t *w, const float *v, uint32_t dim)
 {
     proto_wr_u32(w, dim);
     proto_wr_bytes(w, v, (size_t)dim * 4);
+}
+
+void proto_wr_route_reply(proto_wr_t *w, const proto_route_reply_t *rr)
+{
+    proto_wr_str(w, rr->node, rr->node_len);
+    proto_wr_str(w, rr->addr, rr->addr_len);
+    proto_wr_f32(w, rr->similarity);
+    proto_wr_u32(w, rr->flags);
+    proto_wr_f32(w, rr->load);
+}
+
+int proto_rd_route_reply(proto_rd_t *r, proto_route_reply_t *rr)
+{
+    rr->node = proto_rd_str(r, SIMCACHE_MAX_NODE_ID, &rr->node_len);
+    rr->addr = proto_rd_str(r, SIMCACHE_MAX_ADDRESS, &rr->addr_len);
+    rr->similarity = proto_rd_f32(r);
+    rr->flags = proto_rd_u32(r);
+    rr->load = proto_rd_f32(r);
+    if (proto_rd_done(r) || rr->node_len == 0) return SIMCACHE_EPROTO;
+    if (!proto_utf8_valid(rr->node, rr->node_len) || !proto_utf8_valid(rr->addr, rr->addr_len))
+        return SIMCACHE_EPROTO;
+    /* Comparisons written so that NaN fails them. */
+    if (!(rr->similarity >= -1.5f && rr->similarity <= 1.5f) || !(rr->load >= 0 && rr->load <= 1))
+        return SIMCACHE_EPROTO;
+    return 0;
 }
 
 /* ---- names of result codes (public API, shared with the daemon's logs) ---- */

@@ -33,7 +33,8 @@ typedef enum {
     OP_DELETE = 9,
     OP_STATS = 10,
     OP_PING = 11,
-    OP_MAX_ = 12,
+    OP_ROUTE = 12,
+    OP_MAX_ = 13,
 } proto_op_t;
 
 /* Replies carry the opcode of their request with this bit set. */
@@ -175,6 +176,22 @@ void proto_rd_match(proto_rd_t *r, proto_match_t *m);
  * the payload: copy before use) or NULL. */
 const void *proto_rd_embedding(proto_rd_t *r, uint32_t max_dim, uint32_t *dim);
 void proto_wr_embedding(proto_wr_t *w, const float *v, uint32_t dim);
+
+/* Route reply: which node holds the closest prototypes. Strings point into
+ * the payload when read (not NUL-terminated); node 1..SIMCACHE_MAX_NODE_ID
+ * bytes, address at most SIMCACHE_MAX_ADDRESS, both valid UTF-8. */
+typedef struct {
+    const char *node; uint16_t node_len;
+    const char *addr; uint16_t addr_len;
+    float similarity;
+    uint32_t flags;         /* SIMCACHE_ROUTE_* (bit 0: the answering node itself) */
+    float load;
+} proto_route_reply_t;
+
+void proto_wr_route_reply(proto_wr_t *w, const proto_route_reply_t *rr);
+/* 0, or SIMCACHE_EPROTO (truncated, trailing bytes, bad string, similarity
+ * or load not finite). */
+int proto_rd_route_reply(proto_rd_t *r, proto_route_reply_t *rr);
 
 /* Is s[0..n) valid UTF-8 with no NUL byte? */
 int proto_utf8_valid(const char *s, size_t n);

@@ -791,7 +791,7 @@ static void foreach_values_round_trip_through_set(void **state)
     copy_ctx_t x = { .into = &b };
     config_foreach(&a, copy_key, &x);
     assert_int_equal(x.failures, 0);
-    assert_int_equal(x.count, 20);
+    assert_int_equal(x.count, 31);
     assert_true(x.runtime_keys > 0 && x.runtime_keys < x.count);
     const char *keys[] = { "socket", "socket_mode", "host_capacity", "host_arena_size",
                            "default_threshold", "max_frame", "log_level", "allow_uids",
@@ -803,6 +803,32 @@ static void foreach_values_round_trip_through_set(void **state)
     }
     assert_true(b.host_arena_size == 8ull << 30);
     assert_int_equal(b.n_allow_uids, 3);
+}
+
+/* fleet_key is shown as "(secret)"; giving that back keeps the value. */
+static void secret_is_masked_and_survives_its_mask(void **state)
+{
+    config_t c;
+    char v[64], err[256];
+
+    (void)state;
+    config_defaults(&c);
+    get(&c, "fleet_key", v, sizeof v);
+    assert_string_equal(v, "");
+    assert_int_equal(config_set(&c, "fleet_key", "k3y with spaces", 0, err, sizeof err), 0);
+    get(&c, "fleet_key", v, sizeof v);
+    assert_string_equal(v, "(secret)");
+    assert_int_equal(config_set(&c, "fleet_key", "(secret)", 0, err, sizeof err), 0);
+    assert_string_equal(c.fleet_key, "k3y with spaces");
+    assert_int_equal(config_set(&c, "fleet_key", "x", 1, err, sizeof err), -1); /* restart only */
+    assert_int_equal(config_set(&c, "redis_url", "", 0, err, sizeof err), 0);    /* may be empty */
+    assert_int_equal(config_set(&c, "advertise", "10.0.0.7:9000 rack 3", 1, err, sizeof err), 0);
+    char ctl[] = "ctl?x";
+    ctl[3] = 0x01;
+    assert_int_equal(config_set(&c, "advertise", ctl, 1, err, sizeof err), -1);
+    assert_int_equal(config_set(&c, "route_load_weight", "0.25", 1, err, sizeof err), 0);
+    assert_true(c.route_load_weight == 0.25);
+    assert_int_equal(config_set(&c, "heartbeat_ms", "10", 1, err, sizeof err), -1); /* below 50 */
 }
 
 static void get_of_unknown_key_fails(void **state)
@@ -876,6 +902,7 @@ int main(void)
         cmocka_unit_test(load_file_over_1_mib_is_refused),
         cmocka_unit_test(foreach_values_round_trip_through_set),
         cmocka_unit_test(get_of_unknown_key_fails),
+        cmocka_unit_test(secret_is_masked_and_survives_its_mask),
         cmocka_unit_test(get_prints_sizes_as_plain_bytes),
     };
 

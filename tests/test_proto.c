@@ -1,6 +1,8 @@
 /* test_proto.c - the wire codec: frame headers, sticky bounded readers,
  * writers, and the shared bodies (hello, hello reply, layout, match,
- * embedding), including every way a hello's namespace strings can be bad. */
+ * embedding, route reply), including every way a hello's namespace strings
+ * can be bad. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -972,6 +974,62 @@ static void embedding_after_failed_read_reports_dim_zero(void **state)
     assert_int_equal(dim, 0);
 }
 
+/* ---- route reply ---- */
+
+static int route_decode(const proto_route_reply_t *in, size_t cut, int extra)
+{
+    proto_wr_t w;
+    proto_rd_t r;
+    proto_route_reply_t out;
+    proto_wr_init(&w);
+    proto_wr_route_reply(&w, in);
+    if (extra) proto_wr_u16(&w, 0);
+    proto_rd_init(&r, w.buf, w.len - cut);
+    int rc = proto_rd_route_reply(&r, &out);
+    if (rc == 0) {
+        assert_int_equal(out.node_len, in->node_len);
+        assert_memory_equal(out.node, in->node, in->node_len);
+        assert_int_equal(out.addr_len, in->addr_len);
+        assert_true(out.similarity == in->similarity && out.load == in->load &&
+                    out.flags == in->flags);
+    }
+    proto_wr_free(&w);
+    return rc;
+}
+
+static void route_reply_round_trips_and_refuses_bad_fields(void **state)
+{
+    (void)state;
+    proto_route_reply_t rr = { "node-b", 6, "10.0.0.2:9000", 13, 0.91f, 1, 0.25f };
+    assert_int_equal(proto_op_name(OP_ROUTE | OP_REPLY)[0], 'r');
+    assert_int_equal(route_decode(&rr, 0, 0), 0);
+    assert_int_equal(route_decode(&rr, 1, 0), SIMCACHE_EPROTO);   /* truncated */
+    assert_int_equal(route_decode(&rr, 0, 1), SIMCACHE_EPROTO);   /* trailing bytes */
+    proto_route_reply_t bad = rr;
+    bad.node_len = 0;
+    assert_int_equal(route_decode(&bad, 0, 0), SIMCACHE_EPROTO);  /* empty node id */
+    bad = rr;
+    bad.similarity = NAN;
+    assert_int_equal(route_decode(&bad, 0, 0), SIMCACHE_EPROTO);
+    bad = rr;
+    bad.load = 1.5f;
+    assert_int_equal(route_decode(&bad, 0, 0), SIMCACHE_EPROTO);
+    bad = rr;
+    bad.addr = "\xff";
+    bad.addr_len = 1;
+    assert_int_equal(route_decode(&bad, 0, 0), SIMCACHE_EPROTO);  /* not UTF-8 */
+    char longid[SIMCACHE_MAX_NODE_ID + 1];
+    memset(longid, 'a', sizeof longid);
+    bad = rr;
+    bad.node = longid;
+    bad.node_len = sizeof longid;
+    assert_int_equal(route_decode(&bad, 0, 0), SIMCACHE_EPROTO);  /* over the limit */
+    bad.node_len = SIMCACHE_MAX_NODE_ID;
+    assert_int_equal(route_decode(&bad, 0, 0), 0);
+    rr.addr_len = 0;                                              /* empty address is fine */
+    assert_int_equal(route_decode(&rr, 0, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1036,6 +1094,7 @@ int main(void)
         cmocka_unit_test(embedding_huge_dim_is_refused_before_reading),
         cmocka_unit_test(embedding_with_missing_floats_fails),
         cmocka_unit_test(embedding_after_failed_read_reports_dim_zero),
+        cmocka_unit_test(route_reply_round_trips_and_refuses_bad_fields),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -111,6 +111,20 @@ static void read_reply(uint16_t op, const uint8_t *p, size_t len)
         (void)v;
         break;
     }
+    case OP_ROUTE: {
+        proto_route_reply_t rr;
+        if (proto_rd_route_reply(&r, &rr) == 0) {
+            must(rr.node_len >= 1 && rr.node_len <= SIMCACHE_MAX_NODE_ID &&
+                 rr.addr_len <= SIMCACHE_MAX_ADDRESS, "route reply strings over the limit");
+            proto_wr_t w;
+            proto_wr_init(&w);
+            proto_wr_route_reply(&w, &rr);
+            must(!w.err && w.len == len && memcmp(w.buf, p, len) == 0,
+                 "route reply does not re-encode to its own bytes");
+            proto_wr_free(&w);
+        }
+        break;
+    }
     default:
         break;
     }

@@ -316,6 +316,23 @@ static void truncated_frames_are_dropped_with_their_client(void **state)
 
 /* ---- payload errors: error reply, the connection goes on ---- */
 
+static void stalled_half_frame_is_disconnected_after_frame_timeout(void **state)
+{
+    (void)state;
+    char out[512];
+    assert_int_equal(it_admin(&D, "config set frame_timeout_ms 300", out, sizeof out), 0);
+    uint64_t before = it_admin_u64(&D, "stats", "protocol_errors");
+    int s = hello_sock();
+    uint8_t part[10] = { 0 };
+    send_hdr(s, PROTO_MAGIC, PROTO_VERSION, OP_LOOKUP, 91, 1000, 0, part, sizeof part);
+    /* The daemon hangs up on it (the wait is only a guard against hangs). */
+    assert_int_equal(it_wait_eof(s, IT_TIMEOUT_MS), 1);
+    close(s);
+    assert_true(it_admin_u64(&D, "stats", "protocol_errors") > before);
+    assert_int_equal(it_admin(&D, "config set frame_timeout_ms 30000", out, sizeof out), 0);
+    check_good();
+}
+
 static void unknown_opcodes_get_eopcode(void **state)
 {
     (void)state;
@@ -1164,6 +1181,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(bad_version_gets_eversion_and_close),
         cmocka_unit_test(frame_over_max_frame_gets_etoobig_and_close),
         cmocka_unit_test(truncated_frames_are_dropped_with_their_client),
+        cmocka_unit_test(stalled_half_frame_is_disconnected_after_frame_timeout),
         cmocka_unit_test(unknown_opcodes_get_eopcode),
         cmocka_unit_test(request_with_status_set_gets_eproto),
         cmocka_unit_test(malformed_payloads_get_eproto),
