@@ -15,7 +15,7 @@ DEBS = meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run test test-plain test-python test-asan test-fuzz example-pytorch install clean
+.PHONY: all deps build run test test-plain test-python test-asan test-fuzz bench example-pytorch install clean
 
 # Debian's python3-torch installs for /usr/bin/python3 (not a pyenv python).
 PY ?= /usr/bin/python3
@@ -72,6 +72,11 @@ test-fuzz:
 	  -Dfuzz=true -Dgpu=disabled -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 	ninja -C $(FUZZ_BUILD)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) meson test -C $(FUZZ_BUILD) --print-errorlogs --suite fuzz
+
+# Benchmarks (docs/benchmarks.md): each prints its figures and its anchor's
+# (Redis, memcpy, FAISS) measured in the same run, as ratios.
+bench: build
+	meson test -C $(BUILD) --benchmark --suite bench --verbose --timeout-multiplier 0
 
 install: build
 	meson install -C $(BUILD)
