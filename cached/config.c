@@ -59,6 +59,8 @@ static const key_t_ keys[] = {
     { "index_probes", T_U32, F(index_probes), 0, 1, 0, "multi-probe: 1 probes every 1-bit flip" },
     { "index_exact_below", T_U32, F(index_exact_below), 1, 1u << 24, 0,
       "search exactly while a namespace has fewer entries" },
+    { "staging_keep_bytes", T_SIZE, F(staging_keep_bytes), 0, 1ull << 40, 1,
+      "largest staging buffer a client keeps between puts (0: a fresh one per put)" },
     { "frame_timeout_ms", T_U32, F(frame_timeout_ms), 100, 3600000, 1,
       "a client that leaves a frame unfinished this long is disconnected" },
     { "drain_timeout_ms", T_U32, F(drain_timeout_ms), 0, 600000, 1,
@@ -150,6 +152,7 @@ void config_defaults(config_t *c)
     c->index_exact_below = 4096;
     c->drain_timeout_ms = 5000;
     c->frame_timeout_ms = 30000;
+    c->staging_keep_bytes = 256ull << 20;
     c->heartbeat_ms = 1000;
     c->node_ttl_ms = 5000;
     c->prototypes_per_ns = 8;

@@ -37,6 +37,7 @@ typedef struct {
     uint32_t index_exact_below;
     uint32_t drain_timeout_ms;
     uint32_t frame_timeout_ms;
+    uint64_t staging_keep_bytes;
     uint32_t allow_uids[CONFIG_MAX_UIDS];
     uint32_t n_allow_uids;        /* 0: any uid that can open the socket */
     /* cluster: prototypes, the feature table in Redis, routing (docs/cluster.md) */

@@ -46,7 +46,8 @@ typedef struct {
 typedef struct {
     uint64_t token;
     arena_t staging;     /* this client's write buffer for the put */
-    uint64_t size;
+    uint64_t staging_id; /* names the buffer to the client, which maps it once */
+    uint64_t size;       /* bytes of this put (the buffer may be larger) */
 } put_t;
 
 struct client {
@@ -69,6 +70,11 @@ struct client {
     uint32_t n_leases;
     u64map_t puts;                 /* token -> put_t */
     uint64_t staging_bytes;
+    /* The staging buffer of the last finished put, kept for the next one:
+     * a fresh memfd per put costs a page fault per 4 KiB on both sides, which
+     * dominated put time (docs/benchmarks.md). */
+    arena_t spare;
+    uint64_t spare_id;
     int closing;                   /* close once the out buffer is sent */
     int reading;
     uint64_t requests;
@@ -109,6 +115,25 @@ static void put_free(put_t *p)
 {
     arena_close(&p->staging);
     free(p);
+}
+
+/* A put ended (committed or aborted): keep its buffer as the client's spare
+ * if it is not too big, dropping the previous spare. The client applies the
+ * same rule when the reply says kept = 1. Returns kept. */
+static uint32_t retire_put(client_t *c, put_t *p)
+{
+    uint32_t kept = 0;
+    if (p->staging.size <= c->d->cfg.staging_keep_bytes) {
+        arena_close(&c->spare);
+        c->spare = p->staging;
+        c->spare_id = p->staging_id;
+        p->staging.fd = -1;
+        p->staging.base = NULL;
+        p->staging.size = 0;
+        kept = 1;
+    }
+    put_free(p);
+    return kept;
 }
 
 static int queue_fd(client_t *c, size_t off, int fd)
@@ -357,10 +382,19 @@ static void do_put_begin(req_t *r)
     char err[128];
     p->token = ++d->next_put_token;
     p->size = size;
-    if (arena_open_staging(&p->staging, "simcache-staging", size, err, sizeof err)) {
+    int fresh = !(c->spare.fd >= 0 && c->spare.size >= size);
+    if (!fresh) {
+        p->staging = c->spare;
+        p->staging_id = c->spare_id;
+        c->spare.fd = -1;
+        c->spare.base = NULL;
+        c->spare.size = 0;
+    } else if (arena_open_staging(&p->staging, "simcache-staging", size, err, sizeof err)) {
         free(p);
         reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "staging buffer: %s", err);
         return;
+    } else {
+        p->staging_id = ++d->next_put_token;
     }
     if (u64map_put(&c->puts, p->token, p)) {
         put_free(p);
@@ -370,8 +404,11 @@ static void do_put_begin(req_t *r)
     c->staging_bytes += size;
     size_t off = begin_ok(r);
     proto_wr_u64(&c->out, p->token);
+    proto_wr_u64(&c->out, p->staging_id);
+    proto_wr_u64(&c->out, p->staging.size);
+    proto_wr_u32(&c->out, (uint32_t)fresh);
     proto_wr_frame_end(&c->out, off);
-    if (queue_fd(c, off, p->staging.fd)) c->closing = 1;
+    if (fresh && queue_fd(c, off, p->staging.fd)) c->closing = 1;
 }
 
 static put_t *take_put(client_t *c, uint64_t token)
@@ -390,8 +427,9 @@ static void do_put_abort(req_t *r)
         reply_error(r->c, r->op, r->req_id, SIMCACHE_ENOPUT, "no unfinished put %" PRIu64, token);
         return;
     }
-    put_free(p);
+    uint32_t kept = retire_put(r->c, p);
     size_t off = begin_ok(r);
+    proto_wr_u32(&r->c->out, kept);
     proto_wr_frame_end(&r->c->out, off);
 }
 
@@ -482,9 +520,10 @@ static void do_put_commit(req_t *r)
     c->ns->puts++;
     d->stats.puts++;
     d->stats.put_bytes += e->size;
-    put_free(take_put(c, token));
+    uint32_t kept = retire_put(c, take_put(c, token));
     size_t roff = begin_ok(r);
     proto_wr_u64(&c->out, e->id);
+    proto_wr_u32(&c->out, kept);
     proto_wr_frame_end(&c->out, roff);
 out:
     free(unit);
@@ -936,6 +975,7 @@ static void client_free(client_t *c)
     size_t puts = u64map_len(&c->puts);
     while (u64map_next(&c->puts, &pos, &key, &val)) put_free(val);
     u64map_clear(&c->puts);
+    arena_close(&c->spare);
     for (size_t i = 0; i < c->nfds; i++) close(c->fds[i].fd);
     free(c->fds);
     if (c->ns) c->ns->clients--;
@@ -1014,6 +1054,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->id = ++d->next_client_id;
     c->pid = cred.pid;
     c->uid = cred.uid;
+    c->spare.fd = -1;
     proto_wr_init(&c->out);
     c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->ev_write = event_new(d->base, fd, EV_WRITE | EV_PERSIST, on_write, c);

@@ -29,8 +29,9 @@
 
 typedef struct {
     uint64_t token;
+    uint64_t id;        /* the daemon's staging buffer id */
     void *map;
-    uint64_t size;
+    uint64_t size;      /* bytes mapped (the buffer's size) */
 } staged_t;
 
 struct simcache {
@@ -48,6 +49,7 @@ struct simcache {
     size_t in_cap;
     int pending_fd;              /* an fd that came with the last reply, or -1 */
     staged_t staged[MAX_STAGED];
+    staged_t spare;              /* buffer of the last finished put (token 0) */
 };
 
 /* The detail of the last failure lives in a thread-local slot, like errno:
@@ -317,6 +319,7 @@ void simcache_close(simcache_t *h)
     if (h->pending_fd >= 0) close(h->pending_fd);
     for (int i = 0; i < MAX_STAGED; i++)
         if (h->staged[i].token) munmap(h->staged[i].map, h->staged[i].size);
+    if (h->spare.map) munmap(h->spare.map, h->spare.size);
     if (h->arena) munmap((void *)h->arena, h->arena_size);
     proto_wr_free(&h->out);
     free(h->in);
@@ -351,22 +354,41 @@ static int put_begin_locked(simcache_t *h, uint64_t size, void **buf, uint64_t *
     proto_rd_t r;
     proto_rd_init(&r, h->in, len);
     uint64_t t = proto_rd_u64(&r);
-    if (proto_rd_done(&r) || fd < 0 || t == 0) {
+    uint64_t sid = proto_rd_u64(&r);
+    uint64_t ssize = proto_rd_u64(&r);
+    uint32_t fresh = proto_rd_u32(&r);
+    if (proto_rd_done(&r) || t == 0 || ssize < size || (fresh != 0) != (fd >= 0) ||
+        (!fresh && (!h->spare.map || h->spare.id != sid || h->spare.size != ssize))) {
         if (fd >= 0) close(fd);
         return fail(h, SIMCACHE_EPROTO, "bad put_begin reply");
     }
-    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return fail(h, SIMCACHE_EIO, "mmap staging: %s", strerror(errno));
-    *slot = (staged_t){ t, map, size };
+    void *map;
+    if (fresh) {
+        map = mmap(NULL, ssize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        if (map == MAP_FAILED) return fail(h, SIMCACHE_EIO, "mmap staging: %s", strerror(errno));
+    } else {
+        /* The daemon reused the buffer of our last put: already mapped. */
+        map = h->spare.map;
+        memset(&h->spare, 0, sizeof h->spare);
+    }
+    *slot = (staged_t){ t, sid, map, ssize };
     *buf = map;
     *token = t;
     return 0;
 }
 
-static void unstage(staged_t *s)
+/* A put ended. If the daemon kept its buffer for the next put, so do we (the
+ * daemon drops its previous spare at the same moment); else unmap it. */
+static void unstage(simcache_t *h, staged_t *s, uint32_t kept)
 {
-    munmap(s->map, s->size);
+    if (kept) {
+        if (h->spare.map) munmap(h->spare.map, h->spare.size);
+        h->spare = *s;
+        h->spare.token = 0;
+    } else {
+        munmap(s->map, s->size);
+    }
     memset(s, 0, sizeof *s);
 }
 
@@ -392,10 +414,11 @@ static int put_commit_locked(simcache_t *h, uint64_t token, const float *emb,
     /* A rejected commit leaves the put open on the daemon: the caller may fix
      * the arguments and commit again, or abort. */
     if (rc) return rc;
-    unstage(s);
     proto_rd_t r;
     proto_rd_init(&r, h->in, len);
     uint64_t v = proto_rd_u64(&r);
+    uint32_t kept = proto_rd_u32(&r);
+    unstage(h, s, kept && !r.err);
     if (proto_rd_done(&r)) return fail(h, SIMCACHE_EPROTO, "bad put_commit reply");
     if (id) *id = v;
     return 0;
@@ -405,12 +428,17 @@ static int put_abort_locked(simcache_t *h, uint64_t token)
 {
     staged_t *s = find_staged(h, token);
     if (!s || token == 0) return fail(h, SIMCACHE_ENOPUT, "no put %" PRIu64 " begun on this handle", token);
-    unstage(s);
     size_t off = begin(h, OP_PUT_ABORT);
     proto_wr_u64(&h->out, token);
     proto_wr_frame_end(&h->out, off);
     size_t len;
-    return roundtrip(h, OP_PUT_ABORT, &len);
+    int rc = roundtrip(h, OP_PUT_ABORT, &len);
+    proto_rd_t r;
+    proto_rd_init(&r, h->in, rc ? 0 : len);
+    uint32_t kept = rc ? 0 : proto_rd_u32(&r);
+    unstage(h, s, kept && !r.err);
+    if (rc == 0 && proto_rd_done(&r)) return fail(h, SIMCACHE_EPROTO, "bad put_abort reply");
+    return rc;
 }
 
 int simcache_put_begin(simcache_t *h, uint64_t size, void **buf, uint64_t *token)

@@ -488,10 +488,15 @@ static uint64_t raw_put_begin(int s, uint64_t size, uint64_t req)
     proto_wr_free(&w);
     it_frame_t f;
     expect_frame(s, OP_PUT_BEGIN, req, 0, NULL, &f);
-    assert_true(f.fd >= 0);
     proto_rd_t r;
     proto_rd_init(&r, f.payload, f.h.len);
     uint64_t token = proto_rd_u64(&r);
+    (void)proto_rd_u64(&r);                  /* staging id */
+    assert_true(proto_rd_u64(&r) >= size);   /* staging buffer size */
+    uint32_t fresh = proto_rd_u32(&r);
+    assert_int_equal(proto_rd_done(&r), 0);
+    /* An fd comes exactly with a new buffer (a finished put's is reused). */
+    assert_int_equal(fresh, f.fd >= 0);
     it_frame_free(&f);
     return token;
 }

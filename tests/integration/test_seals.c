@@ -310,9 +310,12 @@ static int raw_put_begin(int sock, uint64_t size, uint64_t *token, int *fd)
         proto_rd_t r;
         proto_rd_init(&r, f.payload, f.h.len);
         *token = proto_rd_u64(&r);
+        (void)proto_rd_u64(&r);              /* staging id */
+        uint64_t ssize = proto_rd_u64(&r);   /* staging buffer size */
+        uint32_t fresh = proto_rd_u32(&r);   /* a new buffer: fd attached */
         *fd = f.fd;
         f.fd = -1;
-        if (proto_rd_done(&r) || *fd < 0) rc = 101;
+        if (proto_rd_done(&r) || *fd < 0 || !fresh || ssize < size) rc = 101;
     }
     if (rc != 100) it_frame_free(&f);
     return rc;
