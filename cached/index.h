@@ -6,7 +6,8 @@
  * exact score decides a hit, so a returned match is always >= the threshold.
  * Small namespaces are searched exactly (cheaper than hashing). Hyperplanes
  * derive from a secret 64-bit seed, so the same seed gives the same buckets
- * after a restart. The index never sees blob bytes or tiers.
+ * after a restart (given the same centre: index_center, index_set_center).
+ * The index never sees blob bytes or tiers.
  *
  * The re-rank is staged so that few candidates cost a full fp32 dot product:
  * a 1024-bit sign code per entry (Hamming distance, a cut calibrated to drop
@@ -18,12 +19,12 @@
  * index_search included (it uses scratch space and counters in the index),
  * must not run concurrently with another on the same index.
  *
- * Memory per entry once hashing is on: 4*dim (fp32 vector) + dim (int8 code)
- * + 128 (sign code) + about 13 per table (bucket references and slots) + about
- * 60 (id, id map, scratch); 14.3 KiB at dim 2048 with 32 tables, counting the
- * 1.5x growth slack. Per namespace once hashing is on: tables*bits*dim*4 bytes
- * of hyperplanes (3.4 MB at dim 2048 with the defaults). Before hashing is on
- * (count < exact_below): 4*dim + about 40 per entry.
+ * Memory per entry once hashing is on: about 5*dim + 800 bytes with the
+ * default 32 tables (fp32 vector, int8 code, 128-byte sign code, bucket
+ * references, id map): 11.1 KB at dim 2048, measured. Arrays grow by 1.5x,
+ * so just after a growth the per-entry part is up to 1.5 times that. Per
+ * namespace once hashing is on: tables*bits*dim*4 bytes of hyperplanes
+ * (3.4 MB at dim 2048). Before hashing (count < exact_below): 4*dim + ~60.
  */
 #ifndef SIMCACHE_INDEX_H
 #define SIMCACHE_INDEX_H
@@ -93,12 +94,13 @@ void index_get_stats(const index_t *ix, index_stats_t *st);
  * centred on the same point (see index_set_center). */
 const float *index_center(const index_t *ix);
 
-/* Switch hashing on now (or rebuild it) centred on `center` (dim finite
- * floats, copied), or on the mean of the current entries if center is NULL.
- * Rehashes every entry. Use it to restore a saved centre after a restart, or
- * to re-centre a namespace that drifted. Returns 0, -EINVAL (non-finite
- * centre), or -ENOMEM (hashing is then off, and switches on again at the next
- * add that finds count >= exact_below). */
+/* Switch hashing on now (or rebuild it) centred on `center` (dim floats,
+ * copied), or on the mean of the current entries if center is NULL. Rehashes
+ * every entry (the same pause as switching on). Use it to restore a saved
+ * centre after a restart, or to re-centre a namespace that drifted. Returns
+ * 0, -EINVAL (a value NaN or Inf, or length above 1: it must be a mean of
+ * unit vectors), or -ENOMEM (hashing is then off, and switches on again at
+ * the next add that finds count >= exact_below). */
 int index_set_center(index_t *ix, const float *center);
 
 /* Work of the staged re-rank since index_new, for benchmarks: candidates

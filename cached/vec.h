@@ -30,9 +30,13 @@ void vec_dot_many(const float *rows, size_t n, const float *x, uint32_t dim, flo
 /* Dot product of dim int8 values (as integers) with dim floats. */
 float vec_dot_i8(const int8_t *a, const float *b, uint32_t dim);
 
-/* In-place Walsh-Hadamard transform of n floats, n a power of two, without
- * the 1/sqrt(n) scaling (so it multiplies norms by sqrt(n)). */
-void vec_fwht(float *x, uint32_t n);
+/* x = H (diag .* x) in place: the Walsh-Hadamard transform of n floats (n a
+ * power of two), without the 1/sqrt(n) scaling, so it multiplies norms by
+ * sqrt(n); diag (n floats) is applied elementwise first, or skipped if NULL. */
+void vec_fwht(float *x, const float *diag, uint32_t n);
+
+/* Bit i of bits (n/64 words, n a multiple of 64) = x[i] > 0. */
+void vec_sign_bits(const float *x, uint32_t n, uint64_t *bits);
 
 /* Number of differing bits between two codes of `words` 64-bit words. */
 uint32_t vec_hamming(const uint64_t *a, const uint64_t *b, size_t words);

@@ -1,0 +1,832 @@
+/* test_index.c - the similarity index against brute force: exact path, hashed
+ * path, removal, interleaving, determinism, recall on clustered data. */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "index.h"
+#include "simcache.h"
+#include "vec.h"
+
+/* ---- data ---- */
+
+static uint64_t rs = 42;
+
+static uint64_t rnd(void)
+{
+    uint64_t z = (rs += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static double unif(void)
+{
+    return ((double)(rnd() >> 11) + 0.5) * 0x1p-53;
+}
+
+static double gauss(void)
+{
+    return sqrt(-2.0 * log(unif())) * cos(6.283185307179586 * unif());
+}
+
+static void unitize(float *v, uint32_t d)
+{
+    double s = 0;
+    for (uint32_t i = 0; i < d; i++)
+        s += (double)v[i] * v[i];
+    s = 1.0 / sqrt(s);
+    for (uint32_t i = 0; i < d; i++)
+        v[i] = (float)(v[i] * s);
+}
+
+static void random_unit(float *v, uint32_t d)
+{
+    for (uint32_t i = 0; i < d; i++)
+        v[i] = (float)gauss();
+    unitize(v, d);
+}
+
+/* A unit vector at cosine s (to float rounding) to unit q, in direction dir
+ * (any vector not parallel to q) made orthogonal to q. */
+static void near_along(const float *q, const float *dir, double s, float *v, uint32_t d)
+{
+    double p = 0;
+    for (uint32_t i = 0; i < d; i++)
+        p += (double)dir[i] * q[i];
+    for (uint32_t i = 0; i < d; i++)
+        v[i] = (float)(dir[i] - p * q[i]);
+    unitize(v, d);
+    double c = sqrt(1.0 - s * s);
+    for (uint32_t i = 0; i < d; i++)
+        v[i] = (float)(s * q[i] + c * v[i]);
+    unitize(v, d);
+}
+
+static void near(const float *q, double s, float *v, uint32_t d)
+{
+    float *dir = malloc(d * sizeof *dir);
+    random_unit(dir, d);
+    near_along(q, dir, s, v, d);
+    free(dir);
+}
+
+/* Clustered, anisotropic embeddings: a shared direction with two outlier
+ * dimensions (as LLM hidden states have), a cluster centre, and noise with a
+ * decaying spectrum. Unrelated entries sit at cosine ~0.3-0.6. */
+typedef struct {
+    uint32_t dim, ncl;
+    float *common, *spectrum, *centres, *aw;
+} gen_t;
+
+static void gen_noise(const gen_t *g, float *v)
+{
+    for (uint32_t i = 0; i < g->dim; i++)
+        v[i] = (float)(g->spectrum[i] * gauss());
+    unitize(v, g->dim);
+}
+
+static void gen_init(gen_t *g, uint32_t dim, uint32_t ncl)
+{
+    g->dim = dim;
+    g->ncl = ncl;
+    g->common = malloc(dim * sizeof(float));
+    g->spectrum = malloc(dim * sizeof(float));
+    g->centres = malloc((size_t)ncl * dim * sizeof(float));
+    g->aw = malloc(ncl * sizeof(float));
+    for (uint32_t i = 0; i < dim; i++)
+        g->spectrum[i] = (float)(1.0 / sqrt(1.0 + i / 8.0));
+    for (uint32_t i = 0; i < dim; i++)
+        g->common[i] = (float)gauss();
+    g->common[3 % dim] += 0.25f * sqrtf((float)dim);
+    g->common[17 % dim] -= 0.15f * sqrtf((float)dim);
+    unitize(g->common, dim);
+    for (uint32_t k = 0; k < ncl; k++) {
+        gen_noise(g, g->centres + (size_t)k * dim);
+        g->aw[k] = (float)(0.55 + 0.2 * unif());
+    }
+}
+
+static void gen_free(gen_t *g)
+{
+    free(g->common);
+    free(g->spectrum);
+    free(g->centres);
+    free(g->aw);
+}
+
+static void gen_sample(const gen_t *g, float *v)
+{
+    uint32_t k = (uint32_t)(rnd() % g->ncl);
+    float *n = malloc(g->dim * sizeof *n);
+    const float *u = g->centres + (size_t)k * g->dim;
+    gen_noise(g, n);
+    for (uint32_t i = 0; i < g->dim; i++)
+        v[i] = g->aw[k] * g->common[i] + 0.5f * u[i] + 0.62f * n[i];
+    unitize(v, g->dim);
+    free(n);
+}
+
+/* Near-duplicate of q off in a data-like (anisotropic) direction. */
+static void gen_near(const gen_t *g, const float *q, double s, float *v)
+{
+    float *dir = malloc(g->dim * sizeof *dir);
+    gen_noise(g, dir);
+    near_along(q, dir, s, v, g->dim);
+    free(dir);
+}
+
+/* ---- reference model: what the index should hold ---- */
+
+typedef struct {
+    uint32_t dim;
+    size_t n, cap;
+    uint64_t *ids;
+    float *vecs;
+} model_t;
+
+static void model_init(model_t *m, uint32_t dim, size_t cap)
+{
+    m->dim = dim;
+    m->n = 0;
+    m->cap = cap;
+    m->ids = malloc(cap * sizeof *m->ids);
+    m->vecs = malloc(cap * dim * sizeof *m->vecs);
+}
+
+static void model_free(model_t *m)
+{
+    free(m->ids);
+    free(m->vecs);
+}
+
+static void model_add(model_t *m, uint64_t id, const float *v)
+{
+    assert_true(m->n < m->cap);
+    m->ids[m->n] = id;
+    memcpy(m->vecs + m->n * m->dim, v, m->dim * sizeof *v);
+    m->n++;
+}
+
+static void model_remove_at(model_t *m, size_t i)
+{
+    m->n--;
+    m->ids[i] = m->ids[m->n];
+    memcpy(m->vecs + i * m->dim, m->vecs + m->n * m->dim, m->dim * sizeof(float));
+}
+
+/* Best score over the model (scored exactly as the index scores), -2 if empty. */
+static float model_best(const model_t *m, const float *q, uint64_t *id)
+{
+    float best = -2.0f;
+    *id = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        float d = vec_dot(m->vecs + i * m->dim, q, m->dim);
+        if (d > best) {
+            best = d;
+            *id = m->ids[i];
+        }
+    }
+    return best;
+}
+
+static int model_has(const model_t *m, uint64_t id)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->ids[i] == id)
+            return 1;
+    return 0;
+}
+
+/* A search result must be a live entry, scored exactly, at or above thr and
+ * no better than the true best. With `exhaustive`, it must be the true best. */
+static void check_search(index_t *ix, const model_t *m, const float *q, float thr, int exhaustive)
+{
+    uint64_t id = 0, bid;
+    float sim = 0;
+    float best = model_best(m, q, &bid);
+    int hit = index_search(ix, q, thr, &id, &sim);
+
+    if (hit) {
+        assert_true(sim >= thr);
+        assert_true(model_has(m, id));
+        assert_true(sim == vec_dot(index_vector(ix, id), q, m->dim));
+        assert_true(sim <= best);
+    }
+    if (exhaustive) {
+        assert_int_equal(hit, best >= thr);
+        if (hit)
+            assert_true(sim == best);
+    }
+}
+
+/* ---- tests ---- */
+
+static void new_rejects_bad_arguments(void **state)
+{
+    (void)state;
+    index_params_t p = { 0, 0, 1, 0 };
+    assert_null(index_new(0, 1, NULL));
+    assert_null(index_new(SIMCACHE_MAX_DIM + 1, 1, NULL));
+    p.bits = 25;
+    assert_null(index_new(8, 1, &p));
+    p.bits = 0;
+    p.probes = 2;
+    assert_null(index_new(8, 1, &p));
+    p.probes = 1;
+    p.tables = 65;
+    assert_null(index_new(8, 1, &p));
+    index_t *ix = index_new(SIMCACHE_MAX_DIM, 1, NULL);
+    assert_non_null(ix);
+    assert_int_equal(index_dim(ix), SIMCACHE_MAX_DIM);
+    index_free(ix);
+    index_free(NULL);
+}
+
+static void add_validates_input(void **state)
+{
+    (void)state;
+    uint32_t d = 32;
+    float v[32], w[32];
+    index_t *ix = index_new(d, 7, NULL);
+    random_unit(v, d);
+
+    assert_int_equal(index_add(ix, 0, v), -EINVAL);
+    assert_int_equal(index_add(ix, 1, NULL), -EINVAL);
+    for (uint32_t i = 0; i < d; i++)
+        w[i] = 2 * v[i];
+    assert_int_equal(index_add(ix, 1, w), -EINVAL); /* not unit */
+    memcpy(w, v, sizeof v);
+    w[5] = NAN;
+    assert_int_equal(index_add(ix, 1, w), -EINVAL);
+    assert_int_equal(index_count(ix), 0);
+
+    assert_int_equal(index_add(ix, 1, v), 0);
+    assert_int_equal(index_add(ix, 1, v), -EEXIST);
+    random_unit(w, d);
+    assert_int_equal(index_add(ix, 1, w), -EEXIST);
+    assert_int_equal(index_count(ix), 1);
+    assert_memory_equal(index_vector(ix, 1), v, sizeof v);
+    assert_null(index_vector(ix, 2));
+    index_free(ix);
+}
+
+static void empty_index_misses(void **state)
+{
+    (void)state;
+    float v[16];
+    uint64_t id = 99;
+    float sim = 99;
+    index_t *ix = index_new(16, 7, NULL);
+    random_unit(v, 16);
+    assert_int_equal(index_search(ix, v, -1.0f, &id, &sim), 0);
+    assert_true(id == 99 && sim == 99); /* untouched on a miss */
+    index_free(ix);
+}
+
+static void exact_path_finds_true_best(void **state)
+{
+    (void)state;
+    uint32_t d = 64, n = 2000;
+    model_t m;
+    float q[64], v[64];
+    index_t *ix = index_new(d, 11, NULL);
+    model_init(&m, d, n + 600);
+    for (uint32_t i = 0; i < n; i++) {
+        random_unit(v, d);
+        assert_int_equal(index_add(ix, 1000 + i, v), 0);
+        model_add(&m, 1000 + i, v);
+    }
+    for (int k = 0; k < 200; k++) {
+        random_unit(q, d);
+        /* Plant a few close ones so the best is near the threshold. */
+        for (int j = 0; j < 3; j++) {
+            near(q, 0.75 + 0.1 * unif(), v, d);
+            uint64_t id = 100000 + (uint64_t)k * 3 + j;
+            assert_int_equal(index_add(ix, id, v), 0);
+            model_add(&m, id, v);
+            if (m.n == m.cap)
+                break;
+        }
+        check_search(ix, &m, q, 0.8f, 1);
+        check_search(ix, &m, q, 0.0f, 1);
+        if (m.n + 3 > m.cap)
+            break;
+    }
+    index_stats_t st;
+    index_get_stats(ix, &st);
+    assert_int_equal(st.lsh_active, 0);
+    assert_int_equal(st.buckets, 0);
+    assert_int_equal(st.max_bucket, 0);
+    index_free(ix);
+    model_free(&m);
+}
+
+static void search_below_threshold_misses(void **state)
+{
+    (void)state;
+    for (int lsh = 0; lsh < 2; lsh++) {
+        uint32_t d = 128;
+        index_params_t p = { 0, 0, 1, lsh ? 16 : 0 };
+        index_t *ix = index_new(d, 5, &p);
+        float q[128], v[128];
+        random_unit(q, d);
+        for (uint64_t id = 1; id <= 200; id++) {
+            near(q, 0.60 + 0.19 * unif(), v, d); /* all below 0.8 */
+            assert_int_equal(index_add(ix, id, v), 0);
+        }
+        uint64_t id;
+        float sim;
+        assert_int_equal(index_search(ix, q, 0.8f, &id, &sim), 0);
+        assert_int_equal(index_search(ix, q, 0.99f, &id, &sim), 0);
+        assert_int_equal(index_search(ix, q, 0.5f, &id, &sim), 1);
+        assert_true(sim >= 0.5f && sim < 0.8f);
+        index_free(ix);
+    }
+}
+
+static void search_never_returns_below_threshold(void **state)
+{
+    (void)state;
+    const float thrs[] = { -0.5f, 0.0f, 0.3f, 0.5f, 0.7f, 0.8f, 0.9f, 0.99f, 1.0f };
+    for (int lsh = 0; lsh < 2; lsh++) {
+        uint32_t d = 80, n = 3000;
+        index_params_t p = { 0, 0, 1, lsh ? 100 : 0 };
+        index_t *ix = index_new(d, 3, &p);
+        model_t m;
+        float *v = malloc(d * sizeof *v), *q = malloc(d * sizeof *q);
+        model_init(&m, d, n);
+        for (uint32_t i = 0; i < n; i++) {
+            if (i > 0 && i % 3 == 0)
+                near(m.vecs + (size_t)(rnd() % m.n) * d, 0.6 + 0.4 * unif(), v, d);
+            else
+                random_unit(v, d);
+            assert_int_equal(index_add(ix, i + 1, v), 0);
+            model_add(&m, i + 1, v);
+        }
+        for (int k = 0; k < 300; k++) {
+            near(m.vecs + (size_t)(rnd() % m.n) * d, 0.5 + 0.5 * unif(), q, d);
+            check_search(ix, &m, q, thrs[k % 9], 0);
+        }
+        index_stats_t st;
+        index_get_stats(ix, &st);
+        assert_int_equal(st.lsh_active, lsh);
+        model_free(&m);
+        free(v);
+        free(q);
+        index_free(ix);
+    }
+}
+
+static void remove_takes_entry_out(void **state)
+{
+    (void)state;
+    for (int lsh = 0; lsh < 2; lsh++) {
+        uint32_t d = 96, n = 500;
+        index_params_t p = { 0, 0, 1, lsh ? 50 : 0 };
+        index_t *ix = index_new(d, 9, &p);
+        float *all = malloc((size_t)n * d * sizeof *all);
+        for (uint32_t i = 0; i < n; i++) {
+            random_unit(all + (size_t)i * d, d);
+            assert_int_equal(index_add(ix, i + 1, all + (size_t)i * d), 0);
+        }
+        for (uint32_t i = 0; i < n; i += 2)
+            assert_int_equal(index_remove(ix, i + 1), 0);
+        assert_int_equal(index_count(ix), n / 2);
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t id = 0;
+            float sim = 0;
+            int hit = index_search(ix, all + (size_t)i * d, 0.999f, &id, &sim);
+            if (i % 2 == 0) {
+                assert_int_equal(index_remove(ix, i + 1), -ENOENT);
+                assert_null(index_vector(ix, i + 1));
+                assert_int_equal(hit, 0);
+            } else {
+                assert_int_equal(hit, 1);
+                assert_int_equal(id, i + 1);
+                assert_memory_equal(index_vector(ix, i + 1), all + (size_t)i * d,
+                                    d * sizeof(float));
+            }
+        }
+        assert_int_equal(index_remove(ix, 0), -ENOENT);
+        assert_int_equal(index_remove(ix, 123456), -ENOENT);
+        /* Empty it completely, then use it again. */
+        for (uint32_t i = 1; i < n; i += 2)
+            assert_int_equal(index_remove(ix, i + 1), 0);
+        assert_int_equal(index_count(ix), 0);
+        uint64_t id;
+        float sim;
+        assert_int_equal(index_search(ix, all, -1.0f, &id, &sim), 0);
+        assert_int_equal(index_add(ix, 7, all), 0);
+        assert_int_equal(index_search(ix, all, 0.9f, &id, &sim), 1);
+        assert_int_equal(id, 7);
+        free(all);
+        index_free(ix);
+    }
+}
+
+static void readd_after_remove_uses_new_vector(void **state)
+{
+    (void)state;
+    for (int lsh = 0; lsh < 2; lsh++) {
+        uint32_t d = 64;
+        index_params_t p = { 0, 0, 1, lsh ? 8 : 0 };
+        index_t *ix = index_new(d, 4, &p);
+        float a[64], b[64], v[64];
+        random_unit(a, d);
+        random_unit(b, d);
+        for (uint64_t id = 1; id <= 20; id++) {
+            random_unit(v, d);
+            assert_int_equal(index_add(ix, id, v), 0);
+        }
+        assert_int_equal(index_add(ix, 100, a), 0);
+        assert_int_equal(index_remove(ix, 100), 0);
+        assert_int_equal(index_add(ix, 100, b), 0);
+        assert_memory_equal(index_vector(ix, 100), b, sizeof b);
+        uint64_t id = 0;
+        float sim;
+        assert_int_equal(index_search(ix, b, 0.99f, &id, &sim), 1);
+        assert_int_equal(id, 100);
+        assert_int_equal(index_search(ix, a, 0.99f, &id, &sim), 0);
+        index_free(ix);
+    }
+}
+
+/* Random adds, removes and searches against the model. With one key bit and
+ * 1-bit probing every bucket is probed, so the hashed path must agree with
+ * brute force exactly: that checks bucket bookkeeping across swap-removes,
+ * and that the code and int8 stages never drop the true best. */
+static void interleaved_ops_match_model(void **state)
+{
+    (void)state;
+    const uint32_t dims[] = { 16, 96, 300 };
+    for (size_t k = 0; k < 3; k++) {
+        for (int mode = 0; mode < 2; mode++) {
+            uint32_t d = dims[k];
+            index_params_t exh = { 3, 1, 1, 64 }, dflt = { 16, 12, 1, 64 };
+            index_t *ix = index_new(d, 77 + k, mode ? &dflt : &exh);
+            model_t m;
+            float *v = malloc(d * sizeof *v);
+            uint64_t next_id = 1;
+            model_init(&m, d, 4000);
+            for (int op = 0; op < 4500; op++) {
+                uint64_t r = rnd() % 100;
+                /* Grow, shrink below exact_below (hashing stays on, the
+                 * exact path serves), then grow again. */
+                int grow = op < 1500 || op > 3000;
+                if (r < (grow ? 55u : 10u) && m.n < m.cap) {
+                    if (m.n && rnd() % 2)
+                        near(m.vecs + (size_t)(rnd() % m.n) * d, 0.7 + 0.3 * unif(), v, d);
+                    else
+                        random_unit(v, d);
+                    assert_int_equal(index_add(ix, next_id, v), 0);
+                    model_add(&m, next_id++, v);
+                } else if (r < 80 && m.n) {
+                    size_t i = rnd() % m.n;
+                    assert_int_equal(index_remove(ix, m.ids[i]), 0);
+                    model_remove_at(&m, i);
+                } else if (m.n) {
+                    near(m.vecs + (size_t)(rnd() % m.n) * d, 0.75 + 0.25 * unif(), v, d);
+                    check_search(ix, &m, v, 0.8f, mode == 0);
+                }
+                assert_int_equal(index_count(ix), m.n);
+                if (op == 3000)
+                    assert_true(m.n < 64);
+            }
+            index_stats_t st;
+            index_get_stats(ix, &st);
+            assert_int_equal(st.lsh_active, 1);
+            assert_int_equal(st.count, m.n);
+            if (mode == 0)
+                assert_true(st.buckets <= 3 * 2);
+            for (size_t i = 0; i < m.n; i++)
+                assert_memory_equal(index_vector(ix, m.ids[i]), m.vecs + i * d, d * sizeof(float));
+            free(v);
+            model_free(&m);
+            index_free(ix);
+        }
+    }
+}
+
+/* Sparse, one-hot and outlier-heavy vectors are where the fast rotation
+ * behind the sign codes is weakest: with every bucket probed, the result must
+ * still be the true best. */
+static void peaky_vectors_are_not_dropped(void **state)
+{
+    (void)state;
+    const uint32_t dims[] = { 64, 100, 1024 };
+    for (size_t k = 0; k < 3; k++) {
+        uint32_t d = dims[k];
+        index_params_t exh = { 2, 1, 1, 32 };
+        index_t *ix = index_new(d, 1234, &exh);
+        model_t m;
+        float *v = malloc(d * sizeof *v), *q = malloc(d * sizeof *q);
+        model_init(&m, d, 1500);
+        for (uint64_t id = 1; id <= 1000; id++) {
+            memset(v, 0, d * sizeof *v);
+            switch (id % 3) {
+            case 0: /* one-hot plus a little */
+                v[rnd() % d] = 1.0f;
+                v[rnd() % d] += 0.2f;
+                break;
+            case 1: /* 4-sparse */
+                for (int j = 0; j < 4; j++)
+                    v[rnd() % d] = (float)gauss();
+                v[0] += 0.01f;
+                break;
+            default: /* dense with two huge outlier dimensions */
+                for (uint32_t i = 0; i < d; i++)
+                    v[i] = (float)gauss();
+                v[1] = 40.0f;
+                v[d - 1] = -30.0f;
+            }
+            unitize(v, d);
+            assert_int_equal(index_add(ix, id, v), 0);
+            model_add(&m, id, v);
+        }
+        int found = 0;
+        for (int t = 0; t < 400; t++) {
+            const float *base = m.vecs + (size_t)(rnd() % m.n) * d;
+            /* Perturb within the support when the base is sparse. */
+            memcpy(v, base, d * sizeof *v);
+            for (uint32_t i = 0; i < d; i++)
+                if (v[i] != 0.0f || t % 2)
+                    v[i] += (float)(0.05 * gauss());
+            unitize(v, d);
+            double c = vec_dot(v, base, d);
+            if (c < 0.8)
+                near(base, 0.8 + 0.05 * unif(), v, d);
+            memcpy(q, v, d * sizeof *q);
+            check_search(ix, &m, q, 0.8f, 1);
+            found++;
+        }
+        assert_int_equal(found, 400);
+        free(v);
+        free(q);
+        model_free(&m);
+        index_free(ix);
+    }
+}
+
+static void same_seed_gives_same_answers(void **state)
+{
+    (void)state;
+    uint32_t d = 128, n = 3000;
+    index_params_t p = { 8, 10, 1, 500 };
+    index_t *a = index_new(d, 0xabcdef, &p), *b = index_new(d, 0xabcdef, &p);
+    index_t *c = index_new(d, 0x123456, &p);
+    gen_t g;
+    float *all = malloc((size_t)n * d * sizeof *all), *q = malloc(d * sizeof *q);
+    gen_init(&g, d, 16);
+    for (uint32_t i = 0; i < n; i++) {
+        gen_sample(&g, all + (size_t)i * d);
+        assert_int_equal(index_add(a, i + 1, all + (size_t)i * d), 0);
+        assert_int_equal(index_add(b, i + 1, all + (size_t)i * d), 0);
+        assert_int_equal(index_add(c, i + 1, all + (size_t)i * d), 0);
+    }
+    int hits = 0;
+    for (int k = 0; k < 300; k++) {
+        gen_near(&g, all + (size_t)(rnd() % n) * d, 0.78 + 0.2 * unif(), q);
+        uint64_t ia = 0, ib = 0, ic = 0;
+        float sa = 0, sb = 0, sc = 0;
+        int ha = index_search(a, q, 0.8f, &ia, &sa);
+        int hb = index_search(b, q, 0.8f, &ib, &sb);
+        int hc = index_search(c, q, 0.8f, &ic, &sc);
+        assert_int_equal(ha, hb);
+        assert_int_equal(ia, ib);
+        assert_true(sa == sb);
+        hits += ha;
+        if (hc)
+            assert_true(sc >= 0.8f);
+    }
+    assert_true(hits > 0);
+    index_stats_t sa, sb, sc;
+    index_get_stats(a, &sa);
+    index_get_stats(b, &sb);
+    index_get_stats(c, &sc);
+    assert_int_equal(sa.buckets, sb.buckets);
+    assert_int_equal(sa.max_bucket, sb.max_bucket);
+    assert_int_equal(sa.candidates, sb.candidates);
+    assert_int_equal(sa.bytes, sb.bytes);
+    /* Another seed: other hyperplanes, so other buckets (the candidate
+     * totals of 300 searches coinciding would be a remarkable accident). */
+    assert_true(sa.candidates != sc.candidates);
+    gen_free(&g);
+    free(all);
+    free(q);
+    index_free(a);
+    index_free(b);
+    index_free(c);
+}
+
+/* A restart re-adds entries in another order; with the saved seed and centre
+ * they land in the same buckets and searches give the same answers. */
+static void restored_center_gives_same_buckets(void **state)
+{
+    (void)state;
+    uint32_t d = 128, n = 2000;
+    index_params_t p = { 8, 10, 1, 300 };
+    index_t *a = index_new(d, 0x77, &p), *b = index_new(d, 0x77, &p);
+    gen_t g;
+    float *all = malloc((size_t)n * d * sizeof *all), *q = malloc(d * sizeof *q);
+    gen_init(&g, d, 16);
+    assert_null(index_center(a));
+    for (uint32_t i = 0; i < n; i++) {
+        gen_sample(&g, all + (size_t)i * d);
+        assert_int_equal(index_add(a, i + 1, all + (size_t)i * d), 0);
+    }
+    const float *c = index_center(a);
+    assert_non_null(c);
+    assert_int_equal(index_set_center(b, c), 0); /* before any entry */
+    assert_memory_equal(index_center(b), c, d * sizeof(float));
+    for (uint32_t i = n; i > 0; i--)
+        assert_int_equal(index_add(b, i, all + (size_t)(i - 1) * d), 0);
+    for (int k = 0; k < 200; k++) {
+        gen_near(&g, all + (size_t)(rnd() % n) * d, 0.75 + 0.24 * unif(), q);
+        uint64_t ia = 0, ib = 0;
+        float sa = 0, sb = 0;
+        assert_int_equal(index_search(a, q, 0.8f, &ia, &sa), index_search(b, q, 0.8f, &ib, &sb));
+        assert_int_equal(ia, ib);
+        assert_true(sa == sb);
+    }
+    index_stats_t sta, stb;
+    index_get_stats(a, &sta);
+    index_get_stats(b, &stb);
+    assert_int_equal(sta.buckets, stb.buckets);
+    assert_int_equal(sta.max_bucket, stb.max_bucket);
+    assert_int_equal(sta.candidates, stb.candidates);
+
+    /* Re-centring on the current mean rebuilds; a bad centre is refused. */
+    assert_int_equal(index_set_center(a, NULL), 0);
+    q[3] = NAN;
+    assert_int_equal(index_set_center(a, q), -EINVAL);
+    for (uint32_t i = 0; i < d; i++)
+        q[i] = 1.0f; /* length sqrt(d): not a mean of unit vectors */
+    assert_int_equal(index_set_center(a, q), -EINVAL);
+    assert_non_null(index_center(a));
+    model_t m;
+    model_init(&m, d, n);
+    for (uint32_t i = 0; i < n; i++)
+        model_add(&m, i + 1, all + (size_t)i * d);
+    for (int k = 0; k < 100; k++) {
+        gen_near(&g, all + (size_t)(rnd() % n) * d, 0.75 + 0.24 * unif(), q);
+        check_search(a, &m, q, 0.8f, 0);
+    }
+    model_free(&m);
+    gen_free(&g);
+    free(all);
+    free(q);
+    index_free(a);
+    index_free(b);
+}
+
+/* The measurement the defaults rest on, at test size: 20k entries, dim 256,
+ * clustered and anisotropic; 400 queries with a planted near-duplicate
+ * (0.80-0.99) and 100 without; hard negatives (0.70-0.79) around each. */
+static void lsh_recall_on_clustered_set(void **state)
+{
+    (void)state;
+    const uint32_t d = 256, n = 20000, nq = 500;
+    gen_t g;
+    float *x = malloc((size_t)n * d * sizeof *x), *q = malloc((size_t)nq * d * sizeof *q);
+    uint32_t pos = 0;
+
+    rs = 2024;
+    gen_init(&g, d, 64);
+    for (uint32_t k = 0; k < nq; k++) {
+        float *qq = q + (size_t)k * d;
+        gen_sample(&g, qq);
+        if (k % 5 != 4)
+            gen_near(&g, qq, 0.80 + 0.19 * unif(), x + (size_t)pos++ * d);
+        for (uint64_t h = rnd() % 3 + (k % 5 == 4); h > 0; h--)
+            gen_near(&g, qq, 0.70 + 0.09 * unif(), x + (size_t)pos++ * d);
+    }
+    for (; pos < n; pos++)
+        gen_sample(&g, x + (size_t)pos * d);
+
+    /* Add in shuffled order, so planted entries spread over the slots. */
+    uint32_t *perm = malloc(n * sizeof *perm);
+    for (uint32_t i = 0; i < n; i++)
+        perm[i] = i;
+    for (uint32_t i = n - 1; i > 0; i--) {
+        uint32_t j = (uint32_t)(rnd() % (i + 1)), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    index_t *ix = index_new(d, 0x5eed, NULL);
+    for (uint32_t i = 0; i < n; i++)
+        assert_int_equal(index_add(ix, perm[i] + 1, x + (size_t)perm[i] * d), 0);
+    free(perm);
+
+    uint32_t have = 0, found = 0, false_hits = 0, extra = 0;
+    float *out = malloc(n * sizeof *out);
+    for (uint32_t k = 0; k < nq; k++) {
+        const float *qq = q + (size_t)k * d;
+        float best = -2.0f;
+        vec_dot_many(x, n, qq, d, out);
+        for (uint32_t i = 0; i < n; i++)
+            if (out[i] > best)
+                best = out[i];
+        uint64_t id = 0;
+        float sim = 0;
+        int hit = index_search(ix, qq, 0.8f, &id, &sim);
+        if (best >= 0.8f)
+            have++;
+        if (hit) {
+            if (sim < 0.8f || sim != out[id - 1] || sim > best)
+                false_hits++;
+            if (best >= 0.8f && sim == best)
+                found++;
+        } else if (best < 0.8f) {
+            extra++; /* correct miss */
+        }
+    }
+    double recall = (double)found / have;
+    index_stats_t st;
+    uint64_t coded, quant, exact;
+    index_get_stats(ix, &st);
+    index_get_rerank_counts(ix, &coded, &quant, &exact);
+    print_message("recall %u/%u = %.4f, false hits %u, correct misses %u; per query: "
+                  "%.0f candidates, %.0f int8-scored, %.2f exact; buckets %lu, max %lu, "
+                  "%.0f bytes/entry\n",
+                  found, have, recall, false_hits, extra, (double)st.candidates / nq,
+                  (double)quant / nq, (double)exact / nq, (unsigned long)st.buckets,
+                  (unsigned long)st.max_bucket, (double)st.bytes / n);
+    assert_true(have >= 380);
+    assert_int_equal(false_hits, 0);
+    assert_true(recall >= 0.95);
+
+    /* Stats: balanced buckets (centring), far fewer candidates than entries. */
+    assert_int_equal(st.count, n);
+    assert_int_equal(st.lsh_active, 1);
+    assert_int_equal(st.searches, nq);
+    /* Defaults: 32 tables of 13 bits. */
+    assert_true(st.buckets > 8192 && st.buckets <= 32u * 8192u);
+    assert_true(st.max_bucket >= n / 8192 && st.max_bucket < n / 100);
+    assert_true(st.candidates > 0 && st.candidates < (uint64_t)nq * n / 10);
+    assert_true(st.bytes >= (uint64_t)n * d * sizeof(float));
+    assert_true(st.bytes < (uint64_t)n * d * sizeof(float) * 4);
+    assert_true(exact < quant && quant <= coded && coded == st.candidates);
+
+    free(out);
+    free(x);
+    free(q);
+    gen_free(&g);
+    index_free(ix);
+}
+
+static void stats_track_exact_index(void **state)
+{
+    (void)state;
+    uint32_t d = 32;
+    float v[32];
+    index_t *ix = index_new(d, 1, NULL);
+    index_stats_t st0, st;
+    index_get_stats(ix, &st0);
+    for (uint64_t id = 1; id <= 100; id++) {
+        random_unit(v, d);
+        assert_int_equal(index_add(ix, id, v), 0);
+    }
+    for (int k = 0; k < 10; k++)
+        index_search(ix, v, 0.8f, NULL, NULL);
+    index_get_stats(ix, &st);
+    assert_int_equal(st.count, 100);
+    assert_int_equal(st.lsh_active, 0);
+    assert_int_equal(st.searches, 10);
+    assert_int_equal(st.candidates, 1000);
+    assert_true(st.bytes > st0.bytes + 100 * d * sizeof(float));
+    for (uint64_t id = 1; id <= 100; id++)
+        assert_int_equal(index_remove(ix, id), 0);
+    index_get_stats(ix, &st);
+    assert_int_equal(st.count, 0);
+    index_free(ix);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(new_rejects_bad_arguments),
+        cmocka_unit_test(add_validates_input),
+        cmocka_unit_test(empty_index_misses),
+        cmocka_unit_test(exact_path_finds_true_best),
+        cmocka_unit_test(search_below_threshold_misses),
+        cmocka_unit_test(search_never_returns_below_threshold),
+        cmocka_unit_test(remove_takes_entry_out),
+        cmocka_unit_test(readd_after_remove_uses_new_vector),
+        cmocka_unit_test(interleaved_ops_match_model),
+        cmocka_unit_test(peaky_vectors_are_not_dropped),
+        cmocka_unit_test(same_seed_gives_same_answers),
+        cmocka_unit_test(restored_center_gives_same_buckets),
+        cmocka_unit_test(lsh_recall_on_clustered_set),
+        cmocka_unit_test(stats_track_exact_index),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,352 @@
+/* test_vec.c - vec_normalize validation, dot products against a double
+ * reference, and agreement of the AVX2 and plain C variants. */
+#include <float.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "simcache.h"
+#include "vec.h"
+
+static uint64_t rng_state = 12345;
+
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [-1, 1). */
+static float rnd_f(void)
+{
+    return (float)((double)(rnd() >> 11) * 0x1p-52 - 1.0);
+}
+
+static void fill(float *v, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = rnd_f();
+}
+
+/* Every test runs once per variant the machine has. */
+static const int variants[] = { 0, 1 };
+
+static void normalize_rejects_nan(void **state)
+{
+    (void)state;
+    float v[5] = { 1, 2, NAN, 4, 5 }, out[5] = { 7, 7, 7, 7, 7 };
+    assert_int_equal(vec_normalize(v, 5, out), SIMCACHE_EEMBED);
+    assert_true(out[0] == 7.0f); /* untouched on error */
+    v[2] = -NAN;
+    assert_int_equal(vec_normalize(v, 5, out), SIMCACHE_EEMBED);
+}
+
+static void normalize_rejects_inf(void **state)
+{
+    (void)state;
+    float v[3] = { 1, INFINITY, 0 }, out[3];
+    assert_int_equal(vec_normalize(v, 3, out), SIMCACHE_EEMBED);
+    v[1] = -INFINITY;
+    assert_int_equal(vec_normalize(v, 3, out), SIMCACHE_EEMBED);
+    v[1] = 0;
+    v[2] = INFINITY; /* last element, past any SIMD block */
+    assert_int_equal(vec_normalize(v, 3, out), SIMCACHE_EEMBED);
+}
+
+static void normalize_rejects_zero_vector(void **state)
+{
+    (void)state;
+    float v[17] = { 0 }, out[17];
+    assert_int_equal(vec_normalize(v, 17, out), SIMCACHE_EEMBED);
+    v[3] = -0.0f;
+    assert_int_equal(vec_normalize(v, 17, out), SIMCACHE_EEMBED);
+    assert_int_equal(vec_normalize(v, 0, out), SIMCACHE_EEMBED);
+}
+
+static void normalize_rejects_denormal_only(void **state)
+{
+    (void)state;
+    float v[64], out[64];
+    for (int i = 0; i < 64; i++)
+        v[i] = (i % 2 ? -1.0f : 1.0f) * FLT_MIN / 2.0f;
+    assert_int_equal(vec_normalize(v, 64, out), SIMCACHE_EEMBED);
+    memset(v, 0, sizeof v);
+    v[10] = FLT_TRUE_MIN;
+    assert_int_equal(vec_normalize(v, 64, out), SIMCACHE_EEMBED);
+    /* One normal component is enough. */
+    v[11] = FLT_MIN;
+    assert_int_equal(vec_normalize(v, 64, out), 0);
+    assert_float_equal(out[11], 1.0f, 1e-6);
+    /* An output component that would be subnormal is written as 0. */
+    v[11] = 1e30f;
+    v[10] = 1e-10f;
+    assert_int_equal(vec_normalize(v, 64, out), 0);
+    assert_true(out[10] == 0.0f);
+}
+
+static void normalize_huge_values_do_not_overflow(void **state)
+{
+    (void)state;
+    float v[4] = { FLT_MAX, -FLT_MAX, FLT_MAX, FLT_MAX }, out[4];
+    assert_int_equal(vec_normalize(v, 4, out), 0);
+    for (int i = 0; i < 4; i++)
+        assert_float_equal(fabsf(out[i]), 0.5f, 1e-6);
+    assert_true(out[1] < 0);
+
+    /* Norm above FLT_MAX in a long vector, and mixed magnitudes. */
+    uint32_t n = 16384;
+    float *w = malloc(n * sizeof *w);
+    for (uint32_t i = 0; i < n; i++)
+        w[i] = i % 3 ? 3e38f : 1.0f;
+    assert_int_equal(vec_normalize(w, n, w), 0); /* in place */
+    double ss = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        assert_true(isfinite(w[i]));
+        ss += (double)w[i] * w[i];
+    }
+    assert_float_equal(ss, 1.0, 1e-5);
+    free(w);
+}
+
+static void normalize_gives_unit_length(void **state)
+{
+    (void)state;
+    for (uint32_t dim = 1; dim < 300; dim += 7) {
+        float *v = malloc(dim * sizeof *v), *o = malloc(dim * sizeof *o);
+        fill(v, dim);
+        v[0] = 0.5f; /* never all zero */
+        for (uint32_t i = 0; i < dim; i++)
+            v[i] *= 1e-30f; /* tiny but normal: still fine */
+        assert_int_equal(vec_normalize(v, dim, o), 0);
+        double ss = 0;
+        for (uint32_t i = 0; i < dim; i++)
+            ss += (double)o[i] * o[i];
+        assert_float_equal(ss, 1.0, 1e-6);
+        free(v);
+        free(o);
+    }
+}
+
+static double ref_dot(const float *a, const float *b, uint32_t n, double *mag)
+{
+    double s = 0, m = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        s += (double)a[i] * b[i];
+        m += fabs((double)a[i] * b[i]);
+    }
+    *mag = m;
+    return s;
+}
+
+static void dot_matches_double_reference(void **state)
+{
+    (void)state;
+    const uint32_t maxd = 4099;
+    float *a = malloc(maxd * sizeof *a), *b = malloc(maxd * sizeof *b);
+    fill(a, maxd);
+    fill(b, maxd);
+    for (size_t v = 0; v < 2; v++) {
+        vec_force_scalar(variants[v]);
+        for (uint32_t dim = 1; dim <= maxd; dim++) {
+            /* Fresh offsets so alignment varies too. */
+            uint32_t off = dim % 5;
+            uint32_t n = dim - (dim > off ? off : 0);
+            double mag, ref = ref_dot(a + (dim - n), b, n, &mag);
+            float got = vec_dot(a + (dim - n), b, n);
+            /* Worst-case float summation error for the deepest chain the
+             * kernels build (n/8 terms per lane plus the reductions). */
+            double tol = (n / 8.0 + 16.0) * FLT_EPSILON * mag + 1e-30;
+            if (fabs(got - ref) > tol)
+                fail_msg("%s dim %u: got %.9g want %.9g (tol %.3g)", vec_impl(), n, got,
+                         ref, tol);
+        }
+    }
+    vec_force_scalar(0);
+    free(a);
+    free(b);
+}
+
+static void dot_many_agrees_with_dot(void **state)
+{
+    (void)state;
+    const uint32_t dims[] = { 1, 7, 8, 9, 31, 32, 33, 255, 256, 384, 1000, 2048, 4099 };
+    for (size_t v = 0; v < 2; v++) {
+        vec_force_scalar(variants[v]);
+        for (size_t k = 0; k < sizeof dims / sizeof dims[0]; k++) {
+            uint32_t dim = dims[k];
+            size_t n = 37;
+            float *rows = malloc(n * dim * sizeof *rows), *x = malloc(dim * sizeof *x);
+            float *out = malloc(n * sizeof *out);
+            fill(rows, (uint32_t)(n * dim));
+            fill(x, dim);
+            vec_dot_many(rows, n, x, dim, out);
+            for (size_t i = 0; i < n; i++)
+                assert_true(out[i] == vec_dot(rows + i * dim, x, dim)); /* bit-identical */
+            vec_dot_many(rows, 0, x, dim, out); /* n = 0 is a no-op */
+            free(rows);
+            free(x);
+            free(out);
+        }
+    }
+    vec_force_scalar(0);
+}
+
+static void dot_i8_matches_reference(void **state)
+{
+    (void)state;
+    const uint32_t maxd = 2100;
+    int8_t *a = malloc(maxd);
+    float *b = malloc(maxd * sizeof *b);
+    for (uint32_t i = 0; i < maxd; i++)
+        a[i] = (int8_t)((int)(rnd() % 255) - 127);
+    fill(b, maxd);
+    for (size_t v = 0; v < 2; v++) {
+        vec_force_scalar(variants[v]);
+        for (uint32_t dim = 0; dim <= maxd; dim += dim < 70 ? 1 : 13) {
+            double ref = 0, mag = 0;
+            for (uint32_t i = 0; i < dim; i++) {
+                ref += (double)a[i] * b[i];
+                mag += fabs((double)a[i] * b[i]);
+            }
+            float got = vec_dot_i8(a, b, dim);
+            double tol = (dim / 8.0 + 16.0) * FLT_EPSILON * mag + 1e-30;
+            if (fabs(got - ref) > tol)
+                fail_msg("%s dim %u: got %.9g want %.9g", vec_impl(), dim, got, ref);
+        }
+    }
+    vec_force_scalar(0);
+    free(a);
+    free(b);
+}
+
+static void variants_agree(void **state)
+{
+    (void)state;
+    uint32_t dim = 2053;
+    float *a = malloc(dim * sizeof *a), *b = malloc(dim * sizeof *b);
+    fill(a, dim);
+    fill(b, dim);
+    vec_force_scalar(1);
+    float s = vec_dot(a, b, dim);
+    assert_string_equal(vec_impl(), "scalar");
+    vec_force_scalar(0);
+    float f = vec_dot(a, b, dim);
+    double mag;
+    ref_dot(a, b, dim, &mag);
+    assert_true(fabs((double)s - f) <= 1e-5 * mag);
+    free(a);
+    free(b);
+}
+
+static void fwht_matches_naive_hadamard(void **state)
+{
+    (void)state;
+    for (size_t v = 0; v < 2; v++) {
+        vec_force_scalar(variants[v]);
+        for (uint32_t n = 1; n <= 512; n *= 2) {
+            float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+            float *dg = malloc(n * sizeof *dg);
+            fill(x, n);
+            fill(dg, n);
+            for (int withdiag = 0; withdiag < 2; withdiag++) {
+                memcpy(y, x, n * sizeof *x);
+                vec_fwht(y, withdiag ? dg : NULL, n);
+                for (uint32_t i = 0; i < n; i++) {
+                    double s = 0;
+                    for (uint32_t j = 0; j < n; j++)
+                        s += (__builtin_popcount(i & j) % 2 ? -1.0 : 1.0) * x[j] *
+                             (withdiag ? dg[j] : 1.0f);
+                    assert_float_equal(y[i], s, 1e-4 * (1 + sqrt(n)));
+                }
+            }
+            free(dg);
+            free(x);
+            free(y);
+        }
+    }
+    vec_force_scalar(0);
+}
+
+static void sign_bits_mark_positives(void **state)
+{
+    (void)state;
+    float x[256];
+    uint64_t bits[4];
+    fill(x, 256);
+    x[5] = 0.0f;
+    x[6] = -0.0f;
+    x[70] = NAN;
+    for (size_t v = 0; v < 2; v++) {
+        vec_force_scalar(variants[v]);
+        vec_sign_bits(x, 256, bits);
+        for (uint32_t i = 0; i < 256; i++)
+            assert_int_equal((bits[i / 64] >> (i % 64)) & 1, x[i] > 0.0f);
+    }
+    vec_force_scalar(0);
+}
+
+static void hamming_counts_differing_bits(void **state)
+{
+    (void)state;
+    uint64_t a[17], b[17];
+    for (int i = 0; i < 17; i++) {
+        a[i] = rnd();
+        b[i] = rnd();
+    }
+    for (size_t v = 0; v < 2; v++) {
+        vec_force_scalar(variants[v]);
+        for (size_t w = 0; w <= 17; w++) {
+            uint32_t want = 0;
+            for (size_t i = 0; i < w; i++)
+                for (int k = 0; k < 64; k++)
+                    want += ((a[i] ^ b[i]) >> k) & 1;
+            assert_int_equal(vec_hamming(a, b, w), want);
+        }
+    }
+    vec_force_scalar(0);
+}
+
+static void impl_names_the_variant(void **state)
+{
+    (void)state;
+    const char *n = vec_impl();
+    assert_true(strcmp(n, "avx2") == 0 || strcmp(n, "scalar") == 0);
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        assert_string_equal(n, "avx2");
+#endif
+    vec_force_scalar(1);
+    assert_string_equal(vec_impl(), "scalar");
+    vec_force_scalar(0);
+    assert_string_equal(vec_impl(), n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(normalize_rejects_nan),
+        cmocka_unit_test(normalize_rejects_inf),
+        cmocka_unit_test(normalize_rejects_zero_vector),
+        cmocka_unit_test(normalize_rejects_denormal_only),
+        cmocka_unit_test(normalize_huge_values_do_not_overflow),
+        cmocka_unit_test(normalize_gives_unit_length),
+        cmocka_unit_test(dot_matches_double_reference),
+        cmocka_unit_test(dot_many_agrees_with_dot),
+        cmocka_unit_test(dot_i8_matches_reference),
+        cmocka_unit_test(variants_agree),
+        cmocka_unit_test(fwht_matches_naive_hadamard),
+        cmocka_unit_test(sign_bits_mark_positives),
+        cmocka_unit_test(hamming_counts_differing_bits),
+        cmocka_unit_test(impl_names_the_variant),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
