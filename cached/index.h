@@ -74,9 +74,11 @@ int index_add(index_t *ix, uint64_t id, const float *unit);
 int index_remove(index_t *ix, uint64_t id);
 
 /* Best entry with cosine >= threshold. Returns 1 with *id and *sim set, 0 on
- * a miss (*id and *sim untouched). id or sim may be NULL. *sim is exactly
- * vec_dot(index_vector(ix, *id), unit, dim). Thread-compatible: concurrent
- * searches on one index are not safe. */
+ * a miss (*id and *sim untouched). id or sim may be NULL. Float rounding is
+ * allowed for: the cosine (vec_dot(index_vector(ix, *id), unit, dim)) must
+ * reach threshold - 2e-6, so an identical vector hits at threshold 1, and
+ * *sim is that cosine clamped to [threshold, 1]. Thread-compatible:
+ * concurrent searches on one index are not safe. */
 int index_search(index_t *ix, const float *unit, float threshold, uint64_t *id, float *sim);
 
 /* The stored unit vector of id (owned by the index), or NULL. Valid until the

@@ -206,8 +206,19 @@ static int model_has(const model_t *m, uint64_t id)
     return 0;
 }
 
-/* A search result must be a live entry, scored exactly, at or above thr and
- * no better than the true best. With `exhaustive`, it must be the true best. */
+/* The index accepts a cosine within float rounding of the threshold. */
+#define SIM_SLACK 2e-6f
+
+/* What a hit on a vector scoring d must report: d clamped to [thr, 1]. */
+static float reported(float d, float thr)
+{
+    return d < thr ? thr : d > 1.0f ? 1.0f : d;
+}
+
+/* A search result must be a live entry whose exact score reaches the
+ * threshold (within rounding slack) and is no better than the true best, and
+ * the reported similarity never below the threshold. With `exhaustive`, it
+ * must be the true best. */
 static void check_search(index_t *ix, const model_t *m, const float *q, float thr, int exhaustive)
 {
     uint64_t id = 0, bid;
@@ -216,15 +227,17 @@ static void check_search(index_t *ix, const model_t *m, const float *q, float th
     int hit = index_search(ix, q, thr, &id, &sim);
 
     if (hit) {
-        assert_true(sim >= thr);
         assert_true(model_has(m, id));
-        assert_true(sim == vec_dot(index_vector(ix, id), q, m->dim));
-        assert_true(sim <= best);
+        float d = vec_dot(index_vector(ix, id), q, m->dim);
+        assert_true(d >= thr - SIM_SLACK);
+        assert_true(sim >= thr && sim <= 1.0f);
+        assert_true(sim == reported(d, thr));
+        assert_true(d <= best);
     }
     if (exhaustive) {
-        assert_int_equal(hit, best >= thr);
+        assert_int_equal(hit, best >= thr - SIM_SLACK);
         if (hit)
-            assert_true(sim == best);
+            assert_true(vec_dot(index_vector(ix, id), q, m->dim) == best);
     }
 }
 
@@ -328,6 +341,32 @@ static void exact_path_finds_true_best(void **state)
     assert_int_equal(st.max_bucket, 0);
     index_free(ix);
     model_free(&m);
+}
+
+/* Threshold 1 asks for the same direction: a stored vector must find itself
+ * whatever rounding does to its cosine with itself, on both paths. */
+static void identical_vector_hits_at_threshold_one(void **state)
+{
+    (void)state;
+    for (int lsh = 0; lsh < 2; lsh++) {
+        uint32_t d = 300;
+        index_params_t p = { 0, 0, 1, lsh ? 32 : 0 };
+        index_t *ix = index_new(d, 8, &p);
+        float *all = malloc((size_t)200 * d * sizeof *all);
+        for (uint64_t id = 1; id <= 200; id++) {
+            random_unit(all + (id - 1) * d, d);
+            assert_int_equal(index_add(ix, id, all + (id - 1) * d), 0);
+        }
+        for (uint64_t id = 1; id <= 200; id++) {
+            uint64_t got = 0;
+            float sim = 0;
+            assert_int_equal(index_search(ix, all + (id - 1) * d, 1.0f, &got, &sim), 1);
+            assert_int_equal(got, id);
+            assert_true(sim == 1.0f);
+        }
+        free(all);
+        index_free(ix);
+    }
 }
 
 static void search_below_threshold_misses(void **state)
@@ -741,9 +780,10 @@ static void lsh_recall_on_clustered_set(void **state)
         if (best >= 0.8f)
             have++;
         if (hit) {
-            if (sim < 0.8f || sim != out[id - 1] || sim > best)
+            float dd = out[id - 1];
+            if (sim < 0.8f || dd < 0.8f - SIM_SLACK || sim != reported(dd, 0.8f) || dd > best)
                 false_hits++;
-            if (best >= 0.8f && sim == best)
+            if (best >= 0.8f && dd == best)
                 found++;
         } else if (best < 0.8f) {
             extra++; /* correct miss */
@@ -817,6 +857,7 @@ int main(void)
         cmocka_unit_test(add_validates_input),
         cmocka_unit_test(empty_index_misses),
         cmocka_unit_test(exact_path_finds_true_best),
+        cmocka_unit_test(identical_vector_hits_at_threshold_one),
         cmocka_unit_test(search_below_threshold_misses),
         cmocka_unit_test(search_never_returns_below_threshold),
         cmocka_unit_test(remove_takes_entry_out),
