@@ -22,6 +22,7 @@
 
 #include "admin_parse.h"
 #include "daemon.h"
+#include "disk.h"
 #include "log.h"
 #include "peers.h"
 #include "vec.h"
@@ -164,6 +165,8 @@ static const struct {
     { "route", "NS V1,V2,...|b64:BASE64", "which node's prototypes are closest to an embedding" },
     { "peers", "", "nodes of the feature table, this one first" },
     { "prototypes", "[NS]", "prototypes of this node and its peers (of one namespace)" },
+    { "verify", "", "read every disk-tier blob and check its checksum (drops bad ones)" },
+    { "checkpoint", "", "write every host entry not yet on disk to the disk tier, then flush" },
     { "shutdown", "", "drain and exit" },
 };
 
@@ -252,11 +255,11 @@ static void cmd_info(admin_conn_t *a)
     rep_str(&r, "config_file", d->config_path[0] ? d->config_path : "(embedded defaults)");
     rep_u64(&r, "protocol_version", 1);
     rep_str(&r, "vector_impl", vec_impl());
-    rep_str(&r, "tiers", "host");
+    rep_str(&r, "tiers", d->disk ? "host,disk" : "host");
     rep_u64(&r, "gpu_tier", 0);
     rep_u64(&r, "gpu_devices", (uint64_t)d->gpu_devices);
     rep_str(&r, "gpu", d->gpu_desc);
-    rep_u64(&r, "disk_tier", 0);
+    rep_u64(&r, "disk_tier", d->disk != NULL);
     rep_u64(&r, "host_arena_bytes", st.arena_size);
     rep_u64(&r, "host_capacity", st.capacity);
     rep_u64(&r, "host_bytes_used", st.bytes_used);
@@ -268,6 +271,24 @@ static void cmd_info(admin_conn_t *a)
     rep_u64(&r, "host_alloc_failures", st.alloc_failures);
     rep_u64(&r, "host_free_extents", st.free_extents);
     rep_u64(&r, "host_largest_free", st.largest_free);
+    if (d->disk) {
+        disk_stats_t ds;
+        disk_get_stats(d->disk, &ds);
+        rep_str(&r, "disk_durability", d->cfg.durability);
+        rep_u64(&r, "disk_capacity", ds.capacity);
+        rep_u64(&r, "disk_bytes_used", ds.bytes_used);
+        rep_u64(&r, "disk_entries", ds.entries);
+        rep_u64(&r, "disk_only_entries", u64map_len(&d->disk_entries));
+        rep_u64(&r, "disk_demotions", d->demotions);
+        rep_u64(&r, "disk_promotions", d->promotions);
+        rep_u64(&r, "disk_evictions", ds.evictions);
+        rep_u64(&r, "disk_checksum_failures", ds.checksum_failures);
+        rep_u64(&r, "disk_write_failures", d->disk_write_failures);
+        rep_u64(&r, "disk_writes", ds.writes);
+        rep_u64(&r, "disk_reads", ds.reads);
+        rep_u64(&r, "disk_direct_io", (uint64_t)ds.direct);
+        rep_u64(&r, "disk_lmdb_map_bytes", ds.map_size);
+    }
     rep_u64(&r, "max_entries", d->cfg.max_entries);
     rep_f64(&r, "default_threshold", d->cfg.default_threshold);
     rep_u64(&r, "namespaces", d->n_namespaces);
@@ -388,12 +409,12 @@ typedef struct {
     uint64_t limit, n, now;
 } list_ctx_t;
 
-static void entry_fields(rep_t *r, const entry_t *e, uint64_t off, uint64_t size, uint32_t pins,
-                         uint64_t now)
+static void entry_fields(rep_t *r, const entry_t *e, const char *tier, uint64_t off,
+                         uint64_t size, uint32_t pins, uint64_t now)
 {
     rep_u64(r, "id", e->id);
     rep_u64(r, "ns", e->ns->id);
-    rep_str(r, "tier", "host");
+    rep_str(r, "tier", tier);
     rep_u64(r, "size", size);
     rep_u64(r, "offset", off);
     rep_u64(r, "hits", e->hits);
@@ -410,7 +431,7 @@ static int list_one(void *arg, uint64_t id, void *user, uint64_t off, uint64_t s
     if (c->ns && e->ns != c->ns) return 0;
     if (c->n >= c->limit) return 1;
     rep_rec(c->r);
-    entry_fields(c->r, e, off, size, pins, c->now);
+    entry_fields(c->r, e, "host", off, size, pins, c->now);
     rep_rec_end(c->r);
     c->n++;
     return 0;
@@ -447,6 +468,18 @@ static void cmd_list(admin_conn_t *a, admin_args_t *args)
     c.r = &r;
     rep_begin(&r, a, 1);
     store_foreach(a->d->store, list_one, &c);
+    /* Then the entries held only on disk (offset: none in the arena). */
+    size_t pos = 0;
+    uint64_t key;
+    void *val;
+    while (c.n < c.limit && u64map_next(&a->d->disk_entries, &pos, &key, &val)) {
+        entry_t *e = val;
+        if ((c.ns && e->ns != c.ns) || !e->indexed) continue;
+        rep_rec(&r);
+        entry_fields(&r, e, "disk", 0, e->size, 0, c.now);
+        rep_rec_end(&r);
+        c.n++;
+    }
     rep_end(&r);
 }
 
@@ -477,7 +510,13 @@ static void cmd_show(admin_conn_t *a, admin_args_t *args)
     }
     entry_t *e = store_is_live(a->d->store, id) ? store_user(a->d->store, id) : NULL;
     find_ctx_t f = { .id = id };
+    const char *tier = "host";
     if (e) store_foreach(a->d->store, find_one, &f);
+    else if ((e = tier_disk_entry(a->d, id)) && e->indexed) {
+        tier = "disk";
+        f.size = e->size;
+        f.found = 1;
+    }
     if (!e || !f.found) {
         reply_line(a, "NOT_FOUND", "no entry %" PRIu64, id);
         return;
@@ -486,7 +525,7 @@ static void cmd_show(admin_conn_t *a, admin_args_t *args)
     char hex[2 * 64 + 1];
     rep_begin(&r, a, 0);
     rep_rec(&r);
-    entry_fields(&r, e, f.off, f.size, f.pins, now_us());
+    entry_fields(&r, e, tier, f.off, f.size, f.pins, now_us());
     rep_str(&r, "namespace", e->ns->name);
     rep_u64(&r, "dtype", e->layout.dtype);
     rep_u64(&r, "parts", e->layout.parts);
@@ -532,6 +571,32 @@ static void cmd_evict(admin_conn_t *a, admin_args_t *args)
     reply_line(a, "OK", "evicted %" PRIu64, done);
 }
 
+static void cmd_verify(admin_conn_t *a)
+{
+    if (!a->d->disk) {
+        CLIENT_ERROR(a, "no disk tier (disk_capacity is 0)");
+        return;
+    }
+    uint64_t checked = 0;
+    int64_t bad = disk_verify(a->d->disk, &checked);
+    if (bad < 0) {
+        reply_line(a, "SERVER_ERROR", "verify: %s", strerror((int)-bad));
+        return;
+    }
+    log_info("admin: verify: %" PRIu64 " blobs checked, %" PRId64 " bad (dropped)", checked, bad);
+    reply_line(a, "OK", "checked %" PRIu64 " bad %" PRId64, checked, bad);
+}
+
+static void cmd_checkpoint(admin_conn_t *a)
+{
+    int64_t n = tier_checkpoint(a->d);
+    if (n < 0) {
+        CLIENT_ERROR(a, "no disk tier (disk_capacity is 0)");
+        return;
+    }
+    reply_line(a, "OK", "written %" PRId64, n);
+}
+
 static void cmd_clients(admin_conn_t *a);
 static void cmd_route(admin_conn_t *a, admin_args_t *args);
 static void cmd_peers(admin_conn_t *a);
@@ -555,6 +620,8 @@ static void run_command(admin_conn_t *a, admin_args_t *args)
     else if (strcmp(c, "route") == 0) cmd_route(a, args);
     else if (strcmp(c, "peers") == 0) cmd_peers(a);
     else if (strcmp(c, "prototypes") == 0) cmd_prototypes(a, args);
+    else if (strcmp(c, "verify") == 0) cmd_verify(a);
+    else if (strcmp(c, "checkpoint") == 0) cmd_checkpoint(a);
     else if (strcmp(c, "format") == 0) {
         if (args->argc == 2 && strcmp(args->argv[1], "json") == 0) a->json = 1;
         else if (args->argc == 2 && strcmp(args->argv[1], "text") == 0) a->json = 0;

@@ -42,6 +42,10 @@ static const key_t_ keys[] = {
       "bytes of KV the host tier holds" },
     { "host_arena_size", T_SIZE, F(host_arena_size), 0, 1ull << 46, 0,
       "size of the shared memfd arena (0: host_capacity); host_capacity may grow up to it" },
+    { "disk_capacity", T_SIZE, F(disk_capacity), 0, 1ull << 50, 0,
+      "bytes of the disk tier's blob file in data_dir (0: no disk tier)" },
+    { "durability", T_STR, F(durability), 0, 0, 0,
+      "async: a put is acknowledged in the host tier; sync: only once it is on disk" },
     { "max_entries", T_SIZE, F(max_entries), 0, 1ull << 40, 1,
       "entry cap over all namespaces, 0 for none (512: the paper's setting)" },
     { "default_threshold", T_DOUBLE, F(default_threshold), -1, 1, 1,
@@ -139,6 +143,8 @@ void config_defaults(config_t *c)
     c->host_capacity = 1ull << 30;
     c->host_arena_size = 0;
     c->max_entries = 0;
+    c->disk_capacity = 0;
+    snprintf(c->durability, sizeof c->durability, "async");
     c->default_threshold = 0.8;
     c->max_clients = 256;
     c->max_frame = 16u << 20;
@@ -235,6 +241,11 @@ int config_set(config_t *c, const char *key, const char *value, int runtime,
         if (k->type == T_SECRET && strcmp(value, SECRET_SHOWN) == 0) return 0;
         if (n >= k->len) {
             fail(err, errlen, "%s: longer than %zu bytes", key, k->len - 1);
+            return -1;
+        }
+        if (k->off == offsetof(config_t, durability) && strcmp(value, "async") &&
+            strcmp(value, "sync")) {
+            fail(err, errlen, "%s: '%.64s' is not async or sync", key, value);
             return -1;
         }
         for (size_t i = 0; i < n; i++) {

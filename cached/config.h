@@ -24,6 +24,8 @@ typedef struct {
     uint64_t host_capacity;
     uint64_t host_arena_size;     /* 0: same as host_capacity at start */
     uint64_t max_entries;
+    uint64_t disk_capacity;       /* 0: no disk tier */
+    char durability[8];           /* "async" or "sync" */
     double default_threshold;
     uint32_t max_clients;
     uint32_t max_frame;

@@ -44,6 +44,8 @@ static void on_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t why)
     entry_t *e = user;
     (void)id;
     if (!e) return;
+    /* With a disk tier, an evicted entry moves there and stays findable. */
+    if (why == STORE_DROP_EVICTED && e->indexed && tier_demote(d, e)) return;
     /* A deleted entry left its index and counts at delete time; an aborted
      * put never entered them. */
     if (e->indexed) {
@@ -62,7 +64,13 @@ static void on_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t why)
 int daemon_entry_delete(daemon_t *d, uint64_t id)
 {
     entry_t *e = store_user(d->store, id);
+    if (!e && (e = tier_disk_entry(d, id)) && e->indexed) {
+        tier_forget(d, id);
+        d->stats.deletes++;
+        return 0;
+    }
     if (!e || !e->indexed) return SIMCACHE_ENOTFOUND;
+    tier_forget(d, id);   /* its disk copy, if any */
     /* Unfindable at once; the bytes stay while leases hold them. */
     peers_entry_removed(d, e->ns, e->id);
     index_remove(e->ns->index, e->id);
@@ -104,6 +112,11 @@ uint64_t daemon_flush(daemon_t *d, ns_t *ns)
 {
     collect_t c = { .ns = ns };
     store_foreach(d->store, collect, &c);
+    size_t pos = 0;
+    uint64_t key;
+    void *val;
+    while (u64map_next(&d->disk_entries, &pos, &key, &val))
+        collect(&c, key, val, 0, 0, 0);
     uint64_t n = 0;
     for (size_t i = 0; i < c.n; i++)
         if (daemon_entry_delete(d, c.ids[i]) == 0) n++;
@@ -400,7 +413,7 @@ void daemon_reload(daemon_t *d)
     static const char *const static_keys[] = {
         "socket", "admin_socket", "data_dir", "socket_mode", "host_arena_size",
         "index_tables", "index_bits", "index_probes", "index_exact_below",
-        "redis_url", "node_id", "prototypes_per_ns",
+        "redis_url", "node_id", "prototypes_per_ns", "disk_capacity", "durability",
     };
     for (size_t i = 0; i < sizeof static_keys / sizeof static_keys[0]; i++) {
         config_get(&fresh, static_keys[i], want, sizeof want);
@@ -458,6 +471,7 @@ int daemon_init(daemon_t *d)
         return -1;
     }
     store_set_capacity(d->store, d->cfg.host_capacity);
+    if (tier_open(d)) return -1;
     d->sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
     d->sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
     d->sig_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
@@ -486,6 +500,7 @@ void daemon_fini(daemon_t *d)
     void *val;
     while (u64map_next(&d->leases, &pos, &key, &val)) free(val);
     u64map_clear(&d->leases);
+    tier_close(d);
     /* store_free() runs no callbacks: free the entry records it points to. */
     if (d->store) {
         collect_t c = { 0 };

@@ -52,6 +52,7 @@ typedef struct entry {
     uint32_t meta_len;
     uint8_t *meta;
     int indexed;                  /* still findable (not deleted) */
+    uint64_t host_off;            /* offset in the host arena while there */
 } entry_t;
 
 /* A lease: one client's pin on one entry. */
@@ -91,6 +92,10 @@ struct daemon {
     uint64_t started_us;
     counters_t stats;
     struct peers *peers;          /* prototypes, Redis, feature table (peers.c) */
+    /* disk tier (tier.c): NULL when disk_capacity is 0 */
+    struct disk *disk;
+    u64map_t disk_entries;        /* id -> entry_t of entries only on disk */
+    uint64_t demotions, promotions, disk_write_failures;
 };
 
 uint64_t now_us(void);
@@ -121,6 +126,29 @@ void daemon_lease_end(daemon_t *d, lease_t *l);
 int daemon_entry_delete(daemon_t *d, uint64_t id);
 /* Delete every entry of ns (NULL: all). Returns how many. */
 uint64_t daemon_flush(daemon_t *d, ns_t *ns);
+
+/* ---- tier.c: the disk tier under the host tier ---- */
+
+/* Open the disk tier (if disk_capacity > 0) and re-create the entries it
+ * holds (indexed, on disk only). 0 or -1 (logged). */
+int tier_open(daemon_t *d);
+/* Checkpoint (async durability) and close. */
+void tier_close(daemon_t *d);
+/* Store eviction of a live, indexed entry: write it to disk and keep its
+ * record (returns 1), or 0 when it must be dropped. */
+int tier_demote(daemon_t *d, entry_t *e);
+/* An entry only on disk, brought back into the host tier (synchronous read,
+ * checksum checked). NULL if id is not on disk or could not be promoted. */
+entry_t *tier_promote(daemon_t *d, uint64_t id);
+/* Write a host entry to disk now (sync puts, checkpoint). 0 or a SIMCACHE_E*. */
+int tier_persist(daemon_t *d, entry_t *e);
+/* Is the entry only on disk? Its record then, else NULL. */
+entry_t *tier_disk_entry(daemon_t *d, uint64_t id);
+/* Delete an entry's disk copy and, if it lives only on disk, its record. */
+void tier_forget(daemon_t *d, uint64_t id);
+/* Write every host entry not yet on disk, then flush. Returns how many were
+ * written, or -1 if the disk tier is off. */
+int64_t tier_checkpoint(daemon_t *d);
 
 /* ---- server.c: client connections ---- */
 

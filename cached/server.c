@@ -504,6 +504,7 @@ static void do_put_commit(req_t *r)
                         strerror(-rc));
         goto out;
     }
+    e->host_off = off;
     uint8_t *dst = store_base(d->store) + off;
     memcpy(dst, p->staging.base, p->size);
     e->checksum = XXH3_64bits(dst, p->size);
@@ -520,6 +521,18 @@ static void do_put_commit(req_t *r)
     c->ns->puts++;
     d->stats.puts++;
     d->stats.put_bytes += e->size;
+    if (d->disk && strcmp(d->cfg.durability, "sync") == 0) {
+        /* sync durability: acknowledged only once the blob and its record are on disk. */
+        int prc = tier_persist(d, e);
+        if (prc) {
+            uint64_t eid = e->id;
+            retire_put(c, take_put(c, token));
+            daemon_entry_delete(d, eid);
+            reply_error(c, r->op, r->req_id, prc, "put not made durable: disk tier %s",
+                        prc == SIMCACHE_ENOSPC ? "full" : "write failed");
+            goto out;
+        }
+    }
     uint32_t kept = retire_put(c, take_put(c, token));
     size_t roff = begin_ok(r);
     proto_wr_u64(&c->out, e->id);
@@ -551,7 +564,13 @@ static int search_and_lease(client_t *c, const float *unit, float threshold, ent
         return SIMCACHE_MISS;
     }
     entry_t *e = store_user(d->store, id);
-    int rc = e ? daemon_lease_new(d, c, id, l_out) : SIMCACHE_ENOTFOUND;
+    /* A disk hit comes back to the host tier; one whose blob failed its
+     * checksum has just been dropped: a miss. */
+    if (!e && !(e = tier_promote(d, id))) {
+        d->stats.misses++;
+        return SIMCACHE_MISS;
+    }
+    int rc = daemon_lease_new(d, c, id, l_out);
     if (rc) {
         d->stats.misses++;
         return rc;
@@ -670,6 +689,10 @@ static void do_lookup_batch(req_t *r)
 static entry_t *own_entry(client_t *c, uint64_t id)
 {
     entry_t *e = store_is_live(c->d->store, id) ? store_user(c->d->store, id) : NULL;
+    if (!e) {
+        entry_t *de = tier_disk_entry(c->d, id);
+        if (de && de->ns == c->ns) e = tier_promote(c->d, id);
+    }
     return (e && e->ns == c->ns && e->indexed) ? e : NULL;
 }
 

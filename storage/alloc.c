@@ -417,6 +417,45 @@ int alloc_reserve(alloc_t *a, uint64_t size, uint64_t *off)
     return 0;
 }
 
+int alloc_reserve_at(alloc_t *a, uint64_t off, uint64_t size)
+{
+    uint64_t mask = ((uint64_t)1 << a->shift) - 1;
+    uint64_t len = units_for(a, size);
+    uint64_t s = off >> a->shift, e, xe;
+    extent_t *x, *n;
+
+    if (len == 0 || (off & mask) != 0 || s >= a->units || len > a->units - s)
+        return -EINVAL;
+    e = s + len;
+    x = off_floor(a, s);
+    if (x == NULL || x->fenced || x->start + x->len < e)
+        return -EBUSY;
+    /* One more node for the right part of a split hole. */
+    while (a->owned < a->reserved + 4 || a->spares < 1) {
+        if (add_spare(a) != 0)
+            return -ENOMEM;
+    }
+    xe = x->start + x->len;
+    size_detach(a, x);
+    if (x->start == s) {
+        a->root[BY_OFF] = tr_remove(BY_OFF, a->root[BY_OFF], x);
+        node_put(a, x);
+    } else {
+        x->len = s - x->start;
+        size_attach(a, x);
+    }
+    if (xe > e) {
+        n = node_get(a);
+        n->start = e;
+        n->len = xe - e;
+        n->fenced = 0;
+        a->root[BY_OFF] = tr_insert(BY_OFF, a->root[BY_OFF], n);
+        size_attach(a, n);
+    }
+    a->reserved++;
+    return 0;
+}
+
 int alloc_release(alloc_t *a, uint64_t off, uint64_t size)
 {
     uint64_t mask = ((uint64_t)1 << a->shift) - 1;

@@ -47,6 +47,12 @@ uint64_t alloc_round(const alloc_t *a, uint64_t size);
  * enough; nothing changed), -ENOMEM (nothing changed). */
 int alloc_reserve(alloc_t *a, uint64_t size, uint64_t *off);
 
+/* Reserve exactly [off, off + alloc_round(size)) (used to rebuild the map
+ * of a store whose extents were recorded elsewhere, e.g. after a restart).
+ * Errors: -EINVAL (size 0, misaligned or out of range), -EBUSY (not all of it
+ * is free below the limit; nothing changed), -ENOMEM (nothing changed). */
+int alloc_reserve_at(alloc_t *a, uint64_t off, uint64_t size);
+
 /* Give back an extent: off and size exactly as reserved (size is rounded the
  * same way). It coalesces with free neighbours. The part of it at or past the
  * limit stays fenced (free, but not handed out) until the limit rises again.

@@ -433,6 +433,37 @@ static void random_ops_match_bitmap_model(void **state)
     free(h);
 }
 
+static void reserve_at_takes_exactly_that_extent(void **state)
+{
+    (void)state;
+    alloc_t *a = alloc_new(16 * A, A);
+    uint64_t off;
+    alloc_stats_t st;
+    assert_int_equal(alloc_reserve_at(a, 4 * A, 2 * A), 0);      /* splits the hole */
+    assert_int_equal(alloc_reserve_at(a, 0, A), 0);              /* front of a hole */
+    assert_int_equal(alloc_reserve_at(a, 15 * A, 1), 0);         /* rounded, at the end */
+    assert_int_equal(alloc_reserve_at(a, 5 * A, A), -EBUSY);     /* already taken */
+    assert_int_equal(alloc_reserve_at(a, 3 * A, 2 * A), -EBUSY); /* overlaps */
+    assert_int_equal(alloc_reserve_at(a, 100, A), -EINVAL);      /* misaligned */
+    assert_int_equal(alloc_reserve_at(a, 16 * A, A), -EINVAL);   /* out of range */
+    alloc_get_stats(a, &st);
+    assert_int_equal(st.free_bytes, 12 * A);
+    assert_int_equal(st.free_extents, 2);
+    assert_int_equal(st.reserved, 3);
+    assert_int_equal(alloc_reserve(a, 3 * A, &off), 0);          /* best fit: [1, 4) */
+    assert_int_equal(off, A);
+    assert_int_equal(alloc_release(a, 4 * A, 2 * A), 0);
+    assert_int_equal(alloc_release(a, 0, A), 0);
+    assert_int_equal(alloc_release(a, 15 * A, 1), 0);
+    assert_int_equal(alloc_release(a, A, 3 * A), 0);
+    alloc_get_stats(a, &st);
+    assert_int_equal(st.free_bytes, 16 * A);
+    assert_int_equal(st.free_extents, 1);
+    assert_int_equal(alloc_set_limit(a, 8 * A), 0);
+    assert_int_equal(alloc_reserve_at(a, 8 * A, A), -EBUSY);     /* fenced */
+    alloc_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +482,7 @@ int main(void)
         cmocka_unit_test(limit_over_capacity_is_refused),
         cmocka_unit_test(many_holes_refill_exactly),
         cmocka_unit_test(random_ops_match_bitmap_model),
+        cmocka_unit_test(reserve_at_takes_exactly_that_extent),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,381 @@
+/* tier.c - the disk tier under the host tier: demotion, promotion, durable
+ * puts, checkpoints and the rebuild of entries at start.
+ *
+ * An entry record (entry_t) lives once, whichever tier holds its bytes: the
+ * store's user pointer while the bytes are in the host tier (maybe with a
+ * disk copy too), d->disk_entries while they are only on disk. The index
+ * keeps the id across moves. storage/disk.c knows only ids and opaque
+ * records; the record format (namespace, embedding, layout, metadata) is
+ * this file's. First version: promotion reads synchronously in the loop.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "disk.h"
+#include "log.h"
+#include "peers.h"
+
+#define REC_VERSION 1u
+
+static int is_sync(const daemon_t *d)
+{
+    return strcmp(d->cfg.durability, "sync") == 0;
+}
+
+/* ---- the record: what re-creates an entry after a restart ---- */
+
+static uint8_t *put_u32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof v);
+    return p + sizeof v;
+}
+
+static uint8_t *put_bytes(uint8_t *p, const void *b, uint32_t n)
+{
+    p = put_u32(p, n);
+    if (n) memcpy(p, b, n);
+    return p + n;
+}
+
+static uint8_t *rec_build(const entry_t *e, const float *unit, uint32_t *len)
+{
+    const ns_t *ns = e->ns;
+    uint32_t ml = (uint32_t)strlen(ns->model), ll = (uint32_t)strlen(ns->layout_fp),
+             tl = (uint32_t)strlen(ns->tenant);
+    size_t n = 4 + 4 + ml + 4 + ll + 4 + tl + 4 + sizeof e->layout + 8 + 4 + e->meta_len +
+               (size_t)ns->dim * sizeof(float);
+    uint8_t *rec = malloc(n), *p = rec;
+    if (!rec) return NULL;
+    p = put_u32(p, REC_VERSION);
+    p = put_bytes(p, ns->model, ml);
+    p = put_bytes(p, ns->layout_fp, ll);
+    p = put_bytes(p, ns->tenant, tl);
+    p = put_u32(p, ns->dim);
+    memcpy(p, &e->layout, sizeof e->layout);
+    p += sizeof e->layout;
+    memcpy(p, &e->created_us, 8);
+    p += 8;
+    p = put_bytes(p, e->meta, e->meta_len);
+    memcpy(p, unit, (size_t)ns->dim * sizeof(float));
+    *len = (uint32_t)n;
+    return rec;
+}
+
+typedef struct {
+    const uint8_t *p;
+    size_t left;
+    int err;
+} rd_t;
+
+static const void *take(rd_t *r, size_t n)
+{
+    if (r->err || r->left < n) {
+        r->err = 1;
+        return NULL;
+    }
+    const void *p = r->p;
+    r->p += n;
+    r->left -= n;
+    return p;
+}
+
+static uint32_t take_u32(rd_t *r)
+{
+    uint32_t v = 0;
+    const void *p = take(r, 4);
+    if (p) memcpy(&v, p, 4);
+    return v;
+}
+
+/* ---- disk drops ---- */
+
+static void forget_record(daemon_t *d, entry_t *e)
+{
+    if (e->indexed) {
+        peers_entry_removed(d, e->ns, e->id);
+        index_remove(e->ns->index, e->id);
+        e->indexed = 0;
+        e->ns->entries--;
+        e->ns->bytes -= e->size;
+    }
+    free(e->meta);
+    free(e);
+}
+
+static void on_disk_drop(void *ctx, uint64_t id, disk_drop_reason_t why)
+{
+    daemon_t *d = ctx;
+    if (why == DISK_DROP_CORRUPT) log_warn("disk tier: entry %" PRIu64 " failed its checksum; dropped", id);
+    else log_debug("disk tier: evicted entry %" PRIu64, id);
+    /* Entries also in the host tier (or being promoted) only lose their copy. */
+    entry_t *e = u64map_del(&d->disk_entries, id);
+    if (e) forget_record(d, e);
+}
+
+/* ---- start ---- */
+
+typedef struct {
+    daemon_t *d;
+    uint64_t *bad;
+    size_t nbad, cap;
+    uint64_t loaded;
+} load_t;
+
+static void load_bad(load_t *l, uint64_t id)
+{
+    if (l->nbad == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        uint64_t *b = realloc(l->bad, cap * sizeof *b);
+        if (!b) return;
+        l->bad = b;
+        l->cap = cap;
+    }
+    l->bad[l->nbad++] = id;
+}
+
+static int load_one(void *arg, uint64_t id, uint64_t len, uint64_t checksum, uint64_t created_us,
+                    const void *rec, uint32_t rec_len)
+{
+    load_t *l = arg;
+    daemon_t *d = l->d;
+    rd_t r = { rec, rec_len, 0 };
+    (void)created_us;
+    uint32_t ver = take_u32(&r);
+    uint32_t ml = take_u32(&r);
+    const char *model = take(&r, ml);
+    uint32_t ll = take_u32(&r);
+    const char *lfp = take(&r, ll);
+    uint32_t tl = take_u32(&r);
+    const char *tenant = take(&r, tl);
+    uint32_t dim = take_u32(&r);
+    const void *layout = take(&r, sizeof(simcache_layout_t));
+    const void *created = take(&r, 8);
+    uint32_t meta_len = take_u32(&r);
+    const void *meta = take(&r, meta_len);
+    const float *unit = take(&r, (size_t)dim * sizeof(float));
+    if (r.err || ver != REC_VERSION || r.left || dim == 0 || meta_len > SIMCACHE_MAX_META) {
+        log_warn("disk tier: entry %" PRIu64 " has an unreadable record; dropped", id);
+        load_bad(l, id);
+        return 0;
+    }
+    int code = 0;
+    ns_t *ns = daemon_ns_get(d, model, ml, lfp, ll, tenant, tl, dim, &code);
+    entry_t *e = ns ? calloc(1, sizeof *e) : NULL;
+    uint8_t *mc = meta_len ? malloc(meta_len) : NULL;
+    /* The record's floats may be unaligned inside LMDB's page. */
+    float *u = malloc((size_t)dim * sizeof(float));
+    if (!e || (meta_len && !mc) || !u) {
+        log_warn("disk tier: entry %" PRIu64 " cannot be restored (namespace limit or memory)", id);
+        free(e);
+        free(mc);
+        free(u);
+        load_bad(l, id);
+        return 0;
+    }
+    memcpy(u, unit, (size_t)dim * sizeof(float));
+    e->id = id;
+    e->ns = ns;
+    memcpy(&e->layout, layout, sizeof e->layout);
+    memcpy(&e->created_us, created, 8);
+    e->size = len;
+    e->checksum = checksum;
+    e->meta_len = meta_len;
+    e->meta = mc;
+    if (meta_len) memcpy(mc, meta, meta_len);
+    if (index_add(ns->index, id, u) || u64map_put(&d->disk_entries, id, e)) {
+        index_remove(ns->index, id);
+        free(mc);
+        free(e);
+        free(u);
+        load_bad(l, id);
+        return 0;
+    }
+    e->indexed = 1;
+    peers_entry_added(d, ns, u);
+    free(u);
+    ns->entries++;
+    ns->bytes += e->size;
+    if (id > d->next_entry_id) d->next_entry_id = id;
+    l->loaded++;
+    return 0;
+}
+
+int tier_open(daemon_t *d)
+{
+    if (d->cfg.disk_capacity == 0) return 0;
+    if (strcmp(d->cfg.durability, "async") && strcmp(d->cfg.durability, "sync")) {
+        log_error("durability '%s': not async or sync", d->cfg.durability);
+        return -1;
+    }
+    char err[300];
+    disk_config_t dc = {
+        .dir = d->cfg.data_dir, .capacity = d->cfg.disk_capacity, .sync = is_sync(d),
+        .on_drop = on_disk_drop, .ctx = d,
+    };
+    d->disk = disk_open(&dc, err, sizeof err);
+    if (!d->disk) {
+        log_error("disk tier in %s: %s", d->cfg.data_dir, err);
+        return -1;
+    }
+    disk_stats_t st;
+    disk_get_stats(d->disk, &st);
+    if (!st.direct)
+        log_warn("disk tier: %s/blobs.dat does not take O_DIRECT; using buffered I/O",
+                 d->cfg.data_dir);
+    if (!st.uring) log_warn("disk tier: io_uring unavailable; using pread/pwrite");
+    /* The index seed lives in LMDB too: the records' buckets depend on it. */
+    uint64_t seed;
+    if (disk_meta_get(d->disk, "seed", &seed, sizeof seed) == (int)sizeof seed) {
+        if (seed != d->seed) log_warn("disk tier: index seed differs from index.seed; using LMDB's");
+        d->seed = seed;
+    } else if (disk_meta_put(d->disk, "seed", &d->seed, sizeof d->seed)) {
+        log_error("disk tier: cannot record the index seed: %s", disk_errstr(d->disk));
+        return -1;
+    }
+    load_t l = { .d = d };
+    disk_foreach(d->disk, load_one, &l);
+    for (size_t i = 0; i < l.nbad; i++) disk_delete(d->disk, l.bad[i]);
+    free(l.bad);
+    disk_get_stats(d->disk, &st);
+    log_info("disk tier: %" PRIu64 " bytes in %s, durability %s, %" PRIu64
+             " entries restored (%" PRIu64 " bytes), %" PRIu64 " dropped at open%s",
+             st.capacity, d->cfg.data_dir, d->cfg.durability, l.loaded, st.bytes_used,
+             st.checksum_failures + l.nbad, st.direct ? "" : ", buffered I/O");
+    return 0;
+}
+
+void tier_close(daemon_t *d)
+{
+    if (!d->disk) return;
+    if (d->store) {
+        int64_t n = tier_checkpoint(d);
+        if (n > 0) log_info("disk tier: %" PRId64 " host entries written at shutdown", n);
+    }
+    disk_close(d->disk);
+    d->disk = NULL;
+    size_t pos = 0;
+    uint64_t key;
+    void *val;
+    while (u64map_next(&d->disk_entries, &pos, &key, &val)) {
+        entry_t *e = val;
+        free(e->meta);
+        free(e);
+    }
+    u64map_clear(&d->disk_entries);
+}
+
+/* ---- movement ---- */
+
+static int write_blob(daemon_t *d, entry_t *e)
+{
+    const float *v = index_vector(e->ns->index, e->id);
+    if (!v) return SIMCACHE_ENOTFOUND;
+    uint32_t rl;
+    uint8_t *rec = rec_build(e, v, &rl);
+    if (!rec) return SIMCACHE_ENOMEM;
+    /* Host entries are 4096-aligned and their allocation is padded to 4096,
+     * so the blob can go to disk straight from the arena. */
+    int rc = disk_put(d->disk, e->id, store_base(d->store) + e->host_off, e->size, e->checksum,
+                      rec, rl);
+    free(rec);
+    if (rc) {
+        d->disk_write_failures++;
+        log_warn("disk tier: cannot write entry %" PRIu64 " (%" PRIu64 " bytes): %s%s%s", e->id,
+                 e->size, strerror(-rc), disk_errstr(d->disk)[0] ? ": " : "",
+                 disk_errstr(d->disk));
+        return rc == -ENOSPC || rc == -EFBIG ? SIMCACHE_ENOSPC
+               : rc == -ENOMEM               ? SIMCACHE_ENOMEM
+                                             : SIMCACHE_EIO;
+    }
+    return 0;
+}
+
+int tier_demote(daemon_t *d, entry_t *e)
+{
+    if (!d->disk || !e->indexed) return 0;
+    if (!disk_has(d->disk, e->id) && write_blob(d, e)) return 0;
+    if (u64map_put(&d->disk_entries, e->id, e)) {
+        disk_delete(d->disk, e->id);
+        return 0;
+    }
+    d->demotions++;
+    return 1;
+}
+
+int tier_persist(daemon_t *d, entry_t *e)
+{
+    if (!d->disk) return 0;
+    if (disk_has(d->disk, e->id)) return 0;
+    return write_blob(d, e);
+}
+
+entry_t *tier_disk_entry(daemon_t *d, uint64_t id)
+{
+    return d->disk ? u64map_get(&d->disk_entries, id) : NULL;
+}
+
+entry_t *tier_promote(daemon_t *d, uint64_t id)
+{
+    if (!d->disk) return NULL;
+    entry_t *e = u64map_get(&d->disk_entries, id);
+    if (!e || !e->indexed) return NULL;
+    /* Out of the disk map first: making room may demote others and evict
+     * disk blobs, this one's copy included, and that must not free e. */
+    u64map_del(&d->disk_entries, id);
+    uint64_t off;
+    int rc = store_alloc(d->store, id, e->size, e, &off);
+    if (rc) {
+        if (disk_has(d->disk, id) && u64map_put(&d->disk_entries, id, e) == 0) return NULL;
+        forget_record(d, e);
+        return NULL;
+    }
+    e->host_off = off;
+    rc = disk_get(d->disk, id, store_base(d->store) + off, NULL);
+    if (rc) {
+        if (rc != -EBADMSG)
+            log_warn("disk tier: cannot read entry %" PRIu64 ": %s", id, disk_errstr(d->disk));
+        /* on_drop frees the record and takes it out of the index. */
+        store_abort(d->store, id);
+        return NULL;
+    }
+    store_commit(d->store, id);
+    d->promotions++;
+    return e;
+}
+
+void tier_forget(daemon_t *d, uint64_t id)
+{
+    if (!d->disk) return;
+    disk_delete(d->disk, id);
+    entry_t *e = u64map_del(&d->disk_entries, id);
+    if (e) forget_record(d, e);
+}
+
+typedef struct {
+    daemon_t *d;
+    int64_t written;
+} ckpt_t;
+
+static int ckpt_one(void *arg, uint64_t id, void *user, uint64_t off, uint64_t size, uint32_t pins)
+{
+    ckpt_t *c = arg;
+    entry_t *e = user;
+    (void)off;
+    (void)size;
+    (void)pins;
+    if (e->indexed && !disk_has(c->d->disk, id) && write_blob(c->d, e) == 0) c->written++;
+    return 0;
+}
+
+int64_t tier_checkpoint(daemon_t *d)
+{
+    if (!d->disk) return -1;
+    ckpt_t c = { d, 0 };
+    /* Writing can evict older disk blobs, but never touches the host store. */
+    store_foreach(d->store, ckpt_one, &c);
+    if (disk_sync(d->disk)) log_warn("disk tier: flush failed: %s", disk_errstr(d->disk));
+    return c.written;
+}

@@ -1,0 +1,680 @@
+/* disk.c - the disk tier: a preallocated blob file written through io_uring
+ * (O_DIRECT where the filesystem allows), LMDB records, LRU eviction.
+ *
+ * Order is the whole crash story: bytes first (flushed when sync is on),
+ * then the LMDB commit that names them. An extent is freed in memory only
+ * after the record that named it is gone from LMDB, so a crash never leaves
+ * two live records on the same bytes. Reads always check the checksum.
+ */
+#include "disk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "alloc.h"
+#include "u64map.h"
+
+#define DISK_MAGIC 0x534d4344u   /* "SMCD" */
+
+/* The value of an "entries" record; the caller's record follows it. */
+typedef struct {
+    uint32_t magic;
+    uint32_t rec_len;
+    uint64_t off, len, checksum, created_us;
+} disk_hdr_t;
+
+typedef struct drec {
+    uint64_t id, off, len, checksum;
+    struct drec *prev, *next;     /* LRU: head is most recent */
+} drec_t;
+
+struct disk {
+    disk_config_t cfg;
+    int fd;
+    int direct;
+    int uring;
+    struct io_uring ring;
+    MDB_env *env;
+    MDB_dbi db_entries, db_meta;
+    uint64_t map_size;
+    alloc_t *alloc;
+    u64map_t recs;
+    drec_t *head, *tail;
+    disk_stats_t st;
+    char err[768];
+};
+
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t disk_padded(uint64_t len)
+{
+    return (len + DISK_ALIGN - 1) & ~(uint64_t)(DISK_ALIGN - 1);
+}
+
+/* ---- LRU ---- */
+
+static void lru_unlink(disk_t *d, drec_t *r)
+{
+    if (r->prev) r->prev->next = r->next;
+    else d->head = r->next;
+    if (r->next) r->next->prev = r->prev;
+    else d->tail = r->prev;
+    r->prev = r->next = NULL;
+}
+
+static void lru_front(disk_t *d, drec_t *r)
+{
+    r->prev = NULL;
+    r->next = d->head;
+    if (d->head) d->head->prev = r;
+    d->head = r;
+    if (!d->tail) d->tail = r;
+}
+
+/* ---- I/O ---- */
+
+static int do_io(disk_t *d, int write, void *buf, uint64_t len, uint64_t off)
+{
+    uint64_t done = 0;
+    while (done < len) {
+        ssize_t n;
+        if (d->uring) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&d->ring);
+            if (!sqe) return -EIO;
+            if (write)
+                io_uring_prep_write(sqe, d->fd, (char *)buf + done, (unsigned)(len - done),
+                                    off + done);
+            else
+                io_uring_prep_read(sqe, d->fd, (char *)buf + done, (unsigned)(len - done),
+                                   off + done);
+            int rc = io_uring_submit_and_wait(&d->ring, 1);
+            if (rc < 0) return rc;
+            struct io_uring_cqe *cqe;
+            rc = io_uring_wait_cqe(&d->ring, &cqe);
+            if (rc < 0) return rc;
+            n = cqe->res;
+            io_uring_cqe_seen(&d->ring, cqe);
+            if (n == -EINTR || n == -EAGAIN) continue;
+            if (n < 0) return (int)n;
+        } else {
+            n = write ? pwrite(d->fd, (char *)buf + done, len - done, (off_t)(off + done))
+                      : pread(d->fd, (char *)buf + done, len - done, (off_t)(off + done));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return -errno;
+        }
+        if (n == 0) return write ? -EIO : -ENODATA;
+        done += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* ---- LMDB ---- */
+
+static int lmdb_err(disk_t *d, const char *what, int rc)
+{
+    snprintf(d->err, sizeof d->err, "%s: %s", what, mdb_strerror(rc));
+    if (rc == MDB_MAP_FULL) return -ENOSPC;
+    if (rc == ENOMEM) return -ENOMEM;
+    return -EIO;
+}
+
+/* Double the map, up to the limit. 0 if it grew. */
+static int grow_map(disk_t *d)
+{
+    uint64_t lim = d->cfg.max_map_size ? d->cfg.max_map_size : (64ull << 30);
+    if (d->map_size >= lim) return -ENOSPC;
+    uint64_t next = d->map_size * 2 > lim ? lim : d->map_size * 2;
+    int rc = mdb_env_set_mapsize(d->env, (size_t)next);
+    if (rc) return lmdb_err(d, "mdb_env_set_mapsize", rc);
+    d->map_size = next;
+    d->st.map_size = next;
+    return 0;
+}
+
+/* Put or delete one key in one transaction, growing the map when full. */
+static int txn_write(disk_t *d, MDB_dbi dbi, const void *key, size_t klen, const void *v1,
+                     size_t l1, const void *v2, size_t l2, int del)
+{
+    for (;;) {
+        MDB_txn *txn;
+        int rc = mdb_txn_begin(d->env, NULL, 0, &txn);
+        if (rc) return lmdb_err(d, "mdb_txn_begin", rc);
+        MDB_val k = { klen, (void *)key };
+        if (del) {
+            rc = mdb_del(txn, dbi, &k, NULL);
+            if (rc == MDB_NOTFOUND) rc = 0;
+        } else {
+            MDB_val v = { l1 + l2, NULL };
+            rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+            if (rc == 0) {
+                memcpy(v.mv_data, v1, l1);
+                if (l2) memcpy((char *)v.mv_data + l1, v2, l2);
+            }
+        }
+        if (rc == 0) rc = mdb_txn_commit(txn);
+        else mdb_txn_abort(txn);
+        if (rc == MDB_MAP_FULL && grow_map(d) == 0) continue;
+        if (rc == MDB_MAP_FULL) {
+            snprintf(d->err, sizeof d->err, "LMDB map full at its limit (%llu bytes)",
+                     (unsigned long long)d->map_size);
+            return -ENOSPC;
+        }
+        if (rc) return lmdb_err(d, del ? "mdb_del" : "mdb_put", rc);
+        return 0;
+    }
+}
+
+/* ---- records ---- */
+
+static void rec_forget(disk_t *d, drec_t *r)
+{
+    u64map_del(&d->recs, r->id);
+    lru_unlink(d, r);
+    alloc_release(d->alloc, r->off, disk_padded(r->len));
+    d->st.bytes_used -= disk_padded(r->len);
+    d->st.entries--;
+    free(r);
+}
+
+static int rec_drop(disk_t *d, drec_t *r)
+{
+    int rc = txn_write(d, d->db_entries, &r->id, sizeof r->id, NULL, 0, NULL, 0, 1);
+    /* If LMDB refused the delete, keep the extent reserved: the record still
+     * names it, and reusing it could serve other bytes under that record
+     * (the checksum would catch it, but better not). Forget the record. */
+    if (rc) {
+        u64map_del(&d->recs, r->id);
+        lru_unlink(d, r);
+        d->st.entries--;
+        free(r);
+        return rc;
+    }
+    rec_forget(d, r);
+    return 0;
+}
+
+static int open_fail(disk_t *d, char *err, size_t errlen)
+{
+    if (err) snprintf(err, errlen, "%s", d->err);
+    disk_close(d);
+    return 0;
+}
+
+static int load_records(disk_t *d, uint64_t file_size)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return lmdb_err(d, "mdb_txn_begin", rc);
+    rc = mdb_cursor_open(txn, d->db_entries, &cur);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return lmdb_err(d, "mdb_cursor_open", rc);
+    }
+    uint64_t *bad = NULL;
+    size_t nbad = 0, capbad = 0;
+    MDB_val k, v;
+    int ret = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint64_t id = 0;
+        disk_hdr_t h;
+        int ok = k.mv_size == sizeof id && v.mv_size >= sizeof h;
+        if (ok) {
+            memcpy(&id, k.mv_data, sizeof id);
+            memcpy(&h, v.mv_data, sizeof h);
+            ok = id != 0 && h.magic == DISK_MAGIC && v.mv_size == sizeof h + h.rec_len &&
+                 h.len > 0 && h.len <= d->st.capacity &&
+                 h.off + disk_padded(h.len) <= d->st.capacity &&
+                 h.off + disk_padded(h.len) <= file_size;
+        }
+        drec_t *r = NULL;
+        if (ok) ok = (r = calloc(1, sizeof *r)) != NULL;
+        if (ok && alloc_reserve_at(d->alloc, h.off, disk_padded(h.len))) {
+            free(r);
+            ok = 0;
+        }
+        if (ok && u64map_put(&d->recs, id, r)) {
+            alloc_release(d->alloc, h.off, disk_padded(h.len));
+            free(r);
+            ok = 0;
+        }
+        if (!ok) {
+            if (nbad == capbad) {
+                capbad = capbad ? capbad * 2 : 16;
+                uint64_t *nb = realloc(bad, capbad * sizeof *nb);
+                if (!nb) {
+                    ret = -ENOMEM;
+                    break;
+                }
+                bad = nb;
+            }
+            bad[nbad++] = id;
+            continue;
+        }
+        r->id = id;
+        r->off = h.off;
+        r->len = h.len;
+        r->checksum = h.checksum;
+        /* No access times on disk: recovered entries start in key order. */
+        lru_front(d, r);
+        d->st.entries++;
+        d->st.bytes_used += disk_padded(h.len);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    for (size_t i = 0; i < nbad && ret == 0; i++) {
+        txn_write(d, d->db_entries, &bad[i], sizeof bad[i], NULL, 0, NULL, 0, 1);
+        d->st.checksum_failures++;
+    }
+    free(bad);
+    return ret;
+}
+
+disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen)
+{
+    disk_t *d = calloc(1, sizeof *d);
+    if (!d) {
+        if (err) snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    d->cfg = *cfg;
+    d->fd = -1;
+    d->st.capacity = cfg->capacity & ~(uint64_t)(DISK_ALIGN - 1);
+    if (!cfg->dir || d->st.capacity == 0) {
+        snprintf(d->err, sizeof d->err, "disk tier: no directory or capacity below 4096");
+        open_fail(d, err, errlen);
+        return NULL;
+    }
+    char path[320];
+    snprintf(path, sizeof path, "%s/disk.lmdb", cfg->dir);
+    if (mkdir(path, 0700) && errno != EEXIST) {
+        snprintf(d->err, sizeof d->err, "%s: %s", path, strerror(errno));
+        open_fail(d, err, errlen);
+        return NULL;
+    }
+    if (access(path, W_OK)) {
+        snprintf(d->err, sizeof d->err, "%s: not writable: %s", path, strerror(errno));
+        open_fail(d, err, errlen);
+        return NULL;
+    }
+
+    /* Blob file: O_DIRECT if the filesystem takes it. */
+    snprintf(path, sizeof path, "%s/blobs.dat", cfg->dir);
+    d->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_DIRECT, 0600);
+    d->direct = d->fd >= 0;
+    if (d->fd < 0 && errno == EINVAL)
+        d->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (d->fd < 0) {
+        snprintf(d->err, sizeof d->err, "%s: %s", path, strerror(errno));
+        open_fail(d, err, errlen);
+        return NULL;
+    }
+    /* One process per data directory: LMDB allows one writer, and two
+     * allocators over one blob file would hand out the same bytes. The lock
+     * goes with the process, also on SIGKILL. */
+    if (flock(d->fd, LOCK_EX | LOCK_NB)) {
+        snprintf(d->err, sizeof d->err, "%s: %s", path,
+                 errno == EWOULDBLOCK ? "in use by another process" : strerror(errno));
+        open_fail(d, err, errlen);
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(d->fd, &sb)) {
+        snprintf(d->err, sizeof d->err, "%s: %s", path, strerror(errno));
+        open_fail(d, err, errlen);
+        return NULL;
+    }
+    uint64_t file_size = (uint64_t)sb.st_size;
+    d->st.direct = d->direct;
+
+    d->uring = io_uring_queue_init(8, &d->ring, 0) == 0;
+    d->st.uring = d->uring;
+
+    int rc = mdb_env_create(&d->env);
+    if (rc) {
+        lmdb_err(d, "mdb_env_create", rc);
+        d->env = NULL;
+        open_fail(d, err, errlen);
+        return NULL;
+    }
+    d->map_size = cfg->map_size ? cfg->map_size : (64ull << 20);
+    mdb_env_set_mapsize(d->env, (size_t)d->map_size);
+    mdb_env_set_maxdbs(d->env, 4);
+    snprintf(path, sizeof path, "%s/disk.lmdb", cfg->dir);
+    /* Without sync, commits reach the page cache only (a process crash loses
+     * nothing, a power cut may lose the last ones); disk_sync() flushes. */
+    unsigned flags = MDB_NOTLS | (cfg->sync ? 0 : MDB_NOSYNC | MDB_NOMETASYNC);
+    rc = mdb_env_open(d->env, path, flags, 0600);
+    if (rc) {
+        lmdb_err(d, path, rc);
+        open_fail(d, err, errlen);
+        return NULL;
+    }
+    MDB_envinfo info;
+    if (mdb_env_info(d->env, &info) == 0 && info.me_mapsize > d->map_size)
+        d->map_size = info.me_mapsize;
+    d->st.map_size = d->map_size;
+    int dead = 0;
+    mdb_reader_check(d->env, &dead);
+
+    MDB_txn *txn;
+    rc = mdb_txn_begin(d->env, NULL, 0, &txn);
+    if (rc == 0) rc = mdb_dbi_open(txn, "entries", MDB_CREATE | MDB_INTEGERKEY, &d->db_entries);
+    if (rc == 0) rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &d->db_meta);
+    if (rc == 0) {
+        MDB_val k = { 6, "format" }, v;
+        uint32_t fmt = DISK_FORMAT;
+        rc = mdb_get(txn, d->db_meta, &k, &v);
+        if (rc == MDB_NOTFOUND) {
+            v.mv_size = sizeof fmt;
+            v.mv_data = &fmt;
+            rc = mdb_put(txn, d->db_meta, &k, &v, 0);
+        } else if (rc == 0) {
+            uint32_t have = 0;
+            if (v.mv_size == sizeof have) memcpy(&have, v.mv_data, sizeof have);
+            if (have != DISK_FORMAT) {
+                mdb_txn_abort(txn);
+                snprintf(d->err, sizeof d->err, "disk tier format %u, this build reads %u", have,
+                         DISK_FORMAT);
+                open_fail(d, err, errlen);
+                return NULL;
+            }
+        }
+    }
+    if (rc == 0) rc = mdb_txn_commit(txn);
+    else mdb_txn_abort(txn);
+    if (rc) {
+        lmdb_err(d, "LMDB databases", rc);
+        open_fail(d, err, errlen);
+        return NULL;
+    }
+
+    d->alloc = alloc_new(d->st.capacity, DISK_ALIGN);
+    if (!d->alloc) {
+        snprintf(d->err, sizeof d->err, "out of memory");
+        open_fail(d, err, errlen);
+        return NULL;
+    }
+    /* Records past the end of a truncated file are dropped before the file
+     * is extended again (the zeros would fail their checksum anyway). */
+    if (load_records(d, file_size)) {
+        open_fail(d, err, errlen);
+        return NULL;
+    }
+    if (file_size < d->st.capacity) {
+        rc = posix_fallocate(d->fd, 0, (off_t)d->st.capacity);
+        if (rc == EOPNOTSUPP || rc == EINVAL) rc = ftruncate(d->fd, (off_t)d->st.capacity) ? errno : 0;
+        if (rc) {
+            snprintf(d->err, sizeof d->err, "blob file: cannot allocate %llu bytes: %s",
+                     (unsigned long long)d->st.capacity, strerror(rc));
+            open_fail(d, err, errlen);
+            return NULL;
+        }
+    }
+    return d;
+}
+
+void disk_close(disk_t *d)
+{
+    if (!d) return;
+    if (d->env) {
+        mdb_env_sync(d->env, 1);
+        mdb_env_close(d->env);
+    }
+    if (d->uring) io_uring_queue_exit(&d->ring);
+    if (d->fd >= 0) {
+        fdatasync(d->fd);
+        close(d->fd);
+    }
+    size_t pos = 0;
+    uint64_t key;
+    void *val;
+    while (u64map_next(&d->recs, &pos, &key, &val)) free(val);
+    u64map_clear(&d->recs);
+    alloc_free(d->alloc);
+    free(d);
+}
+
+int disk_put(disk_t *d, uint64_t id, const void *buf, uint64_t len, uint64_t checksum,
+             const void *rec, uint32_t rec_len)
+{
+    if (id == 0 || len == 0 || ((uintptr_t)buf & (DISK_ALIGN - 1))) return -EINVAL;
+    uint64_t plen = disk_padded(len);
+    if (plen > d->st.capacity) return -EFBIG;
+    drec_t *old = u64map_get(&d->recs, id);
+    if (old) {
+        int rc = rec_drop(d, old);
+        if (rc) return rc;
+    }
+    uint64_t off;
+    int rc;
+    while ((rc = alloc_reserve(d->alloc, plen, &off)) == -ENOSPC && d->tail) {
+        drec_t *victim = d->tail;
+        uint64_t vid = victim->id;
+        rc = rec_drop(d, victim);
+        d->st.evictions++;
+        if (d->cfg.on_drop) d->cfg.on_drop(d->cfg.ctx, vid, DISK_DROP_EVICTED);
+        if (rc) return rc;
+    }
+    if (rc) return rc;
+    drec_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        alloc_release(d->alloc, off, plen);
+        return -ENOMEM;
+    }
+    rc = do_io(d, 1, (void *)buf, plen, off);
+    if (rc == 0 && d->cfg.sync && fdatasync(d->fd)) rc = -errno;
+    if (rc) {
+        snprintf(d->err, sizeof d->err, "blob write at %llu: %s", (unsigned long long)off,
+                 strerror(-rc));
+        d->st.write_errors++;
+        alloc_release(d->alloc, off, plen);
+        free(r);
+        return rc == -ENOSPC ? -ENOSPC : -EIO;
+    }
+    disk_hdr_t h = { DISK_MAGIC, rec_len, off, len, checksum, wall_us() };
+    rc = txn_write(d, d->db_entries, &id, sizeof id, &h, sizeof h, rec, rec_len, 0);
+    if (rc) {
+        d->st.write_errors++;
+        alloc_release(d->alloc, off, plen);
+        free(r);
+        return rc;
+    }
+    r->id = id;
+    r->off = off;
+    r->len = len;
+    r->checksum = checksum;
+    if (u64map_put(&d->recs, id, r)) {
+        /* Keep LMDB and memory in step: without the map entry, undo. */
+        txn_write(d, d->db_entries, &id, sizeof id, NULL, 0, NULL, 0, 1);
+        alloc_release(d->alloc, off, plen);
+        free(r);
+        return -ENOMEM;
+    }
+    lru_front(d, r);
+    d->st.entries++;
+    d->st.bytes_used += plen;
+    d->st.writes++;
+    return 0;
+}
+
+static int read_check(disk_t *d, drec_t *r, void *dst)
+{
+    int rc = do_io(d, 0, dst, disk_padded(r->len), r->off);
+    if (rc == -ENODATA) rc = -EBADMSG;   /* short file: the blob is not all there */
+    if (rc == 0 && XXH3_64bits(dst, r->len) != r->checksum) rc = -EBADMSG;
+    if (rc == -EBADMSG) {
+        uint64_t id = r->id;
+        d->st.checksum_failures++;
+        rec_drop(d, r);
+        if (d->cfg.on_drop) d->cfg.on_drop(d->cfg.ctx, id, DISK_DROP_CORRUPT);
+    } else if (rc) {
+        snprintf(d->err, sizeof d->err, "blob read at %llu: %s", (unsigned long long)r->off,
+                 strerror(-rc));
+        rc = -EIO;
+    }
+    return rc;
+}
+
+int disk_get(disk_t *d, uint64_t id, void *dst, uint64_t *len)
+{
+    if ((uintptr_t)dst & (DISK_ALIGN - 1)) return -EINVAL;
+    drec_t *r = u64map_get(&d->recs, id);
+    if (!r) return -ENOENT;
+    if (len) *len = r->len;
+    int rc = read_check(d, r, dst);
+    if (rc) return rc;
+    lru_unlink(d, r);
+    lru_front(d, r);
+    d->st.reads++;
+    return 0;
+}
+
+int disk_info(const disk_t *d, uint64_t id, uint64_t *len, uint64_t *checksum)
+{
+    drec_t *r = u64map_get(&d->recs, id);
+    if (!r) return -ENOENT;
+    if (len) *len = r->len;
+    if (checksum) *checksum = r->checksum;
+    return 0;
+}
+
+int disk_has(const disk_t *d, uint64_t id)
+{
+    return u64map_get(&d->recs, id) != NULL;
+}
+
+int disk_delete(disk_t *d, uint64_t id)
+{
+    drec_t *r = u64map_get(&d->recs, id);
+    if (!r) return -ENOENT;
+    return rec_drop(d, r);
+}
+
+int disk_foreach(disk_t *d,
+                 int (*fn)(void *arg, uint64_t id, uint64_t len, uint64_t checksum,
+                           uint64_t created_us, const void *rec, uint32_t rec_len),
+                 void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return lmdb_err(d, "mdb_txn_begin", rc);
+    rc = mdb_cursor_open(txn, d->db_entries, &cur);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return lmdb_err(d, "mdb_cursor_open", rc);
+    }
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint64_t id;
+        disk_hdr_t h;
+        if (k.mv_size != sizeof id || v.mv_size < sizeof h) continue;
+        memcpy(&id, k.mv_data, sizeof id);
+        memcpy(&h, v.mv_data, sizeof h);
+        if (!u64map_get(&d->recs, id)) continue;
+        if (fn(arg, id, h.len, h.checksum, h.created_us, (const char *)v.mv_data + sizeof h,
+               h.rec_len))
+            break;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return 0;
+}
+
+int64_t disk_verify(disk_t *d, uint64_t *checked)
+{
+    uint64_t n = u64map_len(&d->recs), got = 0, maxlen = 0;
+    uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!ids) return -ENOMEM;
+    size_t pos = 0;
+    uint64_t key;
+    void *val;
+    while (u64map_next(&d->recs, &pos, &key, &val)) {
+        ids[got++] = key;
+        drec_t *r = val;
+        if (r->len > maxlen) maxlen = r->len;
+    }
+    void *buf = NULL;
+    if (got && posix_memalign(&buf, DISK_ALIGN, disk_padded(maxlen))) {
+        free(ids);
+        return -ENOMEM;
+    }
+    int64_t bad = 0;
+    uint64_t done = 0;
+    for (uint64_t i = 0; i < got; i++) {
+        drec_t *r = u64map_get(&d->recs, ids[i]);
+        if (!r) continue;
+        int rc = read_check(d, r, buf);
+        done++;
+        if (rc == -EBADMSG) bad++;
+    }
+    free(buf);
+    free(ids);
+    if (checked) *checked = done;
+    return bad;
+}
+
+int disk_sync(disk_t *d)
+{
+    int rc = 0;
+    if (fdatasync(d->fd)) rc = -EIO;
+    int mrc = mdb_env_sync(d->env, 1);
+    if (mrc) rc = lmdb_err(d, "mdb_env_sync", mrc);
+    return rc;
+}
+
+int disk_meta_put(disk_t *d, const char *key, const void *val, uint32_t len)
+{
+    size_t kl = strlen(key);
+    if (kl == 0 || kl > 64) return -EINVAL;
+    return txn_write(d, d->db_meta, key, kl, val, len, NULL, 0, 0);
+}
+
+int disk_meta_get(disk_t *d, const char *key, void *val, uint32_t cap)
+{
+    size_t kl = strlen(key);
+    if (kl == 0 || kl > 64) return -EINVAL;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return lmdb_err(d, "mdb_txn_begin", rc);
+    MDB_val k = { kl, (void *)key }, v;
+    rc = mdb_get(txn, d->db_meta, &k, &v);
+    int ret;
+    if (rc == MDB_NOTFOUND) ret = -ENOENT;
+    else if (rc) ret = lmdb_err(d, "mdb_get", rc);
+    else {
+        memcpy(val, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+        ret = (int)v.mv_size;
+    }
+    mdb_txn_abort(txn);
+    return ret;
+}
+
+void disk_get_stats(const disk_t *d, disk_stats_t *st)
+{
+    *st = d->st;
+}
+
+const char *disk_errstr(const disk_t *d)
+{
+    return d->err;
+}

@@ -1,0 +1,128 @@
+/* disk.h - the disk tier: blob bytes in one preallocated file, their durable
+ * records in LMDB, LRU over both.
+ *
+ * A blob is written (and, with sync on, flushed) before the LMDB transaction
+ * that points to it commits, so a record never names bytes that were not
+ * written; a checksum (XXH3-64, given by the caller) is checked before any
+ * blob is handed back, so torn or flipped bytes are dropped, never served.
+ * Free space of the blob file is not stored: it is rebuilt at open from the
+ * records (extent allocator, storage/alloc.h).
+ *
+ * Files in dir: blobs.dat (the blob file, `capacity` bytes) and disk.lmdb/
+ * (LMDB environment: named databases "entries", id -> record, and "meta",
+ * short key -> value, holding "format" = DISK_FORMAT).
+ *
+ * I/O goes through io_uring with O_DIRECT when the filesystem allows it
+ * (buffered pread/pwrite otherwise; disk_direct() tells). This first version
+ * submits and waits inside each call (synchronous).
+ *
+ * Buffers handed to disk_put/disk_get must be 4096-aligned and hold
+ * disk_padded(len) bytes (blobs are padded to 4 KiB on disk).
+ *
+ * Not thread-safe: one thread drives a disk_t (LMDB: one writer).
+ */
+#ifndef SIMCACHE_DISK_H
+#define SIMCACHE_DISK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DISK_FORMAT 1u
+#define DISK_ALIGN 4096u
+
+typedef struct disk disk_t;
+
+typedef enum {
+    DISK_DROP_EVICTED = 1,    /* LRU: made room for a newer blob */
+    DISK_DROP_CORRUPT = 2,    /* checksum failed (read, verify) or record invalid at open */
+} disk_drop_reason_t;
+
+/* Called once per entry the disk tier drops by itself (never for
+ * disk_delete, never from disk_close). It may read the disk tier
+ * (disk_has, disk_get_stats) but must not change it. */
+typedef void (*disk_drop_cb)(void *ctx, uint64_t id, disk_drop_reason_t why);
+
+typedef struct {
+    const char *dir;          /* data directory (must exist) */
+    uint64_t capacity;        /* blob file bytes, rounded down to 4096; > 0 */
+    int sync;                 /* flush blob + LMDB on every put (durable puts) */
+    uint64_t map_size;        /* initial LMDB map bytes; 0 = 64 MiB (grows on demand) */
+    uint64_t max_map_size;    /* growth limit; 0 = 64 GiB */
+    disk_drop_cb on_drop;
+    void *ctx;
+} disk_config_t;
+
+typedef struct {
+    uint64_t capacity;
+    uint64_t bytes_used;      /* padded bytes of the blob file in use */
+    uint64_t entries;
+    uint64_t writes, reads;
+    uint64_t evictions;
+    uint64_t checksum_failures;  /* blobs dropped as corrupt (read, verify, open) */
+    uint64_t write_errors;    /* puts refused for I/O errors or a full map */
+    uint64_t map_size;        /* current LMDB map size */
+    int direct;               /* 1: O_DIRECT, 0: buffered */
+    int uring;                /* 1: io_uring, 0: pread/pwrite */
+} disk_stats_t;
+
+/* Open (create if missing) the disk tier in cfg->dir and load every record:
+ * a record whose extent is out of range, overlaps another, or lies past the
+ * end of a truncated blob file is dropped (counted in checksum_failures; no
+ * callback: nobody knows the entry yet). Stale LMDB readers are cleared.
+ * Returns NULL and fills err on failure (directory not writable, blob file
+ * locked by another open disk tier, format version unknown, no memory). Free with disk_close(). */
+disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen);
+/* Flush and close; no callbacks. NULL is a no-op. */
+void disk_close(disk_t *d);
+
+/* Bytes a blob of len bytes takes on disk (and in I/O buffers). */
+uint64_t disk_padded(uint64_t len);
+
+/* Store blob `buf` (len bytes, checksum its XXH3-64) with the caller's
+ * opaque record `rec` (rec_len bytes, copied) under nonzero id. Replaces an
+ * existing id. Evicts LRU blobs (on_drop DISK_DROP_EVICTED) to make room.
+ * Errors: -EINVAL (id 0, len 0, misaligned buf), -EFBIG (over capacity),
+ * -ENOSPC (no room, or LMDB map full at its limit), -EIO (write failed;
+ * nothing recorded), -ENOMEM. On error the id is not on disk. */
+int disk_put(disk_t *d, uint64_t id, const void *buf, uint64_t len, uint64_t checksum,
+             const void *rec, uint32_t rec_len);
+
+/* Read blob id into dst (4096-aligned, disk_padded(len) bytes) and verify
+ * its checksum. Marks it most recently used. *len (may be NULL) gets the
+ * blob length. Errors: -ENOENT, -EBADMSG (checksum failed: the entry is
+ * dropped, on_drop DISK_DROP_CORRUPT runs first), -EIO, -EINVAL. */
+int disk_get(disk_t *d, uint64_t id, void *dst, uint64_t *len);
+
+/* Length and checksum of blob id; -ENOENT if absent. Either may be NULL. */
+int disk_info(const disk_t *d, uint64_t id, uint64_t *len, uint64_t *checksum);
+int disk_has(const disk_t *d, uint64_t id);
+
+/* Remove id (no callback). -ENOENT if absent, -EIO if LMDB refused. */
+int disk_delete(disk_t *d, uint64_t id);
+
+/* Visit every record (unordered); stop when fn returns nonzero. rec points
+ * into LMDB (valid during the call only). fn must not change the disk tier:
+ * collect ids and disk_delete() afterwards. */
+int disk_foreach(disk_t *d,
+                 int (*fn)(void *arg, uint64_t id, uint64_t len, uint64_t checksum,
+                           uint64_t created_us, const void *rec, uint32_t rec_len),
+                 void *arg);
+
+/* Read every blob and check its checksum; corrupt ones are dropped (on_drop
+ * DISK_DROP_CORRUPT). Returns how many were bad, or a negative errno. */
+int64_t disk_verify(disk_t *d, uint64_t *checked);
+
+/* Flush the blob file and LMDB to stable storage. 0 or -EIO. */
+int disk_sync(disk_t *d);
+
+/* Small named values in the "meta" database (key <= 64 bytes). get returns
+ * the value length (copied up to cap) or -ENOENT. */
+int disk_meta_put(disk_t *d, const char *key, const void *val, uint32_t len);
+int disk_meta_get(disk_t *d, const char *key, void *val, uint32_t cap);
+
+void disk_get_stats(const disk_t *d, disk_stats_t *st);
+
+/* The last error's detail (LMDB or I/O), for the caller's log. */
+const char *disk_errstr(const disk_t *d);
+
+#endif

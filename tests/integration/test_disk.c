@@ -1,0 +1,298 @@
+/* test_disk.c - the disk tier through the real daemon: demotion and
+ * promotion keep bytes exact, a restart serves what was on disk, sync puts
+ * survive SIGKILL (also in a loop of kills under load), and a blob flipped
+ * while the daemon was stopped is dropped, never served. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+#include "simcache.h"
+
+#define DIM 32
+#define MODEL "disk-model"
+#define FP "fp1"
+#define BLOB (64 * 1024)
+
+static char data_dir[64];
+
+static int mk_data(void **state)
+{
+    (void)state;
+    snprintf(data_dir, sizeof data_dir, "/tmp/scit-disk-XXXXXX");
+    assert_non_null(mkdtemp(data_dir));
+    return 0;
+}
+
+static int rm_data(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", data_dir);
+    if (!getenv("IT_KEEP") && system(cmd)) {}
+    return 0;
+}
+
+/* Start on the shared data dir (later flags win over the harness's). */
+static int start(it_daemon_t *d, const char *durability, const char *host)
+{
+    const char *args[] = { "--data-dir", data_dir, "--disk-capacity", "32m", "--durability",
+                           durability, "--host-capacity", host, NULL };
+    return it_daemon_startv(d, args);
+}
+
+static void kill9(it_daemon_t *d)
+{
+    kill(d->pid, SIGKILL);
+    it_wait_pid(d->pid, IT_TIMEOUT_MS);
+    d->pid = 0;
+}
+
+/* Look up seed's embedding; 1 = hit with exact bytes, 0 = miss, -1 = an
+ * error, -2 = wrong bytes or metadata served. */
+static int lookup_seed(simcache_t *h, uint64_t seed)
+{
+    float e[DIM];
+    it_unit(seed, e, DIM);
+    simcache_match_t m;
+    int rc = simcache_lookup(h, e, 0.999f, &m);
+    if (rc == SIMCACHE_MISS) return 0;
+    if (rc) return -1;
+    char want[32];
+    snprintf(want, sizeof want, "%llu", (unsigned long long)seed);
+    int ok = m.size == BLOB && m.meta_len == strlen(want) && memcmp(m.meta, want, m.meta_len) == 0 &&
+             it_check(m.data, m.size, seed) == 0;
+    if (!ok) fprintf(stderr, "seed %llu: wrong bytes or metadata served\n", (unsigned long long)seed);
+    simcache_release(h, &m);
+    return ok ? 1 : -2;
+}
+
+static uint64_t put_seed(simcache_t *h, uint64_t seed)
+{
+    float e[DIM];
+    char meta[32];
+    it_unit(seed, e, DIM);
+    snprintf(meta, sizeof meta, "%llu", (unsigned long long)seed);
+    return it_put(h, e, BLOB, seed, meta);
+}
+
+static void demotion_and_promotion_keep_bytes_exact(void **state)
+{
+    (void)state;
+    it_daemon_t d;
+    assert_int_equal(start(&d, "async", "1m"), 0);
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    assert_non_null(h);
+    /* 40 x 64 KiB through a 1 MiB host tier: most go to disk. */
+    for (uint64_t s = 1; s <= 40; s++) assert_true(put_seed(h, s) != 0);
+    assert_true(it_admin_u64(&d, "info", "disk_demotions") >= 20);
+    for (uint64_t s = 1; s <= 40; s++) assert_int_equal(lookup_seed(h, s), 1);
+    assert_true(it_admin_u64(&d, "info", "disk_promotions") >= 20);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_checksum_failures"), 0);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+}
+
+static void full_disk_drops_lru_and_keeps_serving(void **state)
+{
+    (void)state;
+    it_daemon_t d;
+    const char *args[] = { "--data-dir", data_dir, "--disk-capacity", "1m", "--durability",
+                           "sync", "--host-capacity", "1m", NULL };
+    assert_int_equal(it_daemon_startv(&d, args), 0);
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    for (uint64_t s = 1; s <= 60; s++) assert_true(put_seed(h, s) != 0);
+    assert_true(it_admin_u64(&d, "info", "disk_evictions") > 0);
+    int hits = 0;
+    for (uint64_t s = 1; s <= 60; s++) {
+        int r = lookup_seed(h, s);
+        assert_true(r == 0 || r == 1);   /* a miss is fine, wrong bytes never */
+        hits += r;
+    }
+    assert_true(hits >= 16);
+    assert_int_equal(lookup_seed(h, 60), 1);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+}
+
+static void restart_serves_what_was_on_disk(void **state)
+{
+    (void)state;
+    it_daemon_t d;
+    assert_int_equal(start(&d, "async", "4m"), 0);
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    for (uint64_t s = 100; s < 110; s++) assert_true(put_seed(h, s) != 0);
+    char out[256];
+    assert_int_equal(it_admin(&d, "checkpoint", out, sizeof out), 0);
+    assert_non_null(strstr(out, "OK"));
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+
+    assert_int_equal(start(&d, "async", "4m"), 0);
+    char list[8192];
+    assert_int_equal(it_admin(&d, "list", list, sizeof list), 0);
+    assert_non_null(strstr(list, "tier=disk"));
+    assert_int_equal(it_admin_u64(&d, "info", "disk_only_entries"), 10);
+    h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    for (uint64_t s = 100; s < 110; s++) assert_int_equal(lookup_seed(h, s), 1);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_only_entries"), 0);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+}
+
+static void sync_puts_survive_sigkill(void **state)
+{
+    (void)state;
+    it_daemon_t d;
+    assert_int_equal(start(&d, "sync", "4m"), 0);
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    for (uint64_t s = 200; s < 220; s++) assert_true(put_seed(h, s) != 0);
+    simcache_close(h);
+    kill9(&d);
+    it_daemon_cleanup(&d);
+
+    assert_int_equal(start(&d, "sync", "4m"), 0);
+    h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    for (uint64_t s = 200; s < 220; s++) assert_int_equal(lookup_seed(h, s), 1);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+}
+
+/* Child: put and look up until the daemon dies; report every acknowledged
+ * seed on the pipe; exit 1 if wrong bytes were ever served. */
+typedef struct {
+    const char *sock;
+    int fd;
+    uint64_t first;
+} load_arg_t;
+
+static int load_child(void *p)
+{
+    load_arg_t *a = p;
+    simcache_t *h = it_connect(a->sock, MODEL, FP, NULL, DIM);
+    if (!h) return 0;
+    signal(SIGPIPE, SIG_IGN);
+    /* At most 15 puts a round, so 20 rounds stay below the disk capacity
+     * and nothing acknowledged is evicted; then lookups only. */
+    for (uint64_t s = a->first, i = 0;; i++) {
+        if (i < 15) {
+            if (put_seed(h, s) == 0) break;
+            if (it_write_u64(a->fd, s)) break;
+            s++;
+        }
+        if (s == a->first) continue;
+        int r = lookup_seed(h, a->first + (i * 7) % (s - a->first));
+        if (r == -2) return 1;   /* wrong bytes: never acceptable */
+        if (r == -1) break;      /* the daemon died */
+    }
+    simcache_close(h);
+    return 0;
+}
+
+static void kill_loop_under_load_serves_no_corrupt_blob(void **state)
+{
+    (void)state;
+    enum { ROUNDS = 20, MAXSEEDS = 20000 };
+    static uint64_t acked[MAXSEEDS];
+    size_t nacked = 0;
+    srand(1234);
+    for (int round = 0; round < ROUNDS; round++) {
+        it_daemon_t d;
+        assert_int_equal(start(&d, "sync", "1m"), 0);
+        /* Everything acknowledged in earlier rounds is still served. */
+        simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+        assert_non_null(h);
+        for (size_t i = 0; i < nacked; i++) {
+            int r = lookup_seed(h, acked[i]);
+            if (r != 1) fprintf(stderr, "round %d: acked seed %llu: %d\n", round,
+                                (unsigned long long)acked[i], r);
+            assert_int_equal(r, 1);
+        }
+        simcache_close(h);
+        int pfd[2];
+        assert_int_equal(pipe(pfd), 0);
+        load_arg_t a = { d.sock, pfd[1], 1000000ull * (uint64_t)(round + 1) };
+        pid_t child = it_fork(load_child, &a);
+        close(pfd[1]);
+        it_sleep_ms(30 + rand() % 120);
+        kill9(&d);
+        uint64_t s;
+        while (it_read_u64(pfd[0], &s, IT_TIMEOUT_MS) == 0)
+            if (nacked < MAXSEEDS) acked[nacked++] = s;
+        close(pfd[0]);
+        assert_int_equal(it_wait_pid(child, IT_TIMEOUT_MS), 0);
+        it_daemon_cleanup(&d);
+    }
+    assert_true(nacked > 0);
+    /* The disk (32 MiB) may have evicted old entries to take new ones: the
+     * check above holds because 20 rounds stay well below it. */
+}
+
+static void flip_byte(uint64_t off)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/blobs.dat", data_dir);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t c;
+    assert_int_equal(pread(fd, &c, 1, (off_t)off), 1);
+    c ^= 0x01;
+    assert_int_equal(pwrite(fd, &c, 1, (off_t)off), 1);
+    close(fd);
+}
+
+static void bit_flip_while_stopped_is_dropped(void **state)
+{
+    (void)state;
+    it_daemon_t d;
+    assert_int_equal(start(&d, "sync", "4m"), 0);
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    assert_true(put_seed(h, 7) != 0);   /* first blob of an empty file: offset 0 */
+    assert_true(put_seed(h, 8) != 0);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+    flip_byte(1000);
+
+    assert_int_equal(start(&d, "sync", "4m"), 0);
+    h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    assert_int_equal(lookup_seed(h, 7), 0);
+    assert_int_equal(lookup_seed(h, 8), 1);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_checksum_failures"), 1);
+    char out[256];
+    assert_int_equal(it_admin(&d, "verify", out, sizeof out), 0);
+    assert_non_null(strstr(out, "bad 0"));
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+}
+
+int main(int argc, char **argv)
+{
+    it_init(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(demotion_and_promotion_keep_bytes_exact, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(restart_serves_what_was_on_disk, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(full_disk_drops_lru_and_keeps_serving, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(sync_puts_survive_sigkill, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(bit_flip_while_stopped_is_dropped, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(kill_loop_under_load_serves_no_corrupt_blob, mk_data,
+                                        rm_data),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,402 @@
+/* test_disk.c - the disk tier: round trips, restart recovery, corrupt and
+ * truncated blob files, eviction when full, LMDB records and meta values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <xxhash.h>
+
+#include "disk.h"
+
+typedef struct {
+    char dir[128];
+    uint64_t dropped[64];
+    disk_drop_reason_t why[64];
+    int n;
+} fx_t;
+
+static void on_drop(void *ctx, uint64_t id, disk_drop_reason_t why)
+{
+    fx_t *f = ctx;
+    if (f->n < 64) {
+        f->dropped[f->n] = id;
+        f->why[f->n] = why;
+    }
+    f->n++;
+}
+
+static disk_t *open_disk(fx_t *f, uint64_t cap, int sync)
+{
+    disk_config_t c = { .dir = f->dir, .capacity = cap, .sync = sync, .on_drop = on_drop,
+                        .ctx = f };
+    char err[256];
+    disk_t *d = disk_open(&c, err, sizeof err);
+    if (!d) fprintf(stderr, "disk_open: %s\n", err);
+    return d;
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/simcache-test-disk-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    if (system(cmd)) {}
+    free(f);
+    return 0;
+}
+
+/* An aligned buffer of len bytes (padded) filled from seed. */
+static uint8_t *blob(uint64_t len, unsigned seed)
+{
+    void *p = NULL;
+    assert_int_equal(posix_memalign(&p, DISK_ALIGN, disk_padded(len)), 0);
+    uint8_t *b = p;
+    for (uint64_t i = 0; i < disk_padded(len); i++) b[i] = (uint8_t)(seed * 31u + i * 7u);
+    return b;
+}
+
+static void put_blob(disk_t *d, uint64_t id, uint64_t len, unsigned seed)
+{
+    uint8_t *b = blob(len, seed);
+    char rec[32];
+    snprintf(rec, sizeof rec, "rec-%llu", (unsigned long long)id);
+    assert_int_equal(disk_put(d, id, b, len, XXH3_64bits(b, len), rec, (uint32_t)strlen(rec)), 0);
+    free(b);
+}
+
+static int check_blob(disk_t *d, uint64_t id, uint64_t len, unsigned seed)
+{
+    uint8_t *want = blob(len, seed), *got = blob(len, 0);
+    uint64_t glen = 0;
+    int rc = disk_get(d, id, got, &glen);
+    if (rc == 0) {
+        assert_int_equal(glen, len);
+        assert_memory_equal(got, want, len);
+    }
+    free(want);
+    free(got);
+    return rc;
+}
+
+static void put_get_round_trip(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 1 << 20, 0);
+    assert_non_null(d);
+    put_blob(d, 1, 5000, 1);
+    put_blob(d, 2, 4096, 2);
+    put_blob(d, 3, 1, 3);
+    assert_int_equal(check_blob(d, 1, 5000, 1), 0);
+    assert_int_equal(check_blob(d, 2, 4096, 2), 0);
+    assert_int_equal(check_blob(d, 3, 1, 3), 0);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    assert_int_equal(st.entries, 3);
+    assert_int_equal(st.bytes_used, 8192 + 4096 + 4096);
+    assert_int_equal(disk_delete(d, 2), 0);
+    assert_int_equal(check_blob(d, 2, 4096, 2), -ENOENT);
+    assert_int_equal(disk_delete(d, 2), -ENOENT);
+    disk_get_stats(d, &st);
+    assert_int_equal(st.entries, 2);
+    assert_int_equal(f->n, 0);
+    disk_close(d);
+}
+
+static void misaligned_buffer_refused(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 1 << 20, 0);
+    uint8_t *b = blob(8192, 1);
+    assert_int_equal(disk_put(d, 1, b + 8, 100, 0, "", 0), -EINVAL);
+    assert_int_equal(disk_put(d, 0, b, 100, 0, "", 0), -EINVAL);
+    assert_int_equal(disk_put(d, 1, b, 2 << 20, 0, "", 0), -EFBIG);
+    free(b);
+    disk_close(d);
+}
+
+typedef struct {
+    int n;
+    uint64_t ids[16];
+    char recs[16][32];
+} seen_t;
+
+static int see(void *arg, uint64_t id, uint64_t len, uint64_t checksum, uint64_t created_us,
+               const void *rec, uint32_t rec_len)
+{
+    seen_t *s = arg;
+    (void)len;
+    (void)checksum;
+    assert_true(created_us > 0);
+    s->ids[s->n] = id;
+    memcpy(s->recs[s->n], rec, rec_len);
+    s->recs[s->n][rec_len] = 0;
+    s->n++;
+    return 0;
+}
+
+static void restart_recovers_records_and_free_space(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 64 * 1024, 1);
+    for (uint64_t id = 1; id <= 8; id++) put_blob(d, id, 4096, (unsigned)id);
+    assert_int_equal(disk_delete(d, 4), 0);
+    assert_int_equal(disk_meta_put(d, "seed", "12345678", 8), 0);
+    disk_close(d);
+
+    d = open_disk(f, 64 * 1024, 1);
+    assert_non_null(d);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    assert_int_equal(st.entries, 7);
+    assert_int_equal(st.bytes_used, 7 * 4096);
+    seen_t s = { 0 };
+    disk_foreach(d, see, &s);
+    assert_int_equal(s.n, 7);
+    for (int i = 0; i < s.n; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "rec-%llu", (unsigned long long)s.ids[i]);
+        assert_string_equal(s.recs[i], want);
+        assert_int_equal(check_blob(d, s.ids[i], 4096, (unsigned)s.ids[i]), 0);
+    }
+    char seed[8];
+    assert_int_equal(disk_meta_get(d, "seed", seed, sizeof seed), 8);
+    assert_memory_equal(seed, "12345678", 8);
+    assert_int_equal(disk_meta_get(d, "nope", seed, sizeof seed), -ENOENT);
+    /* Free space was rebuilt: the 9 free pages fill without evicting. */
+    for (uint64_t id = 10; id < 19; id++) put_blob(d, id, 4096, (unsigned)id);
+    assert_int_equal(f->n, 0);
+    for (uint64_t id = 1; id <= 8; id++)
+        if (id != 4) assert_int_equal(check_blob(d, id, 4096, (unsigned)id), 0);
+    disk_close(d);
+}
+
+static void full_disk_evicts_lru(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 4 * 4096, 0);
+    for (uint64_t id = 1; id <= 4; id++) put_blob(d, id, 4096, (unsigned)id);
+    assert_int_equal(check_blob(d, 1, 4096, 1), 0);  /* 1 is now the most recent */
+    put_blob(d, 5, 8192, 5);
+    assert_int_equal(f->n, 2);
+    assert_int_equal(f->dropped[0], 2);
+    assert_int_equal(f->dropped[1], 3);
+    assert_int_equal(f->why[0], DISK_DROP_EVICTED);
+    assert_false(disk_has(d, 2));
+    assert_int_equal(check_blob(d, 1, 4096, 1), 0);
+    assert_int_equal(check_blob(d, 5, 8192, 5), 0);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    assert_int_equal(st.evictions, 2);
+    disk_close(d);
+}
+
+static void flip_byte(const char *dir, uint64_t off)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/blobs.dat", dir);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t c;
+    assert_int_equal(pread(fd, &c, 1, (off_t)off), 1);
+    c ^= 0x10;
+    assert_int_equal(pwrite(fd, &c, 1, (off_t)off), 1);
+    close(fd);
+}
+
+static void bit_flip_detected_and_dropped(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 64 * 1024, 1);
+    put_blob(d, 1, 4096, 1);   /* first fit: offset 0 */
+    put_blob(d, 2, 4096, 2);
+    disk_close(d);
+    flip_byte(f->dir, 100);
+    d = open_disk(f, 64 * 1024, 1);
+    assert_int_equal(check_blob(d, 1, 4096, 1), -EBADMSG);
+    assert_int_equal(f->n, 1);
+    assert_int_equal(f->dropped[0], 1);
+    assert_int_equal(f->why[0], DISK_DROP_CORRUPT);
+    assert_false(disk_has(d, 1));
+    assert_int_equal(check_blob(d, 2, 4096, 2), 0);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    assert_int_equal(st.checksum_failures, 1);
+    disk_close(d);
+    /* The drop is durable. */
+    d = open_disk(f, 64 * 1024, 1);
+    assert_false(disk_has(d, 1));
+    disk_close(d);
+}
+
+static void verify_scans_every_blob(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 64 * 1024, 1);
+    for (uint64_t id = 1; id <= 4; id++) put_blob(d, id, 4096, (unsigned)id);
+    disk_close(d);
+    flip_byte(f->dir, 4096 + 7);
+    flip_byte(f->dir, 3 * 4096 + 4000);
+    d = open_disk(f, 64 * 1024, 1);
+    uint64_t checked = 0;
+    assert_int_equal(disk_verify(d, &checked), 2);
+    assert_int_equal(checked, 4);
+    assert_int_equal(f->n, 2);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    assert_int_equal(st.entries, 2);
+    assert_int_equal(disk_verify(d, &checked), 0);
+    disk_close(d);
+}
+
+static void truncated_file_drops_entries_past_the_end(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 64 * 1024, 1);
+    for (uint64_t id = 1; id <= 4; id++) put_blob(d, id, 4096, (unsigned)id);
+    disk_close(d);
+    char path[256];
+    snprintf(path, sizeof path, "%s/blobs.dat", f->dir);
+    assert_int_equal(truncate(path, 2 * 4096), 0);
+    d = open_disk(f, 64 * 1024, 1);
+    assert_non_null(d);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    assert_int_equal(st.entries, 2);
+    assert_int_equal(st.checksum_failures, 2);
+    assert_int_equal(check_blob(d, 1, 4096, 1), 0);
+    assert_int_equal(check_blob(d, 2, 4096, 2), 0);
+    assert_int_equal(check_blob(d, 3, 4096, 3), -ENOENT);
+    /* The file is whole again and usable. */
+    put_blob(d, 9, 8192, 9);
+    assert_int_equal(check_blob(d, 9, 8192, 9), 0);
+    disk_close(d);
+}
+
+static void replace_keeps_one_record(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 64 * 1024, 0);
+    put_blob(d, 1, 4096, 1);
+    put_blob(d, 1, 9000, 2);
+    assert_int_equal(check_blob(d, 1, 9000, 2), 0);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    assert_int_equal(st.entries, 1);
+    assert_int_equal(st.bytes_used, 3 * 4096);
+    disk_close(d);
+}
+
+static void map_grows_when_full(void **state)
+{
+    fx_t *f = *state;
+    disk_config_t c = { .dir = f->dir, .capacity = 64 << 20, .map_size = 64 * 1024 };
+    char err[256];
+    disk_t *d = disk_open(&c, err, sizeof err);
+    assert_non_null(d);
+    uint8_t *b = blob(4096, 1);
+    static char rec[2000];
+    memset(rec, 'x', sizeof rec);
+    for (uint64_t id = 1; id <= 200; id++)
+        assert_int_equal(disk_put(d, id, b, 10, XXH3_64bits(b, 10), rec, sizeof rec), 0);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    assert_true(st.map_size > 64 * 1024);
+    disk_close(d);
+    /* A hard limit refuses with -ENOSPC and a clear message. */
+    c.max_map_size = st.map_size;
+    d = disk_open(&c, err, sizeof err);
+    assert_non_null(d);
+    int rc = 0;
+    for (uint64_t id = 1000; id <= 3000 && rc == 0; id++)
+        rc = disk_put(d, id, b, 10, XXH3_64bits(b, 10), rec, sizeof rec);
+    assert_int_equal(rc, -ENOSPC);
+    assert_non_null(strstr(disk_errstr(d), "map full"));
+    free(b);
+    disk_close(d);
+}
+
+static void unwritable_dir_is_a_clear_error(void **state)
+{
+    fx_t *f = *state;
+    if (geteuid() == 0) skip();
+    char sub[200];
+    snprintf(sub, sizeof sub, "%s/ro", f->dir);
+    assert_int_equal(mkdir(sub, 0500), 0);
+    disk_config_t c = { .dir = sub, .capacity = 1 << 20 };
+    char err[256] = "";
+    assert_null(disk_open(&c, err, sizeof err));
+    assert_non_null(strstr(err, sub));
+}
+
+static void second_open_of_a_directory_is_refused(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 1 << 20, 0);
+    assert_non_null(d);
+    disk_config_t c = { .dir = f->dir, .capacity = 1 << 20 };
+    char err[256] = "";
+    assert_null(disk_open(&c, err, sizeof err));
+    assert_non_null(strstr(err, "in use"));
+    disk_close(d);
+    d = open_disk(f, 1 << 20, 0);
+    assert_non_null(d);
+    disk_close(d);
+}
+
+/* tmpfs refuses O_DIRECT: the tier falls back to buffered I/O and says so. */
+static void buffered_fallback_without_o_direct(void **state)
+{
+    (void)state;
+    char dir[64];
+    snprintf(dir, sizeof dir, "/dev/shm/simcache-test-disk-XXXXXX");
+    if (!mkdtemp(dir)) skip();
+    fx_t f = { 0 };
+    snprintf(f.dir, sizeof f.dir, "%s", dir);
+    disk_t *d = open_disk(&f, 1 << 20, 1);
+    assert_non_null(d);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    put_blob(d, 1, 10000, 1);
+    assert_int_equal(check_blob(d, 1, 10000, 1), 0);
+    disk_close(d);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) {}
+    if (st.direct) skip();   /* this tmpfs took O_DIRECT after all */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(put_get_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(misaligned_buffer_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(restart_recovers_records_and_free_space, setup, teardown),
+        cmocka_unit_test_setup_teardown(full_disk_evicts_lru, setup, teardown),
+        cmocka_unit_test_setup_teardown(bit_flip_detected_and_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(verify_scans_every_blob, setup, teardown),
+        cmocka_unit_test_setup_teardown(truncated_file_drops_entries_past_the_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(replace_keeps_one_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(map_grows_when_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(unwritable_dir_is_a_clear_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(second_open_of_a_directory_is_refused, setup, teardown),
+        cmocka_unit_test(buffered_fallback_without_o_direct),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
