@@ -75,7 +75,17 @@ test-fuzz:
 
 # Benchmarks (docs/benchmarks.md): each prints its figures and its anchor's
 # (Redis, memcpy, FAISS) measured in the same run, as ratios.
+BENCH_DEBS = g++ libfaiss-dev libopenblas-openmp-dev gnuplot-nox
+
 bench: build
+	@missing=""; for p in $(BENCH_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  meson setup --reconfigure $(BUILD); ninja -C $(BUILD); \
+	fi
 	meson test -C $(BUILD) --benchmark --suite bench --verbose --timeout-multiplier 0
 
 install: build
