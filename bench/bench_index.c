@@ -62,6 +62,16 @@
 #define MAX_CONFIGS 16
 #define MAX_LSH 4
 #define MAX_DAEMON_ARGS 16
+#define SIM_BANDS 4               /* recall by exact best: [t, t+.02), [t+.02, t+.05), [t+.05, t+.1), above */
+
+static const double band_edge[SIM_BANDS] = { 0.0, 0.02, 0.05, 0.10 };
+
+static int sim_band(double sim, float thr)
+{
+    int b = 0;
+    while (b + 1 < SIM_BANDS && sim >= (double)thr + band_edge[b + 1]) b++;
+    return b;
+}
 
 typedef struct {
     uint64_t n;
@@ -117,6 +127,7 @@ typedef struct {
     uint64_t ip_bytes, ip_max_bucket, ip_buckets;
     double lat_kind_p50[WL_NKINDS], lat_kind_p99[WL_NKINDS];
     uint64_t kind_n[WL_NKINDS], kind_pos[WL_NKINDS], kind_correct[WL_NKINDS];
+    uint64_t band_pos[SIM_BANDS], band_correct[SIM_BANDS];  /* by exact best similarity */
     uint64_t pos, correct, suboptimal, false_hits, gt_disagree, neg_hits;
     double recall, max_sim_err;
     /* simcache, batches of 64 */
@@ -399,6 +410,21 @@ static uint64_t choose_queries(const opts_t *o, const size_cfg_t *c)
     return (uint64_t)nq / BATCH * BATCH;
 }
 
+/* 95% Wilson interval of a proportion k/n. */
+static void wilson(uint64_t k, uint64_t n, double *lo, double *hi)
+{
+    if (!n) {
+        *lo = 0;
+        *hi = 1;
+        return;
+    }
+    double z = 1.96, p = (double)k / (double)n, nn = (double)n;
+    double c = (p + z * z / (2 * nn)) / (1 + z * z / nn);
+    double h = z * sqrt(p * (1 - p) / nn + z * z / (4 * nn * nn)) / (1 + z * z / nn);
+    *lo = c - h;
+    *hi = c + h;
+}
+
 static double clampd(double x, double lo, double hi)
 {
     return x < lo ? lo : x > hi ? hi : x;
@@ -672,6 +698,7 @@ static int run_size(const opts_t *o, const size_cfg_t *c, result_t *res)
                 if (pos) {
                     res->pos++;
                     res->kind_pos[kind[q]]++;
+                    res->band_pos[sim_band(gt_sim[q], thr)]++;
                 }
                 if (r == 0 && fabs(ex - sim) > res->max_sim_err && ans != A_BADID)
                     res->max_sim_err = fabs(ex - sim);
@@ -680,6 +707,7 @@ static int run_size(const opts_t *o, const size_cfg_t *c, result_t *res)
                     if (pos) {
                         res->correct++;
                         res->kind_correct[kind[q]]++;
+                        res->band_correct[sim_band(gt_sim[q], thr)]++;
                     } else {
                         res->gt_disagree++;
                     }
@@ -938,6 +966,22 @@ static void print_size(FILE *o, const opts_t *op, const result_t *r)
                 r->bits ? (double)n * r->tables * (1 + r->probes * r->bits) / (double)(1u << r->bits) : 0.0,
                 r->ip_add_rate, r->ip_buckets, r->ip_max_bucket,
                 r->ip_buckets ? (double)n * r->tables / (double)r->ip_buckets : 0.0);
+    double rlo, rhi;
+    wilson(r->correct, r->pos, &rlo, &rhi);
+    fprintf(o, "recall 95%% interval %.4f to %.4f; by the exact best similarity:", rlo, rhi);
+    for (int b = 0; b < SIM_BANDS; b++) {
+        double lo = (double)op->threshold + band_edge[b];
+        if (b + 1 < SIM_BANDS)
+            fprintf(o, "%s [%.2f, %.2f) %.4f of %" PRIu64, b ? ";" : "", lo,
+                    (double)op->threshold + band_edge[b + 1],
+                    r->band_pos[b] ? (double)r->band_correct[b] / (double)r->band_pos[b] : NAN,
+                    r->band_pos[b]);
+        else
+            fprintf(o, "; >= %.2f %.4f of %" PRIu64, lo,
+                    r->band_pos[b] ? (double)r->band_correct[b] / (double)r->band_pos[b] : NAN,
+                    r->band_pos[b]);
+    }
+    fprintf(o, "\n");
     fprintf(o, "answers: %" PRIu64 " correct of %" PRIu64 ", %" PRIu64 " worse-than-best hits, %" PRIu64
             " false hits (below the threshold), max |returned - exact| similarity %.2g; "
             "%" PRIu64 " answers differed between passes or in batches\n",
@@ -991,8 +1035,11 @@ static int print_targets(FILE *o, const result_t *rs, int nr)
                         "   [p50/p50 %.0fx]\n", sz, r->cfg.dim, ratio, tg->ratio_min,
                         ratio >= tg->ratio_min ? "PASS" : "FAIL", r->flat_lat.p50 / r->lat.p50);
             }
-            fprintf(o, "- %s x %u: recall %.4f (>= %.2f): %s\n", sz, r->cfg.dim, r->recall,
-                    tg->recall_min, r->recall >= tg->recall_min ? "PASS" : "FAIL");
+            double lo, hi;
+            wilson(r->correct, r->pos, &lo, &hi);
+            fprintf(o, "- %s x %u: recall %.4f (>= %.2f): %s   [95%% interval %.4f to %.4f, %" PRIu64
+                    " queries with a match]\n", sz, r->cfg.dim, r->recall, tg->recall_min,
+                    r->recall >= tg->recall_min ? "PASS" : "FAIL", lo, hi, r->pos);
             fprintf(o, "- %s x %u: false hits %" PRIu64 " (= 0): %s\n", sz, r->cfg.dim, r->false_hits,
                     r->false_hits == 0 ? "PASS" : "FAIL");
             if (tg->extra_kib_max > 0) {

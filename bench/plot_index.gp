@@ -39,12 +39,13 @@ plot rows(1024) using 1:5 with linespoints lw 2 pt 7 lc rgb c1 title 'simcache p
      rows(1024) using 1:18 with linespoints lw 1 dt 3 pt 4 lc rgb c1 title 'FAISS IndexFlatIP p50, 1024', \
      rows(2048) using 1:18 with linespoints lw 1 dt 3 pt 4 lc rgb c2 title 'FAISS IndexFlatIP p50, 2048', \
      rows(4096) using 1:18 with linespoints lw 1 dt 3 pt 4 lc rgb c3 title 'FAISS IndexFlatIP p50, 4096', \
-     rows(1024) using 1:22 with linespoints lw 1 dt 4 pt 2 lc rgb c1 title 'FAISS IndexLSH+re-rank p50, 1024', \
-     rows(2048) using 1:22 with linespoints lw 1 dt 4 pt 2 lc rgb c2 title 'FAISS IndexLSH+re-rank p50, 2048', \
-     rows(4096) using 1:22 with linespoints lw 1 dt 4 pt 2 lc rgb c3 title 'FAISS IndexLSH+re-rank p50, 4096'
+     rows(1024) using 1:22 with linespoints lw 1 dt 4 pt 2 lc rgb c1 title 'FAISS IndexLSH-256 + re-rank p50, 1024', \
+     rows(2048) using 1:22 with linespoints lw 1 dt 4 pt 2 lc rgb c2 title 'FAISS IndexLSH-256 + re-rank p50, 2048', \
+     rows(4096) using 1:22 with linespoints lw 1 dt 4 pt 2 lc rgb c3 title 'FAISS IndexLSH-256 + re-rank p50, 4096'
 unset label 1
 unset label 2
 
+set key below maxrows 3
 set output outdir.'/index_recall.png'
 set title 'Recall of the exact best match at cosine >= 0.8'
 set ylabel 'recall'
@@ -56,6 +57,6 @@ set label 3 'target 0.99' at 8000,0.9915
 plot rows(1024) using 1:9 with linespoints lw 2 pt 7 lc rgb c1 title 'simcache, dim 1024', \
      rows(2048) using 1:9 with linespoints lw 2 pt 7 lc rgb c2 title 'simcache, dim 2048', \
      rows(4096) using 1:9 with linespoints lw 2 pt 7 lc rgb c3 title 'simcache, dim 4096', \
-     rows(1024) using 1:23 with linespoints lw 1 dt 4 pt 2 lc rgb c1 title 'FAISS IndexLSH+re-rank, 1024', \
-     rows(2048) using 1:23 with linespoints lw 1 dt 4 pt 2 lc rgb c2 title 'FAISS IndexLSH+re-rank, 2048', \
-     rows(4096) using 1:23 with linespoints lw 1 dt 4 pt 2 lc rgb c3 title 'FAISS IndexLSH+re-rank, 4096'
+     rows(1024) using 1:23 with linespoints lw 1 dt 4 pt 2 lc rgb c1 title 'FAISS IndexLSH-256 + re-rank, 1024', \
+     rows(2048) using 1:23 with linespoints lw 1 dt 4 pt 2 lc rgb c2 title 'FAISS IndexLSH-256 + re-rank, 2048', \
+     rows(4096) using 1:23 with linespoints lw 1 dt 4 pt 2 lc rgb c3 title 'FAISS IndexLSH-256 + re-rank, 4096'
