@@ -969,17 +969,17 @@ static void print_size(FILE *o, const opts_t *op, const result_t *r)
     double rlo, rhi;
     wilson(r->correct, r->pos, &rlo, &rhi);
     fprintf(o, "recall 95%% interval %.4f to %.4f; by the exact best similarity:", rlo, rhi);
-    for (int b = 0; b < SIM_BANDS; b++) {
-        double lo = (double)op->threshold + band_edge[b];
-        if (b + 1 < SIM_BANDS)
-            fprintf(o, "%s [%.2f, %.2f) %.4f of %" PRIu64, b ? ";" : "", lo,
-                    (double)op->threshold + band_edge[b + 1],
-                    r->band_pos[b] ? (double)r->band_correct[b] / (double)r->band_pos[b] : NAN,
-                    r->band_pos[b]);
+    for (int k = 0; k < SIM_BANDS; k++) {
+        double lo = (double)op->threshold + band_edge[k];
+        if (k + 1 < SIM_BANDS)
+            fprintf(o, "%s [%.2f, %.2f) %.4f of %" PRIu64, k ? ";" : "", lo,
+                    (double)op->threshold + band_edge[k + 1],
+                    r->band_pos[k] ? (double)r->band_correct[k] / (double)r->band_pos[k] : NAN,
+                    r->band_pos[k]);
         else
             fprintf(o, "; >= %.2f %.4f of %" PRIu64, lo,
-                    r->band_pos[b] ? (double)r->band_correct[b] / (double)r->band_pos[b] : NAN,
-                    r->band_pos[b]);
+                    r->band_pos[k] ? (double)r->band_correct[k] / (double)r->band_pos[k] : NAN,
+                    r->band_pos[k]);
     }
     fprintf(o, "\n");
     fprintf(o, "answers: %" PRIu64 " correct of %" PRIu64 ", %" PRIu64 " worse-than-best hits, %" PRIu64
