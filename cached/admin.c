@@ -281,12 +281,16 @@ static void cmd_info(admin_conn_t *a)
         rep_u64(&r, "disk_only_entries", u64map_len(&d->disk_entries));
         rep_u64(&r, "disk_demotions", d->demotions);
         rep_u64(&r, "disk_promotions", d->promotions);
+        rep_u64(&r, "disk_promotions_async", d->promotions_async);
+        rep_u64(&r, "disk_promotions_in_flight", u64map_len(&d->promos));
+        rep_u64(&r, "disk_promotion_waits", d->promotion_waits);
         rep_u64(&r, "disk_evictions", ds.evictions);
         rep_u64(&r, "disk_checksum_failures", ds.checksum_failures);
         rep_u64(&r, "disk_write_failures", d->disk_write_failures);
         rep_u64(&r, "disk_writes", ds.writes);
         rep_u64(&r, "disk_reads", ds.reads);
         rep_u64(&r, "disk_direct_io", (uint64_t)ds.direct);
+        rep_u64(&r, "disk_async_io", (uint64_t)ds.async);
         rep_u64(&r, "disk_lmdb_map_bytes", ds.map_size);
     }
     rep_u64(&r, "max_entries", d->cfg.max_entries);

@@ -117,6 +117,9 @@ uint64_t daemon_flush(daemon_t *d, ns_t *ns)
     void *val;
     while (u64map_next(&d->disk_entries, &pos, &key, &val))
         collect(&c, key, val, 0, 0, 0);
+    pos = 0;
+    while (u64map_next(&d->promos, &pos, &key, &val))
+        collect(&c, key, ((promo_t *)val)->e, 0, 0, 0);
     uint64_t n = 0;
     for (size_t i = 0; i < c.n; i++)
         if (daemon_entry_delete(d, c.ids[i]) == 0) n++;

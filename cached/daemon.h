@@ -95,8 +95,22 @@ struct daemon {
     /* disk tier (tier.c): NULL when disk_capacity is 0 */
     struct disk *disk;
     u64map_t disk_entries;        /* id -> entry_t of entries only on disk */
+    u64map_t promos;              /* id -> promo_t: promotions in flight */
+    struct event *disk_ev;        /* the disk tier's completion eventfd */
     uint64_t demotions, promotions, disk_write_failures;
+    uint64_t promotions_async, promotion_waits;
 };
+
+/* A promotion in flight (tier.c): the entry is PENDING in the host store,
+ * out of disk_entries, still indexed; its bytes are being read. Clients
+ * whose request needs it wait (server_wait / server_resume). */
+typedef struct promo {
+    daemon_t *d;
+    uint64_t id;
+    entry_t *e;
+    client_t **waiters;
+    uint32_t nwait, capwait;
+} promo_t;
 
 uint64_t now_us(void);
 
@@ -127,6 +141,13 @@ int daemon_entry_delete(daemon_t *d, uint64_t id);
 /* Delete every entry of ns (NULL: all). Returns how many. */
 uint64_t daemon_flush(daemon_t *d, ns_t *ns);
 
+/* ---- server.c: waiting for promotions ---- */
+
+/* c's current request waits for one more promotion (tier.c). */
+void server_wait(client_t *c);
+/* One promotion c waited for completed; after the last, c's request replays. */
+void server_resume(client_t *c);
+
 /* ---- tier.c: the disk tier under the host tier ---- */
 
 /* Open the disk tier (if disk_capacity > 0) and re-create the entries it
@@ -140,6 +161,15 @@ int tier_demote(daemon_t *d, entry_t *e);
 /* An entry only on disk, brought back into the host tier (synchronous read,
  * checksum checked). NULL if id is not on disk or could not be promoted. */
 entry_t *tier_promote(daemon_t *d, uint64_t id);
+/* Bring entry id (of namespace ns; NULL: any) into the host tier for client
+ * c. Returns 1 when c must wait: the read runs in the background and
+ * server_resume(c) follows once it completed, whatever the outcome (c then
+ * replays its request). Returns 0 with *e set to the live entry, or NULL
+ * when id is not in the host tier, not on disk or could not be read. With
+ * may_wait 0 (or no asynchronous reads) it promotes synchronously. */
+int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, client_t *c, int may_wait, entry_t **e);
+/* Client c is going away: take it off every promotion's waiters. */
+void tier_client_gone(daemon_t *d, client_t *c);
 /* Write a host entry to disk now (sync puts, checkpoint). 0 or a SIMCACHE_E*. */
 int tier_persist(daemon_t *d, entry_t *e);
 /* Is the entry only on disk? Its record then, else NULL. */

@@ -78,7 +78,16 @@ struct client {
     int closing;                   /* close once the out buffer is sent */
     int reading;
     uint64_t requests;
+    /* A request that needs a disk entry waits for its promotion: the frame
+     * stays in `in`, nothing else of this client is read or decoded, and the
+     * frame replays once every promotion it waits for has completed. */
+    uint32_t waits;                /* promotions not yet completed */
+    uint32_t replays;              /* of the current frame */
 };
+
+/* After this many replays of one frame, promotions run synchronously: a
+ * host tier too small for a batch's entries must not loop forever. */
+#define MAX_REPLAYS 3u
 
 uint32_t client_lease_count(const client_t *c) { return c->n_leases; }
 
@@ -551,26 +560,32 @@ static void write_match(client_t *c, entry_t *e, lease_t *l, float sim)
     proto_wr_match(&c->out, &m);
 }
 
-/* Search one unit embedding and, on a hit, lease the entry. */
-static int search_and_lease(client_t *c, const float *unit, float threshold, entry_t **e_out,
-                            lease_t **l_out, float *sim)
+/* Returned when the request must wait for a promotion (c->waits > 0). */
+#define WAIT 2
+
+/* The best entry for one unit embedding, brought into the host tier: 0 with
+ * *id, *sim and *e (NULL on a miss), or WAIT. */
+static int search_one(client_t *c, const float *unit, float threshold, uint64_t *id, float *sim,
+                      entry_t **e)
 {
-    daemon_t *d = c->d;
-    uint64_t id;
-    d->stats.lookups++;
-    c->ns->lookups++;
-    if (index_search(c->ns->index, unit, threshold, &id, sim) != 1) {
-        d->stats.misses++;
-        return SIMCACHE_MISS;
-    }
-    entry_t *e = store_user(d->store, id);
+    *e = NULL;
+    if (index_search(c->ns->index, unit, threshold, id, sim) != 1) return 0;
     /* A disk hit comes back to the host tier; one whose blob failed its
      * checksum has just been dropped: a miss. */
-    if (!e && !(e = tier_promote(d, id))) {
+    return tier_fetch(c->d, *id, NULL, c, c->replays < MAX_REPLAYS, e) ? WAIT : 0;
+}
+
+/* Count a lookup and, on a hit (e not NULL), lease the entry. */
+static int lease_hit(client_t *c, entry_t *e, lease_t **l_out)
+{
+    daemon_t *d = c->d;
+    d->stats.lookups++;
+    c->ns->lookups++;
+    if (!e) {
         d->stats.misses++;
         return SIMCACHE_MISS;
     }
-    int rc = daemon_lease_new(d, c, id, l_out);
+    int rc = daemon_lease_new(d, c, e->id, l_out);
     if (rc) {
         d->stats.misses++;
         return rc;
@@ -579,7 +594,6 @@ static int search_and_lease(client_t *c, const float *unit, float threshold, ent
     e->last_hit_us = now_us();
     c->ns->hits++;
     d->stats.hits++;
-    *e_out = e;
     return 0;
 }
 
@@ -612,8 +626,11 @@ static void do_lookup(req_t *r)
     }
     entry_t *e = NULL;
     lease_t *l = NULL;
-    int rc = search_and_lease(c, unit, threshold, &e, &l, &sim);
+    uint64_t id;
+    int rc = search_one(c, unit, threshold, &id, &sim, &e);
     free(unit);
+    if (rc == WAIT) return;
+    rc = lease_hit(c, e, &l);
     if (rc < 0) {
         reply_error(c, r->op, r->req_id, rc, "%s", rc == SIMCACHE_ELIMIT
                     ? "lease limit reached (max_leases_per_client); release some"
@@ -670,30 +687,38 @@ static void do_lookup_batch(req_t *r)
             return;
         }
     }
+    /* Search all first: every disk hit starts its promotion now (they run
+     * together) and the batch replays once all are in. */
+    uint64_t *ids = malloc((size_t)n * sizeof *ids);
+    float *sims = malloc((size_t)n * sizeof *sims);
+    entry_t **es = malloc((size_t)n * sizeof *es);
+    if (!ids || !sims || !es) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
+        goto out;
+    }
+    int wait = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (search_one(c, units + (size_t)i * dim, threshold, &ids[i], &sims[i], &es[i]) == WAIT)
+            wait = 1;
+    if (wait) goto out;
     size_t off = begin_ok(r);
     proto_wr_u32(&c->out, n);
     for (uint32_t i = 0; i < n; i++) {
-        entry_t *e = NULL;
+        /* A synchronous promotion for a later item may have evicted an
+         * earlier one: look again (synchronously) before leasing. */
+        entry_t *e = es[i];
+        if (e) tier_fetch(d, ids[i], NULL, c, 0, &e);
         lease_t *l = NULL;
-        float sim = 0;
-        int rc = search_and_lease(c, units + (size_t)i * dim, threshold, &e, &l, &sim);
+        int rc = lease_hit(c, e, &l);
         proto_wr_u32(&c->out, rc == 0);
-        if (rc == 0) write_match(c, e, l, sim);
+        if (rc == 0) write_match(c, e, l, sims[i]);
     }
     proto_wr_frame_end(&c->out, off);
+out:
+    free(ids);
+    free(sims);
+    free(es);
     free(units);
-}
-
-/* Entry of this client's namespace, or NULL (ids of other namespaces are not
- * revealed: they read as absent). */
-static entry_t *own_entry(client_t *c, uint64_t id)
-{
-    entry_t *e = store_is_live(c->d->store, id) ? store_user(c->d->store, id) : NULL;
-    if (!e) {
-        entry_t *de = tier_disk_entry(c->d, id);
-        if (de && de->ns == c->ns) e = tier_promote(c->d, id);
-    }
-    return (e && e->ns == c->ns && e->indexed) ? e : NULL;
 }
 
 static void do_get(req_t *r)
@@ -701,8 +726,10 @@ static void do_get(req_t *r)
     client_t *c = r->c;
     uint64_t id = proto_rd_u64(&r->rd);
     if (check_done(r)) return;
+    /* Ids of other namespaces are not revealed: they read as absent. */
+    entry_t *e = NULL;
+    if (tier_fetch(c->d, id, c->ns, c, c->replays < MAX_REPLAYS, &e)) return;
     c->d->stats.gets++;
-    entry_t *e = own_entry(c, id);
     if (!e) {
         reply_error(c, r->op, r->req_id, SIMCACHE_ENOTFOUND, "no entry %" PRIu64 " in this namespace", id);
         return;
@@ -740,6 +767,16 @@ static void do_release(req_t *r)
     d->stats.releases++;
     size_t off = begin_ok(r);
     proto_wr_frame_end(&c->out, off);
+}
+
+/* Is id an entry of c's namespace, in any tier (never moving it)? Ids of
+ * other namespaces read as absent. */
+static int own_entry(client_t *c, uint64_t id)
+{
+    daemon_t *d = c->d;
+    entry_t *e = store_user(d->store, id);   /* live, or pending: a put or a promotion */
+    if (!e) e = tier_disk_entry(d, id);
+    return e && e->ns == c->ns && e->indexed;
 }
 
 static void do_delete(req_t *r)
@@ -857,7 +894,7 @@ static void dispatch(client_t *c, const proto_hdr_t *h, const uint8_t *payload)
 /* Decode whole frames from the input buffer. */
 static void process_input(client_t *c)
 {
-    while (!c->closing && c->in_len - c->in_start >= PROTO_HDR_SIZE) {
+    while (!c->closing && !c->waits && c->in_len - c->in_start >= PROTO_HDR_SIZE) {
         proto_hdr_t h;
         int rc = proto_hdr_decode(c->in + c->in_start, c->d->cfg.max_frame, 0, &h);
         if (rc) {
@@ -872,6 +909,11 @@ static void process_input(client_t *c)
         size_t need = PROTO_HDR_SIZE + (size_t)h.len;
         if (c->in_len - c->in_start < need) return;
         dispatch(c, &h, c->in + c->in_start + PROTO_HDR_SIZE);
+        if (c->waits) {
+            c->replays++;
+            return;
+        }
+        c->replays = 0;
         c->in_start += need;
         if (c->out.err) {
             log_warn("client %" PRIu64 ": out of memory for replies; closing", c->id);
@@ -884,7 +926,7 @@ static void process_input(client_t *c)
  * (and its buffer) forever: give it frame_timeout_ms. */
 static void update_frame_timer(client_t *c)
 {
-    int partial = c->in_len > c->in_start && !c->closing;
+    int partial = c->in_len > c->in_start && !c->closing && !c->waits;
     if (partial && !evtimer_pending(c->ev_frame, NULL)) {
         uint32_t ms = c->d->cfg.frame_timeout_ms;
         struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
@@ -907,7 +949,7 @@ static void on_frame_timeout(evutil_socket_t fd, short what, void *arg)
 
 static void update_reading(client_t *c)
 {
-    int want = !c->closing && (c->out.len - c->out_sent) < OUT_HIGH_WATER;
+    int want = !c->closing && !c->waits && (c->out.len - c->out_sent) < OUT_HIGH_WATER;
     if (want && !c->reading) event_add(c->ev_read, NULL);
     if (!want && c->reading) event_del(c->ev_read);
     c->reading = want;
@@ -925,6 +967,19 @@ static void after_io(client_t *c)
     }
     update_reading(c);
     update_frame_timer(c);
+}
+
+void server_wait(client_t *c)
+{
+    c->waits++;
+    c->d->promotion_waits++;
+}
+
+void server_resume(client_t *c)
+{
+    if (c->waits == 0 || --c->waits) return;
+    process_input(c);
+    after_io(c);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -991,6 +1046,7 @@ static void client_free(client_t *c)
 {
     daemon_t *d = c->d;
     uint32_t leases = c->n_leases;
+    if (c->waits) tier_client_gone(d, c);
     while (c->leases) daemon_lease_end(d, c->leases);
     size_t pos = 0;
     uint64_t key;

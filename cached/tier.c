@@ -6,12 +6,21 @@
  * disk copy too), d->disk_entries while they are only on disk. The index
  * keeps the id across moves. storage/disk.c knows only ids and opaque
  * records; the record format (namespace, embedding, layout, metadata) is
- * this file's. First version: promotion reads synchronously in the loop.
+ * this file's.
+ *
+ * Promotion is asynchronous: tier_fetch reserves the host bytes (a PENDING
+ * store entry), starts the disk read and parks the asking client; the
+ * completion (disk eventfd -> on_disk_event -> promo_done) commits the entry
+ * and resumes every client that waited for it, which then replays its
+ * request. Other clients' requests keep flowing meanwhile. Demotion writes
+ * are still synchronous (they run inside the store's eviction).
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include "daemon.h"
 #include "disk.h"
@@ -203,6 +212,14 @@ static int load_one(void *arg, uint64_t id, uint64_t len, uint64_t checksum, uin
     return 0;
 }
 
+static void on_disk_event(evutil_socket_t fd, short what, void *arg)
+{
+    daemon_t *d = arg;
+    (void)fd;
+    (void)what;
+    disk_reap(d->disk);
+}
+
 int tier_open(daemon_t *d)
 {
     if (d->cfg.disk_capacity == 0) return 0;
@@ -235,6 +252,16 @@ int tier_open(daemon_t *d)
         log_error("disk tier: cannot record the index seed: %s", disk_errstr(d->disk));
         return -1;
     }
+    if (disk_event_fd(d->disk) >= 0) {
+        d->disk_ev = event_new(d->base, disk_event_fd(d->disk), EV_READ | EV_PERSIST,
+                               on_disk_event, d);
+        if (!d->disk_ev || event_add(d->disk_ev, NULL)) {
+            log_error("disk tier: cannot watch the completion eventfd");
+            return -1;
+        }
+    } else {
+        log_warn("disk tier: no asynchronous reads; promotions block the event loop");
+    }
     load_t l = { .d = d };
     disk_foreach(d->disk, load_one, &l);
     for (size_t i = 0; i < l.nbad; i++) disk_delete(d->disk, l.bad[i]);
@@ -250,6 +277,11 @@ int tier_open(daemon_t *d)
 void tier_close(daemon_t *d)
 {
     if (!d->disk) return;
+    /* Reads in flight land in the host arena: finish them first. */
+    disk_drain(d->disk);
+    if (d->disk_ev) event_free(d->disk_ev);
+    d->disk_ev = NULL;
+    u64map_clear(&d->promos);
     if (d->store) {
         int64_t n = tier_checkpoint(d);
         if (n > 0) log_info("disk tier: %" PRId64 " host entries written at shutdown", n);
@@ -344,6 +376,111 @@ entry_t *tier_promote(daemon_t *d, uint64_t id)
     store_commit(d->store, id);
     d->promotions++;
     return e;
+}
+
+/* ---- asynchronous promotion ---- */
+
+static int promo_add_waiter(promo_t *p, client_t *c)
+{
+    if (p->nwait == p->capwait) {
+        uint32_t cap = p->capwait ? p->capwait * 2 : 4;
+        client_t **w = realloc(p->waiters, cap * sizeof *w);
+        if (!w) return -1;
+        p->waiters = w;
+        p->capwait = cap;
+    }
+    p->waiters[p->nwait++] = c;
+    server_wait(c);
+    return 0;
+}
+
+static void promo_done(void *arg, uint64_t id, int rc)
+{
+    promo_t *p = arg;
+    daemon_t *d = p->d;
+    entry_t *e = p->e;
+    u64map_del(&d->promos, id);
+    if (rc == 0 && e->indexed) {
+        store_commit(d->store, id);
+        d->promotions++;
+    } else {
+        if (rc && rc != -EBADMSG && rc != -ENOENT)
+            log_warn("disk tier: cannot read entry %" PRIu64 ": %s", id, disk_errstr(d->disk));
+        /* Deleted meanwhile, or unreadable: the store's on_drop frees the
+         * record (and takes it out of the index if still there). */
+        store_abort(d->store, id);
+    }
+    /* p is out of the map: resumed clients that start other promotions or
+     * leave do not touch its waiters. */
+    for (uint32_t i = 0; i < p->nwait; i++) server_resume(p->waiters[i]);
+    free(p->waiters);
+    free(p);
+}
+
+int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, client_t *c, int may_wait, entry_t **out)
+{
+    *out = NULL;
+    if (store_is_live(d->store, id)) {
+        entry_t *e = store_user(d->store, id);
+        if (e && e->indexed && (!ns || e->ns == ns)) *out = e;
+        return 0;
+    }
+    if (!d->disk) return 0;
+    promo_t *p = u64map_get(&d->promos, id);
+    if (p) {
+        if (ns && p->e->ns != ns) return 0;
+        /* Without a slot to wait in, answer as if it were absent. */
+        return promo_add_waiter(p, c) == 0;
+    }
+    entry_t *e = u64map_get(&d->disk_entries, id);
+    if (!e || !e->indexed || (ns && e->ns != ns)) return 0;
+    if (!may_wait || disk_event_fd(d->disk) < 0) {
+        *out = tier_promote(d, id);
+        return 0;
+    }
+    p = calloc(1, sizeof *p);
+    if (!p) return 0;
+    p->d = d;
+    p->id = id;
+    p->e = e;
+    /* As in tier_promote: out of the disk map before making room. */
+    u64map_del(&d->disk_entries, id);
+    uint64_t off;
+    if (store_alloc(d->store, id, e->size, e, &off)) {
+        free(p);
+        if (!(disk_has(d->disk, id) && u64map_put(&d->disk_entries, id, e) == 0))
+            forget_record(d, e);
+        return 0;
+    }
+    e->host_off = off;
+    int rc = u64map_put(&d->promos, id, p) ? -ENOMEM
+             : disk_read_async(d->disk, id, store_base(d->store) + off, promo_done, p);
+    if (rc) {
+        /* Not started: undo (on_drop forgets the record, as a failed read would). */
+        log_warn("disk tier: cannot start reading entry %" PRIu64 ": %s", id, strerror(-rc));
+        u64map_del(&d->promos, id);
+        free(p);
+        store_abort(d->store, id);
+        return 0;
+    }
+    /* The callback runs from the loop, never before this returns. */
+    if (promo_add_waiter(p, c)) return 0;
+    d->promotions_async++;
+    return 1;
+}
+
+void tier_client_gone(daemon_t *d, client_t *c)
+{
+    size_t pos = 0;
+    uint64_t key;
+    void *val;
+    while (u64map_next(&d->promos, &pos, &key, &val)) {
+        promo_t *p = val;
+        uint32_t j = 0;
+        for (uint32_t i = 0; i < p->nwait; i++)
+            if (p->waiters[i] != c) p->waiters[j++] = p->waiters[i];
+        p->nwait = j;
+    }
 }
 
 void tier_forget(daemon_t *d, uint64_t id)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -37,14 +38,49 @@ typedef struct {
 typedef struct drec {
     uint64_t id, off, len, checksum;
     struct drec *prev, *next;     /* LRU: head is most recent */
+    uint32_t busy;                /* asynchronous reads in flight */
+    uint8_t dropped;              /* gone from LMDB and the map; freed when not busy */
+    uint8_t keep_extent;          /* ...but its extent stays reserved (LMDB kept it) */
 } drec_t;
+
+/* Asynchronous reads: a blob is read in chunks of ACHUNK bytes, up to
+ * ARING_DEPTH of them in flight over all reads; the rest wait in a queue. */
+#define ARING_DEPTH 64u
+#define ACHUNK (1u << 20)
+
+typedef struct aread aread_t;
+
+typedef struct achunk {
+    aread_t *rd;
+    uint64_t off;                 /* within the blob */
+    uint32_t len, done;
+    struct achunk *qnext;         /* in the submission queue */
+} achunk_t;
+
+struct aread {
+    drec_t *r;
+    uint64_t id;
+    uint8_t *dst;
+    disk_read_cb cb;
+    void *arg;
+    uint32_t left;                /* chunks not yet complete */
+    int err;
+    struct aread *prev, *next;    /* reads in flight */
+    achunk_t chunks[];
+};
 
 struct disk {
     disk_config_t cfg;
     int fd;
     int direct;
     int uring;
-    struct io_uring ring;
+    struct io_uring ring;         /* synchronous I/O: submit and wait */
+    int async;                    /* aring + efd ready */
+    struct io_uring aring;        /* asynchronous reads, completions signal efd */
+    int efd;
+    uint32_t a_inflight;          /* SQEs submitted, not yet reaped */
+    achunk_t *q_head, *q_tail;    /* chunks waiting for a free SQE */
+    aread_t *reads;               /* reads in flight */
     MDB_env *env;
     MDB_dbi db_entries, db_meta;
     uint64_t map_size;
@@ -182,14 +218,26 @@ static int txn_write(disk_t *d, MDB_dbi dbi, const void *key, size_t klen, const
 
 /* ---- records ---- */
 
+/* Free a record that left LMDB and the map. One being read is only marked:
+ * its extent stays reserved (so no new blob lands under the read) until the
+ * last read completes (aread_finish). */
+static void rec_release(disk_t *d, drec_t *r)
+{
+    if (r->busy) {
+        r->dropped = 1;
+        return;
+    }
+    if (!r->keep_extent) alloc_release(d->alloc, r->off, disk_padded(r->len));
+    free(r);
+}
+
 static void rec_forget(disk_t *d, drec_t *r)
 {
     u64map_del(&d->recs, r->id);
     lru_unlink(d, r);
-    alloc_release(d->alloc, r->off, disk_padded(r->len));
     d->st.bytes_used -= disk_padded(r->len);
     d->st.entries--;
-    free(r);
+    rec_release(d, r);
 }
 
 static int rec_drop(disk_t *d, drec_t *r)
@@ -202,7 +250,8 @@ static int rec_drop(disk_t *d, drec_t *r)
         u64map_del(&d->recs, r->id);
         lru_unlink(d, r);
         d->st.entries--;
-        free(r);
+        r->keep_extent = 1;
+        rec_release(d, r);
         return rc;
     }
     rec_forget(d, r);
@@ -346,6 +395,18 @@ disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen)
 
     d->uring = io_uring_queue_init(8, &d->ring, 0) == 0;
     d->st.uring = d->uring;
+    d->efd = -1;
+    if (d->uring && io_uring_queue_init(ARING_DEPTH, &d->aring, 0) == 0) {
+        d->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (d->efd >= 0 && io_uring_register_eventfd(&d->aring, d->efd) == 0) {
+            d->async = 1;
+        } else {
+            if (d->efd >= 0) close(d->efd);
+            d->efd = -1;
+            io_uring_queue_exit(&d->aring);
+        }
+    }
+    d->st.async = d->async;
 
     int rc = mdb_env_create(&d->env);
     if (rc) {
@@ -434,6 +495,11 @@ disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen)
 void disk_close(disk_t *d)
 {
     if (!d) return;
+    disk_drain(d);
+    if (d->async) {
+        io_uring_queue_exit(&d->aring);
+        close(d->efd);
+    }
     if (d->env) {
         mdb_env_sync(d->env, 1);
         mdb_env_close(d->env);
@@ -465,13 +531,18 @@ int disk_put(disk_t *d, uint64_t id, const void *buf, uint64_t len, uint64_t che
     }
     uint64_t off;
     int rc;
-    while ((rc = alloc_reserve(d->alloc, plen, &off)) == -ENOSPC && d->tail) {
-        drec_t *victim = d->tail;
+    drec_t *victim = d->tail;
+    while ((rc = alloc_reserve(d->alloc, plen, &off)) == -ENOSPC) {
+        /* A blob being read is not evicted under its read. */
+        while (victim && victim->busy) victim = victim->prev;
+        if (!victim) break;
         uint64_t vid = victim->id;
+        drec_t *before = victim->prev;
         rc = rec_drop(d, victim);
         d->st.evictions++;
         if (d->cfg.on_drop) d->cfg.on_drop(d->cfg.ctx, vid, DISK_DROP_EVICTED);
         if (rc) return rc;
+        victim = before;
     }
     if (rc) return rc;
     drec_t *r = calloc(1, sizeof *r);
@@ -677,4 +748,158 @@ void disk_get_stats(const disk_t *d, disk_stats_t *st)
 const char *disk_errstr(const disk_t *d)
 {
     return d->err;
+}
+
+/* ---- asynchronous reads ---- */
+
+int disk_event_fd(const disk_t *d)
+{
+    return d->async ? d->efd : -1;
+}
+
+static void queue_chunk(disk_t *d, achunk_t *c)
+{
+    c->qnext = NULL;
+    if (d->q_tail) d->q_tail->qnext = c;
+    else d->q_head = c;
+    d->q_tail = c;
+}
+
+/* Hand queued chunks to the kernel while SQEs are free. */
+static void submit_queued(disk_t *d)
+{
+    unsigned n = 0;
+    while (d->q_head && d->a_inflight < ARING_DEPTH) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&d->aring);
+        if (!sqe) break;
+        achunk_t *c = d->q_head;
+        d->q_head = c->qnext;
+        if (!d->q_head) d->q_tail = NULL;
+        io_uring_prep_read(sqe, d->fd, c->rd->dst + c->off + c->done, c->len - c->done,
+                           c->rd->r->off + c->off + c->done);
+        io_uring_sqe_set_data(sqe, c);
+        d->a_inflight++;
+        n++;
+    }
+    if (n) io_uring_submit(&d->aring);
+}
+
+static void aread_finish(disk_t *d, aread_t *rd)
+{
+    drec_t *r = rd->r;
+    int rc = rd->err;
+    r->busy--;
+    if (rc == -ENODATA) rc = -EBADMSG;   /* short file: the blob is not all there */
+    if (r->dropped) {
+        /* Deleted, replaced or dropped while we read: the bytes are not its. */
+        rc = -ENOENT;
+        rec_release(d, r);
+    } else if (rc == 0 && XXH3_64bits(rd->dst, r->len) != r->checksum) {
+        rc = -EBADMSG;
+    }
+    if (rc == -EBADMSG) {
+        d->st.checksum_failures++;
+        rec_drop(d, r);
+        if (d->cfg.on_drop) d->cfg.on_drop(d->cfg.ctx, rd->id, DISK_DROP_CORRUPT);
+    } else if (rc && rc != -ENOENT) {
+        snprintf(d->err, sizeof d->err, "blob read at %llu: %s", (unsigned long long)r->off,
+                 strerror(-rc));
+        rc = -EIO;
+    } else if (rc == 0) {
+        lru_unlink(d, r);
+        lru_front(d, r);
+        d->st.reads++;
+    }
+    if (rd->prev) rd->prev->next = rd->next;
+    else d->reads = rd->next;
+    if (rd->next) rd->next->prev = rd->prev;
+    d->st.reads_inflight--;
+    rd->cb(rd->arg, rd->id, rc);
+    free(rd);
+}
+
+int disk_read_async(disk_t *d, uint64_t id, void *dst, disk_read_cb cb, void *arg)
+{
+    if (!d->async) return -EOPNOTSUPP;
+    if (!cb || ((uintptr_t)dst & (DISK_ALIGN - 1))) return -EINVAL;
+    drec_t *r = u64map_get(&d->recs, id);
+    if (!r) return -ENOENT;
+    uint64_t plen = disk_padded(r->len);
+    uint32_t n = (uint32_t)((plen + ACHUNK - 1) / ACHUNK);
+    aread_t *rd = calloc(1, sizeof *rd + (size_t)n * sizeof(achunk_t));
+    if (!rd) return -ENOMEM;
+    rd->r = r;
+    rd->id = id;
+    rd->dst = dst;
+    rd->cb = cb;
+    rd->arg = arg;
+    rd->left = n;
+    for (uint32_t i = 0; i < n; i++) {
+        achunk_t *c = &rd->chunks[i];
+        c->rd = rd;
+        c->off = (uint64_t)i * ACHUNK;
+        c->len = (uint32_t)(plen - c->off < ACHUNK ? plen - c->off : ACHUNK);
+        queue_chunk(d, c);
+    }
+    r->busy++;
+    rd->next = d->reads;
+    if (d->reads) d->reads->prev = rd;
+    d->reads = rd;
+    d->st.reads_inflight++;
+    d->st.async_reads++;
+    submit_queued(d);
+    return 0;
+}
+
+/* Take one completion; a finished read runs its callback. */
+static void reap_one(disk_t *d, struct io_uring_cqe *cqe)
+{
+    achunk_t *c = io_uring_cqe_get_data(cqe);
+    int res = cqe->res;
+    io_uring_cqe_seen(&d->aring, cqe);
+    d->a_inflight--;
+    aread_t *rd = c->rd;
+    if (res == -EINTR || res == -EAGAIN) {
+        queue_chunk(d, c);
+        return;
+    }
+    if (res > 0) {
+        c->done += (uint32_t)res;
+        if (c->done < c->len) {
+            queue_chunk(d, c);   /* short read: the rest */
+            return;
+        }
+    } else if (rd->err == 0) {
+        rd->err = res == 0 ? -ENODATA : res;
+    }
+    if (--rd->left == 0) aread_finish(d, rd);
+}
+
+int disk_reap(disk_t *d)
+{
+    if (!d->async) return 0;
+    uint64_t v;
+    ssize_t rn = read(d->efd, &v, sizeof v);   /* clear the signal */
+    (void)rn;
+    int n = 0;
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&d->aring, &cqe) == 0) {
+        reap_one(d, cqe);
+        n++;
+    }
+    submit_queued(d);
+    return n;
+}
+
+void disk_drain(disk_t *d)
+{
+    if (!d->async) return;
+    while (d->reads) {
+        submit_queued(d);
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_wait_cqe(&d->aring, &cqe);
+        if (rc == -EINTR) continue;
+        if (rc < 0) break;   /* cannot happen with reads in flight; do not spin */
+        reap_one(d, cqe);
+    }
 }

@@ -13,8 +13,13 @@
  * short key -> value, holding "format" = DISK_FORMAT).
  *
  * I/O goes through io_uring with O_DIRECT when the filesystem allows it
- * (buffered pread/pwrite otherwise; disk_direct() tells). This first version
- * submits and waits inside each call (synchronous).
+ * (buffered pread/pwrite otherwise; disk_get_stats() tells). disk_put,
+ * disk_get and disk_verify submit and wait inside the call (synchronous);
+ * disk_read_async reads on a second ring whose completions signal an
+ * eventfd, for the caller's event loop (disk_event_fd, disk_reap). A blob
+ * being read asynchronously is never evicted, and a record deleted or
+ * replaced meanwhile keeps its extent reserved until the read completes
+ * (the read then reports -ENOENT), so no other blob is written under it.
  *
  * Buffers handed to disk_put/disk_get must be 4096-aligned and hold
  * disk_padded(len) bytes (blobs are padded to 4 KiB on disk).
@@ -61,8 +66,11 @@ typedef struct {
     uint64_t checksum_failures;  /* blobs dropped as corrupt (read, verify, open) */
     uint64_t write_errors;    /* puts refused for I/O errors or a full map */
     uint64_t map_size;        /* current LMDB map size */
+    uint64_t async_reads;     /* disk_read_async calls accepted */
+    uint64_t reads_inflight;  /* ... not yet completed */
     int direct;               /* 1: O_DIRECT, 0: buffered */
     int uring;                /* 1: io_uring, 0: pread/pwrite */
+    int async;                /* 1: disk_read_async available */
 } disk_stats_t;
 
 /* Open (create if missing) the disk tier in cfg->dir and load every record:
@@ -72,7 +80,8 @@ typedef struct {
  * Returns NULL and fills err on failure (directory not writable, blob file
  * locked by another open disk tier, format version unknown, no memory). Free with disk_close(). */
 disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen);
-/* Flush and close; no callbacks. NULL is a no-op. */
+/* Complete asynchronous reads (disk_drain: their callbacks run), then flush
+ * and close; no other callbacks. NULL is a no-op. */
 void disk_close(disk_t *d);
 
 /* Bytes a blob of len bytes takes on disk (and in I/O buffers). */
@@ -114,6 +123,27 @@ int64_t disk_verify(disk_t *d, uint64_t *checked);
 
 /* Flush the blob file and LMDB to stable storage. 0 or -EIO. */
 int disk_sync(disk_t *d);
+
+/* Asynchronous read of blob id into dst (4096-aligned, disk_padded(len)
+ * bytes; the caller keeps it valid until the callback). The blob is read in
+ * 1 MiB chunks, many in flight. cb runs from disk_reap() (or disk_drain())
+ * once the whole blob is in and its checksum was checked, with rc: 0 (blob
+ * marked most recently used), -EBADMSG (checksum failed: dropped, on_drop
+ * DISK_DROP_CORRUPT ran first), -ENOENT (the record was deleted, replaced or
+ * dropped meanwhile: dst holds nothing of use), -EIO. cb may call any disk_*
+ * function but disk_drain and disk_close. Returns 0 (cb will run exactly
+ * once), -ENOENT, -EINVAL, -ENOMEM, -EOPNOTSUPP (no async ring: use
+ * disk_get). */
+typedef void (*disk_read_cb)(void *arg, uint64_t id, int rc);
+int disk_read_async(disk_t *d, uint64_t id, void *dst, disk_read_cb cb, void *arg);
+/* The eventfd that becomes readable when completions wait (nonblocking), or
+ * -1 without async reads. Watch it for reading and call disk_reap(). */
+int disk_event_fd(const disk_t *d);
+/* Clear the eventfd, take every completion (running callbacks) and submit
+ * queued chunks. Returns how many completions were taken. */
+int disk_reap(disk_t *d);
+/* Wait until every asynchronous read has completed (callbacks run). */
+void disk_drain(disk_t *d);
 
 /* Small named values in the "meta" database (key <= 64 bytes). get returns
  * the value length (copied up to cap) or -ENOENT. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <xxhash.h>
@@ -382,6 +383,177 @@ static void buffered_fallback_without_o_direct(void **state)
     if (st.direct) skip();   /* this tmpfs took O_DIRECT after all */
 }
 
+/* ---- asynchronous reads ---- */
+
+typedef struct {
+    int calls;
+    int rc;
+    uint64_t id;
+} done_t;
+
+static void on_read_done(void *arg, uint64_t id, int rc)
+{
+    done_t *t = arg;
+    t->calls++;
+    t->rc = rc;
+    t->id = id;
+}
+
+/* Reap until every read has called back (eventfd-driven, as in the daemon). */
+static void reap_all(disk_t *d)
+{
+    disk_stats_t st;
+    for (int i = 0; i < 10000; i++) {
+        disk_get_stats(d, &st);
+        if (st.reads_inflight == 0) return;
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+        disk_reap(d);
+    }
+    fail_msg("asynchronous reads never completed");
+}
+
+static void async_read_round_trip(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 16 << 20, 0);
+    assert_non_null(d);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    if (!st.async) skip();   /* no io_uring here: disk_get is the path */
+    assert_true(disk_event_fd(d) >= 0);
+    /* 3.5 MiB: four chunks, the last one short. */
+    uint64_t len = (7u << 19) + 123;
+    put_blob(d, 1, len, 9);
+    put_blob(d, 2, 5000, 3);
+    uint8_t *got1 = blob(len, 0), *got2 = blob(5000, 0);
+    done_t t1 = { 0 }, t2 = { 0 };
+    assert_int_equal(disk_read_async(d, 1, got1, on_read_done, &t1), 0);
+    assert_int_equal(disk_read_async(d, 2, got2, on_read_done, &t2), 0);
+    assert_int_equal(t1.calls + t2.calls, 0);   /* callbacks only from disk_reap */
+    reap_all(d);
+    assert_int_equal(t1.calls, 1);
+    assert_int_equal(t1.rc, 0);
+    assert_int_equal(t1.id, 1);
+    assert_int_equal(t2.calls, 1);
+    assert_int_equal(t2.rc, 0);
+    uint8_t *want = blob(len, 9);
+    assert_memory_equal(got1, want, len);
+    free(want);
+    want = blob(5000, 3);
+    assert_memory_equal(got2, want, 5000);
+    free(want);
+    assert_int_equal(disk_read_async(d, 77, got2, on_read_done, &t2), -ENOENT);
+    assert_int_equal(disk_read_async(d, 2, got2 + 1, on_read_done, &t2), -EINVAL);
+    disk_get_stats(d, &st);
+    assert_int_equal(st.async_reads, 2);
+    assert_int_equal(st.reads_inflight, 0);
+    free(got1);
+    free(got2);
+    disk_close(d);
+}
+
+/* A blob being read is not evicted; a record deleted under a read keeps its
+ * extent until the read completes, and the read says -ENOENT. */
+static void async_read_pins_its_extent(void **state)
+{
+    fx_t *f = *state;
+    /* Room for exactly two 1 MiB blobs. */
+    disk_t *d = open_disk(f, 2 << 20, 0);
+    assert_non_null(d);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    if (!st.async) skip();
+    put_blob(d, 1, 1 << 20, 1);
+    put_blob(d, 2, 1 << 20, 2);
+    uint8_t *got = blob(1 << 20, 0);
+    done_t t = { 0 };
+    assert_int_equal(disk_read_async(d, 1, got, on_read_done, &t), 0);
+    /* 1 is the LRU tail, but busy: the new blob must evict 2. */
+    f->n = 0;
+    put_blob(d, 3, 1 << 20, 3);
+    assert_int_equal(f->n, 1);
+    assert_int_equal(f->dropped[0], 2);
+    assert_int_equal(disk_has(d, 1), 1);
+    /* Delete 1 under its read: the extent stays taken, so a new blob finds
+     * no room except by evicting 3. */
+    assert_int_equal(disk_delete(d, 1), 0);
+    assert_int_equal(disk_has(d, 1), 0);
+    f->n = 0;
+    put_blob(d, 4, 1 << 20, 4);
+    assert_int_equal(f->n, 1);
+    assert_int_equal(f->dropped[0], 3);
+    reap_all(d);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.rc, -ENOENT);
+    /* Now the extent is free again: 5 fits beside 4 without an eviction. */
+    f->n = 0;
+    put_blob(d, 5, 1 << 20, 5);
+    assert_int_equal(f->n, 0);
+    assert_int_equal(check_blob(d, 4, 1 << 20, 4), 0);
+    assert_int_equal(check_blob(d, 5, 1 << 20, 5), 0);
+    free(got);
+    disk_close(d);
+}
+
+static void async_read_of_a_flipped_blob_is_dropped(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 4 << 20, 0);
+    assert_non_null(d);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    if (!st.async) skip();
+    put_blob(d, 1, 100000, 1);
+    disk_close(d);
+    char path[200];
+    snprintf(path, sizeof path, "%s/blobs.dat", f->dir);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, 4321), 1);
+    b ^= 0x10;
+    assert_int_equal(pwrite(fd, &b, 1, 4321), 1);
+    close(fd);
+    d = open_disk(f, 4 << 20, 0);
+    assert_non_null(d);
+    uint8_t *got = blob(100000, 0);
+    done_t t = { 0 };
+    f->n = 0;
+    assert_int_equal(disk_read_async(d, 1, got, on_read_done, &t), 0);
+    reap_all(d);
+    assert_int_equal(t.rc, -EBADMSG);
+    assert_int_equal(f->n, 1);
+    assert_int_equal(f->why[0], DISK_DROP_CORRUPT);
+    assert_int_equal(disk_has(d, 1), 0);
+    disk_get_stats(d, &st);
+    assert_int_equal(st.checksum_failures, 1);
+    free(got);
+    disk_close(d);
+}
+
+/* disk_close with reads in flight completes them (callbacks run). */
+static void close_drains_reads_in_flight(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 8 << 20, 0);
+    assert_non_null(d);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    if (!st.async) skip();
+    put_blob(d, 1, 4 << 20, 1);
+    uint8_t *got = blob(4 << 20, 0);
+    done_t t = { 0 };
+    assert_int_equal(disk_read_async(d, 1, got, on_read_done, &t), 0);
+    disk_close(d);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.rc, 0);
+    uint8_t *want = blob(4 << 20, 1);
+    assert_memory_equal(got, want, 4 << 20);
+    free(want);
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +569,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(unwritable_dir_is_a_clear_error, setup, teardown),
         cmocka_unit_test_setup_teardown(second_open_of_a_directory_is_refused, setup, teardown),
         cmocka_unit_test(buffered_fallback_without_o_direct),
+        cmocka_unit_test_setup_teardown(async_read_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(async_read_pins_its_extent, setup, teardown),
+        cmocka_unit_test_setup_teardown(async_read_of_a_flipped_blob_is_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(close_drains_reads_in_flight, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
