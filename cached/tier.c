@@ -130,8 +130,20 @@ typedef struct {
     daemon_t *d;
     uint64_t *bad;
     size_t nbad, cap;
-    uint64_t loaded;
+    uint64_t loaded, seen, total;
+    uint64_t last_log_us;
 } load_t;
+
+/* A long restore says how far it got, about once every 2 s. */
+static void load_progress(load_t *l)
+{
+    if (++l->seen % 1024) return;
+    uint64_t now = now_us();
+    if (now - l->last_log_us < 2000000) return;
+    l->last_log_us = now;
+    log_info("disk tier: restoring: %" PRIu64 " of %" PRIu64 " entries (%" PRIu64 "%%)", l->seen,
+             l->total, l->total ? l->seen * 100 / l->total : 100);
+}
 
 static void load_bad(load_t *l, uint64_t id)
 {
@@ -150,6 +162,7 @@ static int load_one(void *arg, uint64_t id, uint64_t len, uint64_t checksum, uin
 {
     load_t *l = arg;
     daemon_t *d = l->d;
+    load_progress(l);
     rd_t r = { rec, rec_len, 0 };
     (void)created_us;
     uint32_t ver = take_u32(&r);
@@ -262,7 +275,9 @@ int tier_open(daemon_t *d)
     } else {
         log_warn("disk tier: no asynchronous reads; promotions block the event loop");
     }
-    load_t l = { .d = d };
+    load_t l = { .d = d, .total = st.entries, .last_log_us = now_us() };
+    if (l.total)
+        log_info("disk tier: restoring %" PRIu64 " entries from %s", l.total, d->cfg.data_dir);
     disk_foreach(d->disk, load_one, &l);
     for (size_t i = 0; i < l.nbad; i++) disk_delete(d->disk, l.bad[i]);
     free(l.bad);

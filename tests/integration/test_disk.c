@@ -147,6 +147,15 @@ static void restart_serves_what_was_on_disk(void **state)
     it_daemon_cleanup(&d);
 
     assert_int_equal(start(&d, "async", "4m"), 0);
+    /* The start says what it restores (and, for long scans, how far it got). */
+    FILE *lf = fopen(d.log, "r");
+    assert_non_null(lf);
+    static char logbuf[1 << 16];
+    size_t ln = fread(logbuf, 1, sizeof logbuf - 1, lf);
+    logbuf[ln] = 0;
+    fclose(lf);
+    assert_non_null(strstr(logbuf, "restoring 10 entries"));
+    assert_non_null(strstr(logbuf, "10 entries restored"));
     char list[8192];
     assert_int_equal(it_admin(&d, "list", list, sizeof list), 0);
     assert_non_null(strstr(list, "tier=disk"));
