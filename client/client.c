@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "gpu.h"
 #include "proto.h"
 #include "simcache.h"
 
@@ -50,6 +51,12 @@ struct simcache {
     int pending_fd;              /* an fd that came with the last reply, or -1 */
     staged_t staged[MAX_STAGED];
     staged_t spare;              /* buffer of the last finished put (token 0) */
+    /* GPU (opts.gpu_device >= 0): device copies work when gpu_ok; the arena
+     * mapping is pinned (registered read-only) when arena_pinned. */
+    int gpu_device;
+    int gpu_ok;
+    int arena_pinned;
+    char gpu_why[160];           /* why device calls fail, when !gpu_ok */
 };
 
 /* The detail of the last failure lives in a thread-local slot, like errno:
@@ -236,6 +243,32 @@ static int take_fd(simcache_t *h)
 
 /* ---- connect / close ---- */
 
+/* With a device: make it current and pin the arena mapping for it, so
+ * host-tier hits copy to the GPU by DMA. Without one the handle still works
+ * on the host tier; device calls then fail with SIMCACHE_ENODEV and why. */
+static void gpu_attach(simcache_t *h, int device)
+{
+    h->gpu_device = device;
+    if (device < 0) {
+        snprintf(h->gpu_why, sizeof h->gpu_why, "no gpu_device given at connect");
+        return;
+    }
+    char why[128];
+    int n = gpu_probe(why, sizeof why);
+    if (n <= device) {
+        snprintf(h->gpu_why, sizeof h->gpu_why, "device %d unavailable: %s", device, why);
+        return;
+    }
+    if (gpu_set_device(device)) {
+        snprintf(h->gpu_why, sizeof h->gpu_why, "device %d: %s", device, gpu_last_error());
+        return;
+    }
+    h->gpu_ok = 1;
+    /* Read-only registration fails on devices without it: copies then go
+     * through CUDA's staging, slower but correct. */
+    h->arena_pinned = gpu_host_register((void *)h->arena, h->arena_size, 1) == 0;
+}
+
 int simcache_connect(const simcache_opts_t *o, simcache_t **out)
 {
     if (!out) return SIMCACHE_EINVAL;
@@ -308,6 +341,7 @@ int simcache_connect(const simcache_opts_t *o, simcache_t **out)
     h->arena_size = hr.arena_size;
     h->max_payload = hr.max_payload;
     h->default_threshold = hr.default_threshold;
+    gpu_attach(h, o->gpu_device);
     last_err[0] = 0;
     return 0;
 }
@@ -320,6 +354,7 @@ void simcache_close(simcache_t *h)
     for (int i = 0; i < MAX_STAGED; i++)
         if (h->staged[i].token) munmap(h->staged[i].map, h->staged[i].size);
     if (h->spare.map) munmap(h->spare.map, h->spare.size);
+    if (h->arena_pinned) gpu_host_unregister((void *)h->arena);
     if (h->arena) munmap((void *)h->arena, h->arena_size);
     proto_wr_free(&h->out);
     free(h->in);
@@ -478,19 +513,26 @@ int simcache_put_ex(simcache_t *h, const float *emb, const simcache_layout_t *la
 {
     if (!h) return SIMCACHE_EINVAL;
     if (!emb || !layout || !kv || size == 0) return fail(h, SIMCACHE_EINVAL, "put: NULL embedding, layout or kv, or size 0");
-    if (loc == SIMCACHE_DEVICE_MEMORY)
-        return fail(h, SIMCACHE_ENODEV, "device-memory puts need the GPU tier (not in this build)");
-    if (loc != SIMCACHE_HOST_MEMORY) return fail(h, SIMCACHE_EINVAL, "unknown kv_location %d", (int)loc);
+    if (loc != SIMCACHE_HOST_MEMORY && loc != SIMCACHE_DEVICE_MEMORY)
+        return fail(h, SIMCACHE_EINVAL, "unknown kv_location %d", (int)loc);
     if (proto_layout_check(layout, size))
         return fail(h, SIMCACHE_ELAYOUT, "layout describes %" PRIu64 " bytes, blob has %" PRIu64,
                     simcache_layout_bytes(layout), size);
+    if (loc == SIMCACHE_DEVICE_MEMORY && !h->gpu_ok)
+        return fail(h, SIMCACHE_ENODEV, "device-memory put needs a GPU: %s", h->gpu_why);
     pthread_mutex_lock(&h->lock);
     void *buf;
     uint64_t token;
     int rc = put_begin_locked(h, size, &buf, &token);
     if (rc == 0) {
-        memcpy(buf, kv, size);
-        rc = put_commit_locked(h, token, emb, layout, opts, id);
+        if (loc == SIMCACHE_HOST_MEMORY) {
+            memcpy(buf, kv, size);
+        } else if (gpu_copy_d2h(buf, kv, size, NULL) || gpu_stream_sync(NULL)) {
+            /* The staging buffer is the daemon's memfd: the copy lands
+             * straight in it, the daemon commits it as for a host put. */
+            rc = fail(h, SIMCACHE_EIO, "device-memory put: copy to staging: %s", gpu_last_error());
+        }
+        if (rc == 0) rc = put_commit_locked(h, token, emb, layout, opts, id);
         if (rc && h->fd >= 0) {
             char keep[sizeof last_err];
             memcpy(keep, last_err, sizeof keep);
@@ -626,6 +668,32 @@ int simcache_get(simcache_t *h, uint64_t id, simcache_match_t *m)
     }
     pthread_mutex_unlock(&h->lock);
     return rc;
+}
+
+int simcache_copy_to_device(simcache_t *h, const simcache_match_t *m, uint64_t offset,
+                            void *dst, uint64_t n, void *cuda_stream)
+{
+    if (!h) return SIMCACHE_EINVAL;
+    if (!m || !dst) return fail(h, SIMCACHE_EINVAL, "copy_to_device: NULL match or destination");
+    if (!m->lease || !m->data)
+        return fail(h, SIMCACHE_EINVAL, "copy_to_device: the match holds no lease on host bytes");
+    if (offset > m->size || n > m->size - offset)
+        return fail(h, SIMCACHE_EINVAL,
+                    "copy_to_device: %" PRIu64 " bytes at %" PRIu64 " outside the %" PRIu64
+                    "-byte entry", n, offset, m->size);
+    if (!h->gpu_ok) return fail(h, SIMCACHE_ENODEV, "copy_to_device needs a GPU: %s", h->gpu_why);
+    if (n == 0) return 0;
+    if (gpu_copy_h2d(dst, (const uint8_t *)m->data + offset, n, (gpu_stream_t *)cuda_stream))
+        return fail(h, SIMCACHE_EIO, "copy_to_device: %s", gpu_last_error());
+    return 0;
+}
+
+int simcache_gpu_status(const simcache_t *h, char *why, size_t len)
+{
+    if (!h) return SIMCACHE_EINVAL;
+    if (why && len) snprintf(why, len, "%s", h->gpu_ok ? "" : h->gpu_why);
+    if (!h->gpu_ok) return 0;
+    return h->arena_pinned ? 2 : 1;
 }
 
 static int simple_u64(simcache_t *h, uint16_t op, uint64_t v)

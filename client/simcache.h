@@ -188,7 +188,10 @@ void simcache_close(simcache_t *h);
 /* Store `size` bytes of KV described by `layout` under `embedding` (dim
  * floats, need not be normalized). Copies the bytes once into a staging area
  * of this client; the daemon commits them into the shared host tier.
- * kv_location SIMCACHE_DEVICE_MEMORY needs the GPU tier (else SIMCACHE_ENODEV).
+ * kv_location SIMCACHE_DEVICE_MEMORY: kv is a device pointer of this
+ * process (connect with gpu_device >= 0); the bytes are copied from the GPU
+ * straight into the staging area (device to host) and land in the host
+ * tier; SIMCACHE_ENODEV when the handle has no usable device.
  * *id receives the new entry id. */
 int simcache_put(simcache_t *h, const float *embedding, const simcache_layout_t *layout,
                  const void *kv, uint64_t size, simcache_location_t kv_location,
@@ -249,6 +252,22 @@ int simcache_route(simcache_t *h, const float *embedding, simcache_node_t *node)
 
 /* Round trip with no effect. */
 int simcache_ping(simcache_t *h);
+
+/* Copy n bytes at offset of a leased host-tier match into device memory dst
+ * of this process, queued on cuda_stream (a cudaStream_t; NULL: the default
+ * stream) and returned at once: synchronise the stream before reading dst,
+ * and keep the lease until then. The handle's view of the host arena is
+ * registered with CUDA (read-only) at connect where the device allows, so
+ * the copy is a DMA at PCIe speed. SIMCACHE_EINVAL (no lease, range outside
+ * the entry), SIMCACHE_ENODEV (handle connected without a usable gpu_device;
+ * simcache_last_error says why), SIMCACHE_EIO (CUDA refused). */
+int simcache_copy_to_device(simcache_t *h, const simcache_match_t *match, uint64_t offset,
+                            void *dst, uint64_t n, void *cuda_stream);
+
+/* GPU state of the handle: 0 no usable device (why, if not NULL, gets the
+ * reason), 1 device usable, 2 device usable and the host arena pinned for it.
+ * A handle whose gpu_device could not be used still works on the host tier. */
+int simcache_gpu_status(const simcache_t *h, char *why, size_t len);
 
 /* Bytes a layout describes, or 0 if it is invalid or overflows. */
 uint64_t simcache_layout_bytes(const simcache_layout_t *layout);

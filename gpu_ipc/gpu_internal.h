@@ -13,4 +13,8 @@ void gpu_clear_error(void);
 int gpu_score_args_ok(const float *q, size_t n, const float *c, size_t m,
                       size_t dim, const float *out);
 
+/* gpu_cuda.c: record a cudaError_t (as int) as the thread's last error;
+ * returns the negative errno for it. For gpu_cublas.c. */
+int gpu_cuda_fail(int cuda_error, const char *what);
+
 #endif

@@ -1059,6 +1059,55 @@ static void library_connect_mistakes(void **state)
     check_good();
 }
 
+/* A handle asked for a GPU on a machine without a usable one: it connects
+ * and serves the host tier; every device call says SIMCACHE_ENODEV and why.
+ * Argument mistakes are SIMCACHE_EINVAL first, GPU or not. */
+static void device_calls_without_a_gpu(void **state)
+{
+    (void)state;
+    simcache_opts_t o;
+    simcache_opts_init(&o);
+    o.socket_path = D.sock;
+    o.model = MODEL;
+    o.layout_fingerprint = FP;
+    o.dim = DIM;
+    o.gpu_device = 0;
+    o.timeout_ms = IT_TIMEOUT_MS;
+    simcache_t *h = NULL;
+    assert_int_equal(simcache_connect(&o, &h), 0);
+    char why[200];
+    int gs = simcache_gpu_status(h, why, sizeof why);
+    float e[DIM];
+    it_unit(5100, e, DIM);
+    uint8_t kv[4096] = { 7 };
+    simcache_layout_t l = it_layout(4096);
+    uint64_t id;
+    EXPECT_LIB(simcache_put(h, e, &l, kv, sizeof kv, SIMCACHE_HOST_MEMORY, &id), 0, 0);
+    simcache_match_t m;
+    assert_int_equal(simcache_get(h, id, &m), 0);
+    /* range and lease checks come before the device */
+    EXPECT_LIB(simcache_copy_to_device(h, &m, 1, kv, 4096, NULL), SIMCACHE_EINVAL, 0);
+    assert_non_null(strstr(simcache_last_error(h), "outside"));
+    EXPECT_LIB(simcache_copy_to_device(h, &m, 0, NULL, 16, NULL), SIMCACHE_EINVAL, 0);
+    EXPECT_LIB(simcache_copy_to_device(h, NULL, 0, kv, 16, NULL), SIMCACHE_EINVAL, 0);
+    if (gs == 0) {
+        assert_non_null(strstr(why, "device 0 unavailable"));
+        EXPECT_LIB(simcache_copy_to_device(h, &m, 0, kv, 16, NULL), SIMCACHE_ENODEV, 0);
+        assert_non_null(strstr(simcache_last_error(h), "device 0 unavailable"));
+        EXPECT_LIB(simcache_put(h, e, &l, kv, sizeof kv, SIMCACHE_DEVICE_MEMORY, &id),
+                   SIMCACHE_ENODEV, 0);
+        assert_non_null(strstr(simcache_last_error(h), "needs a GPU"));
+    } else {
+        /* On a GPU machine the gpu suite covers the device paths. */
+        assert_true(gs == 1 || gs == 2);
+        assert_string_equal(why, "");
+    }
+    assert_int_equal(simcache_release(h, &m), 0);
+    EXPECT_LIB(simcache_copy_to_device(h, &m, 0, kv, 16, NULL), SIMCACHE_EINVAL, 0);
+    assert_non_null(strstr(simcache_last_error(h), "no lease"));
+    simcache_close(h);
+}
+
 static void library_put_mistakes(void **state)
 {
     (void)state;
@@ -1203,6 +1252,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(too_many_connections_get_ebusy),
         cmocka_unit_test(library_connect_mistakes),
         cmocka_unit_test(library_put_mistakes),
+        cmocka_unit_test(device_calls_without_a_gpu),
         cmocka_unit_test(library_lookup_and_lease_mistakes),
         cmocka_unit_test(library_batch_over_max_frame_keeps_the_connection),
         cmocka_unit_test(unfinished_puts_are_limited),
