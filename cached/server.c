@@ -534,9 +534,9 @@ static void do_put_commit(req_t *r)
         /* sync durability: acknowledged only once the blob and its record are on disk. */
         int prc = tier_persist(d, e);
         if (prc) {
-            uint64_t eid = e->id;
-            retire_put(c, take_put(c, token));
-            daemon_entry_delete(d, eid);
+            /* The put stays open, as for every commit error: the client
+             * aborts it (and learns then whether its buffer is kept). */
+            daemon_entry_delete(d, e->id);
             reply_error(c, r->op, r->req_id, prc, "put not made durable: disk tier %s",
                         prc == SIMCACHE_ENOSPC ? "full" : "write failed");
             goto out;

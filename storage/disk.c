@@ -165,7 +165,8 @@ static int do_io(disk_t *d, int write, void *buf, uint64_t len, uint64_t off)
 static int lmdb_err(disk_t *d, const char *what, int rc)
 {
     snprintf(d->err, sizeof d->err, "%s: %s", what, mdb_strerror(rc));
-    if (rc == MDB_MAP_FULL) return -ENOSPC;
+    /* A full map, or a full filesystem under data.mdb: both are "full". */
+    if (rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT) return -ENOSPC;
     if (rc == ENOMEM) return -ENOMEM;
     return -EIO;
 }
@@ -483,6 +484,9 @@ disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen)
         rc = posix_fallocate(d->fd, 0, (off_t)d->st.capacity);
         if (rc == EOPNOTSUPP || rc == EINVAL) rc = ftruncate(d->fd, (off_t)d->st.capacity) ? errno : 0;
         if (rc) {
+            /* Give back what the attempt took: a partly extended file would
+             * leave the filesystem full for the next start too. */
+            if (ftruncate(d->fd, (off_t)file_size)) {}
             snprintf(d->err, sizeof d->err, "blob file: cannot allocate %llu bytes: %s",
                      (unsigned long long)d->st.capacity, strerror(rc));
             open_fail(d, err, errlen);
