@@ -44,6 +44,8 @@ static const key_t_ keys[] = {
       "size of the shared memfd arena (0: host_capacity); host_capacity may grow up to it" },
     { "disk_capacity", T_SIZE, F(disk_capacity), 0, 1ull << 50, 0,
       "bytes of the disk tier's blob file in data_dir (0: no disk tier)" },
+    { "disk_lmdb_max_size", T_SIZE, F(disk_lmdb_max_size), 0, 1ull << 46, 0,
+      "largest the disk tier's LMDB map may grow to, 0 for 64 GiB (at the limit puts to disk are refused)" },
     { "durability", T_STR, F(durability), 0, 0, 0,
       "async: a put is acknowledged in the host tier; sync: only once it is on disk" },
     { "max_entries", T_SIZE, F(max_entries), 0, 1ull << 40, 1,
@@ -144,6 +146,7 @@ void config_defaults(config_t *c)
     c->host_arena_size = 0;
     c->max_entries = 0;
     c->disk_capacity = 0;
+    c->disk_lmdb_max_size = 0;
     snprintf(c->durability, sizeof c->durability, "async");
     c->default_threshold = 0.8;
     c->max_clients = 256;

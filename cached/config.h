@@ -25,6 +25,7 @@ typedef struct {
     uint64_t host_arena_size;     /* 0: same as host_capacity at start */
     uint64_t max_entries;
     uint64_t disk_capacity;       /* 0: no disk tier */
+    uint64_t disk_lmdb_max_size;  /* LMDB map growth limit; 0: 64 GiB */
     char durability[8];           /* "async" or "sync" */
     double default_threshold;
     uint32_t max_clients;

@@ -240,10 +240,15 @@ int tier_open(daemon_t *d)
         log_error("durability '%s': not async or sync", d->cfg.durability);
         return -1;
     }
+    if (d->cfg.disk_lmdb_max_size && d->cfg.disk_lmdb_max_size < (1u << 20)) {
+        log_error("disk_lmdb_max_size %" PRIu64 ": below 1 MiB (0 means 64 GiB)",
+                  d->cfg.disk_lmdb_max_size);
+        return -1;
+    }
     char err[300];
     disk_config_t dc = {
         .dir = d->cfg.data_dir, .capacity = d->cfg.disk_capacity, .sync = is_sync(d),
-        .on_drop = on_disk_drop, .ctx = d,
+        .max_map_size = d->cfg.disk_lmdb_max_size, .on_drop = on_disk_drop, .ctx = d,
     };
     d->disk = disk_open(&dc, err, sizeof err);
     if (!d->disk) {

@@ -417,6 +417,7 @@ disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen)
         return NULL;
     }
     d->map_size = cfg->map_size ? cfg->map_size : (64ull << 20);
+    if (cfg->max_map_size && d->map_size > cfg->max_map_size) d->map_size = cfg->max_map_size;
     mdb_env_set_mapsize(d->env, (size_t)d->map_size);
     mdb_env_set_maxdbs(d->env, 4);
     snprintf(path, sizeof path, "%s/disk.lmdb", cfg->dir);

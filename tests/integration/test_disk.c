@@ -409,6 +409,64 @@ static void other_clients_flow_during_a_large_promotion(void **state)
     it_daemon_cleanup(&d);
 }
 
+/* LMDB map at its configured limit: a sync put is refused with
+ * SIMCACHE_ENOSPC and says why, the refused put leaves the connection
+ * usable (the next put is refused the same way, not EPROTO), and everything
+ * stored before is still served. */
+static void lmdb_map_limit_refuses_cleanly(void **state)
+{
+    (void)state;
+    it_daemon_t d;
+    const char *args[] = { "--data-dir", data_dir, "--disk-capacity", "64m", "--durability",
+                           "sync", "--host-capacity", "64m", "--disk-lmdb-max-size", "1m", NULL };
+    assert_int_equal(it_daemon_startv(&d, args), 0);
+    enum { BIGDIM = 4096 };   /* 16 KiB records: the 1 MiB map fills in ~60 puts */
+    simcache_t *h = it_connect(d.sock, MODEL, "fp-big", NULL, BIGDIM);
+    assert_non_null(h);
+    static float e[BIGDIM];
+    uint64_t ids[400];
+    int stored = 0, rc = 0;
+    for (int i = 0; i < 400; i++) {
+        it_unit(50000 + (uint64_t)i, e, BIGDIM);
+        simcache_layout_t l = it_layout(BLOB);
+        static uint8_t kv[BLOB];
+        it_fill(kv, BLOB, 50000 + (uint64_t)i);
+        rc = simcache_put(h, e, &l, kv, BLOB, SIMCACHE_HOST_MEMORY, &ids[i]);
+        if (rc) break;
+        stored++;
+    }
+    assert_int_equal(rc, SIMCACHE_ENOSPC);
+    assert_non_null(strstr(simcache_last_error(h), "disk tier full"));
+    assert_true(stored >= 10);
+    /* The same connection: refused the same way again, not confused. */
+    it_unit(99999, e, BIGDIM);
+    simcache_layout_t l = it_layout(BLOB);
+    static uint8_t kv2[BLOB];
+    uint64_t id2;
+    assert_int_equal(simcache_put(h, e, &l, kv2, BLOB, SIMCACHE_HOST_MEMORY, &id2),
+                     SIMCACHE_ENOSPC);
+    /* What was acknowledged is served, byte-exact. */
+    for (int i = 0; i < stored; i++) {
+        simcache_match_t m;
+        assert_int_equal(simcache_get(h, ids[i], &m), 0);
+        assert_int_equal(it_check(m.data, m.size, 50000 + (uint64_t)i), 0);
+        simcache_release(h, &m);
+    }
+    assert_int_equal(simcache_ping(h), 0);
+    assert_true(it_admin_u64(&d, "info", "disk_write_failures") >= 2);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_lmdb_map_bytes"), 1u << 20);
+    FILE *lf = fopen(d.log, "r");
+    assert_non_null(lf);
+    static char logbuf[1 << 18];
+    size_t ln = fread(logbuf, 1, sizeof logbuf - 1, lf);
+    logbuf[ln] = 0;
+    fclose(lf);
+    assert_non_null(strstr(logbuf, "LMDB map full at its limit"));
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+}
+
 int main(int argc, char **argv)
 {
     it_init(argc, argv);
@@ -416,6 +474,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(demotion_and_promotion_keep_bytes_exact, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(restart_serves_what_was_on_disk, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(batch_of_disk_hits_promotes_together, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(lmdb_map_limit_refuses_cleanly, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(other_clients_flow_during_a_large_promotion, mk_data,
                                         rm_data),
         cmocka_unit_test_setup_teardown(full_disk_drops_lru_and_keeps_serving, mk_data, rm_data),
