@@ -343,7 +343,7 @@ static int put_after_refusal(simcache_t **h, const char *sock, uint64_t seed, ui
     return rc;
 }
 
-/* Write zeros to top/../filler until the filesystem says ENOSPC. */
+/* Write zeros to dir/filler until the filesystem says ENOSPC. */
 static void fill_fs(const char *dir, char *filler, size_t n)
 {
     snprintf(filler, n, "%s/filler", dir);
@@ -558,7 +558,6 @@ static void filled_fs_counts_failed_demotions_and_keeps_serving(void **state)
     for (uint64_t s = 1; s <= 24; s++) assert_true(put_seed(h, s) != 0);
     uint64_t on_disk = it_admin_u64(&d, "info", "disk_only_entries");
     assert_true(on_disk >= 8);   /* seeds 1..on_disk, demoted in put order */
-    uint64_t demoted = it_admin_u64(&d, "info", "disk_demotions");
 
     fill_fs(mnt, filler, sizeof filler);
     for (uint64_t s = 100; s < 164; s++) assert_true(put_seed(h, s) != 0);
@@ -587,7 +586,7 @@ static void filled_fs_counts_failed_demotions_and_keeps_serving(void **state)
     /* Space again: demotions are written again. */
     unfill_fs(filler);
     wf = it_admin_u64(&d, "info", "disk_write_failures");
-    demoted = it_admin_u64(&d, "info", "disk_demotions");
+    uint64_t demoted = it_admin_u64(&d, "info", "disk_demotions");
     for (uint64_t s = 300; s < 340; s++) assert_true(put_seed(h, s) != 0);
     assert_int_equal(it_admin_u64(&d, "info", "disk_write_failures"), wf);
     assert_true(it_admin_u64(&d, "info", "disk_demotions") >= demoted + 24);
