@@ -11,7 +11,7 @@ ARGS ?=
 DEBS = meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
        libevent-dev liburing-dev liblmdb-dev libcmocka-dev libxxhash-dev \
        python3-numpy python3-pytest python3-torch \
-       libhiredis-dev libssl-dev redis-server
+       libhiredis-dev libssl-dev redis-server e2fsprogs mount util-linux
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
