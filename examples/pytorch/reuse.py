@@ -23,9 +23,12 @@ model trained for reuse, as in the paper.
     examples/pytorch/run.sh                 # starts simcached, runs this, stops it
     reuse.py --socket PATH [--device cpu|cuda] [--tasks N] ...
 
---device cuda runs the model on the GPU; simcache's host tier is used (hits
-are copied host -> device, puts device -> host straight into the staging
-buffer) until the GPU tier exists.
+--device cuda runs the model on the GPU; simcache's host tier is used: the
+client connects with gpu_device set, so its view of the shared arena is pinned
+and a hit is one DMA to the GPU (Match.torch(device=...) ->
+simcache_copy_to_device); puts copy device -> host straight into the staging
+buffer. A GPU tier (KV kept in device memory, shared by CUDA IPC) is not in
+this version.
 """
 import argparse
 import json
@@ -162,8 +165,9 @@ def run_reuse(model, client, batches, args, dev, clock, dtype):
             ck = torch.empty((len(hits), 2, cfg.kv_heads, P, cfg.head_dim), device=dev, dtype=model.dtype)
             for j, i in enumerate(hits):
                 m = found[i]
-                with m:     # the one copy: shared mapping -> engine memory (host or device)
-                    ck[j].copy_(m.torch()[:, 0, :, :P])
+                with m:     # shared mapping -> engine memory: a view on CPU, one DMA to a GPU
+                    src = m.torch(device=dev) if dev.type == "cuda" else m.torch()
+                    ck[j].copy_(src[:, 0, :, :P])
                 info["hit_similarity"].append(m.similarity)
                 info["hit_tasks"].append(batch[i].index)
             lg, cache = model.prefill(tok[hits], 1, condensed=(ck[:, 0], ck[:, 1]))
@@ -261,7 +265,12 @@ def main():
     model.decode(cache, lg.argmax(-1), 2)
 
     base_t, base_out, _ = run_baseline(model, batches, args, dev, clock)
-    with simcache.Client(args.socket, model_id, layout_fp, cfg.d_model, timeout_ms=30000) as client:
+    gpu = dev.index if dev.index is not None else 0
+    with simcache.Client(args.socket, model_id, layout_fp, cfg.d_model, timeout_ms=30000,
+                         gpu_device=gpu if dev.type == "cuda" else -1) as client:
+        if dev.type == "cuda":
+            level, why = client.gpu_status()
+            print(f"simcache GPU path: {['unavailable: ' + why, 'copies', 'pinned arena, DMA copies'][level]}")
         s0 = client.stats()
         reuse_t, reuse_out, info = run_reuse(model, client, batches, args, dev, clock, args.dtype)
         st = client.stats()

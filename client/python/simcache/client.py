@@ -284,6 +284,17 @@ class Client:
                                 "(model, layout_fingerprint, tenant or dim invalid)")
         self._h = h
 
+    def gpu_status(self):
+        """(level, why): level 0 no usable GPU on this handle (why says
+        what), 1 the gpu_device given at connect is usable, 2 usable and the
+        host arena is pinned for it (hit copies are DMA)."""
+        buf = ctypes.create_string_buffer(200)
+        with self._lock:
+            if self._h is None:
+                raise SimcacheError(N.ECLOSED, "client is closed")
+            level = self._lib.simcache_gpu_status(self._h, buf, len(buf))
+        return level, buf.value.decode("utf-8", "replace")
+
     # -- plumbing
 
     def _call(self, name, *args):
@@ -601,7 +612,9 @@ class Match:
         writable" warning is silenced here). Writing it is undefined behaviour:
         in practice the process dies with SIGSEGV. Use .clone() for a writable
         copy. Other devices ("cuda", "cuda:1"): a copy on that device (host
-        tier -> device), which stays valid after release().
+        tier -> device), which stays valid after release(); on the client's
+        gpu_device (Client(gpu_device=N)) it is simcache_copy_to_device, a DMA
+        from the pinned shared arena.
         """
         import torch
         if dtype is None:
@@ -614,7 +627,20 @@ class Match:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The given buffer is not writable")
             t = torch.frombuffer(buf, dtype=dtype, count=self.size // itemsize)
-        t = t.view(self._shape(itemsize, shape))
-        if device is not None and torch.device(device).type != "cpu":
-            t = t.to(device)
-        return t
+        shape = self._shape(itemsize, shape)
+        t = t.view(shape)
+        if device is None or torch.device(device).type == "cpu":
+            return t
+        dev = torch.device(device)
+        if dev.type == "cuda" and self._client.gpu_status()[0] > 0:
+            # simcache_copy_to_device: one DMA from the pinned arena on the
+            # current stream, synchronised before returning (the lease may
+            # end right after).
+            out = torch.empty(self.size, dtype=torch.uint8, device=dev)
+            stream = torch.cuda.current_stream(dev)
+            self._client._call("copy_to_device", ctypes.byref(self._c), 0,
+                               ctypes.c_void_p(out.data_ptr()), self.size,
+                               ctypes.c_void_p(stream.cuda_stream))
+            stream.synchronize()
+            return out.view(dtype).view(shape)
+        return t.to(dev)

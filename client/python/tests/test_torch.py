@@ -57,3 +57,27 @@ def test_cuda_tensor_put_and_device_copy(client):
     with client.get(eid) as m:
         t = m.torch(device="cuda")
     assert t.is_cuda and torch.equal(t, kv)         # the copy outlives the lease
+
+
+def test_gpu_device_without_a_gpu_says_why(daemon):
+    """A client asked for GPU 0 where there is none still serves the host
+    tier; gpu_status says why, and torch(device="cuda") is not attempted
+    through simcache. With a GPU, the device copy must be byte-exact."""
+    c = simcache.Client(daemon.socket, "model-a", "fp-1", 64, gpu_device=0)
+    try:
+        level, why = c.gpu_status()
+        kv = condensed_kv(5, torch.float16)
+        eid = c.put(unit(5), kv)
+        if level == 0:
+            assert "device 0 unavailable" in why
+            assert not torch.cuda.is_available() or torch.cuda.device_count() == 0
+        else:
+            assert level in (1, 2) and why == ""
+            with c.get(eid) as m:
+                t = m.torch(device="cuda:0")
+                assert t.device.type == "cuda"
+                assert torch.equal(t.cpu(), kv)
+        with c.get(eid) as m:
+            assert torch.equal(m.torch(), kv)
+    finally:
+        c.close()
