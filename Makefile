@@ -74,8 +74,8 @@ test-fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) meson test -C $(FUZZ_BUILD) --print-errorlogs --suite fuzz
 
 # Benchmarks (docs/benchmarks.md): each prints its figures and its anchor's
-# (Redis, memcpy, FAISS) measured in the same run, as ratios.
-BENCH_DEBS = g++ libfaiss-dev libopenblas-openmp-dev gnuplot-nox
+# (Redis, memcpy, FAISS, fio) measured in the same run, as ratios.
+BENCH_DEBS = g++ libfaiss-dev libopenblas-openmp-dev gnuplot-nox fio
 
 bench: build
 	@missing=""; for p in $(BENCH_DEBS); do \
