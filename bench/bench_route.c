@@ -188,7 +188,9 @@ static void stop(pid_t *pid)
 static int unix_connect(const char *path)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    size_t n = strlen(path);
+    if (n >= sizeof sun.sun_path) return -1;
+    memcpy(sun.sun_path, path, n + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     if (connect(fd, (struct sockaddr *)&sun, sizeof sun)) {
