@@ -54,6 +54,7 @@ typedef struct achunk {
     aread_t *rd;
     uint64_t off;                 /* within the blob */
     uint32_t len, done;
+    int complete;
     struct achunk *qnext;         /* in the submission queue */
 } achunk_t;
 
@@ -64,6 +65,8 @@ struct aread {
     disk_read_cb cb;
     void *arg;
     uint32_t left;                /* chunks not yet complete */
+    uint32_t nchunks, hashed;     /* chunks [0, hashed) are in the checksum */
+    XXH3_state_t *xs;             /* checksum, fed in order while later chunks read */
     int err;
     struct aread *prev, *next;    /* reads in flight */
     achunk_t chunks[];
@@ -799,7 +802,7 @@ static void aread_finish(disk_t *d, aread_t *rd)
         /* Deleted, replaced or dropped while we read: the bytes are not its. */
         rc = -ENOENT;
         rec_release(d, r);
-    } else if (rc == 0 && XXH3_64bits(rd->dst, r->len) != r->checksum) {
+    } else if (rc == 0 && XXH3_64bits_digest(rd->xs) != r->checksum) {
         rc = -EBADMSG;
     }
     if (rc == -EBADMSG) {
@@ -820,7 +823,20 @@ static void aread_finish(disk_t *d, aread_t *rd)
     if (rd->next) rd->next->prev = rd->prev;
     d->st.reads_inflight--;
     rd->cb(rd->arg, rd->id, rc);
+    XXH3_freeState(rd->xs);
     free(rd);
+}
+
+/* Feed the checksum every chunk that is complete and in order: hashing
+ * overlaps the reads still in flight. Padding past the blob is not hashed. */
+static void hash_ready(aread_t *rd)
+{
+    while (rd->hashed < rd->nchunks && rd->chunks[rd->hashed].complete) {
+        achunk_t *c = &rd->chunks[rd->hashed++];
+        if (c->off >= rd->r->len) continue;
+        uint64_t n = rd->r->len - c->off < c->len ? rd->r->len - c->off : c->len;
+        XXH3_64bits_update(rd->xs, rd->dst + c->off, (size_t)n);
+    }
 }
 
 int disk_read_async(disk_t *d, uint64_t id, void *dst, disk_read_cb cb, void *arg)
@@ -833,12 +849,19 @@ int disk_read_async(disk_t *d, uint64_t id, void *dst, disk_read_cb cb, void *ar
     uint32_t n = (uint32_t)((plen + ACHUNK - 1) / ACHUNK);
     aread_t *rd = calloc(1, sizeof *rd + (size_t)n * sizeof(achunk_t));
     if (!rd) return -ENOMEM;
+    rd->xs = XXH3_createState();
+    if (!rd->xs || XXH3_64bits_reset(rd->xs) != XXH_OK) {
+        XXH3_freeState(rd->xs);
+        free(rd);
+        return -ENOMEM;
+    }
     rd->r = r;
     rd->id = id;
     rd->dst = dst;
     rd->cb = cb;
     rd->arg = arg;
     rd->left = n;
+    rd->nchunks = n;
     for (uint32_t i = 0; i < n; i++) {
         achunk_t *c = &rd->chunks[i];
         c->rd = rd;
@@ -877,6 +900,8 @@ static void reap_one(disk_t *d, struct io_uring_cqe *cqe)
     } else if (rd->err == 0) {
         rd->err = res == 0 ? -ENODATA : res;
     }
+    c->complete = 1;
+    if (rd->err == 0) hash_ready(rd);
     if (--rd->left == 0) aread_finish(d, rd);
 }
 
