@@ -1021,29 +1021,6 @@ static void report(const ctx_t *x)
 
 /* ---- setup ---- */
 
-static void default_simcached(char *out, size_t n)
-{
-    const char *env = getenv("SIMCACHED");
-    if (env && *env) {
-        snprintf(out, n, "%s", env);
-        return;
-    }
-    char self[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (k <= 0) {
-        snprintf(out, n, "simcached");
-        return;
-    }
-    self[k] = 0;
-    char guess[PATH_MAX + 32], real[PATH_MAX];
-    snprintf(guess, sizeof guess, "%s/../cached/simcached", dirname(self));
-    const char *best = realpath(guess, real) ? real : guess;
-    size_t len = strlen(best);
-    if (len >= n) len = n - 1;
-    memcpy(out, best, len);
-    out[len] = 0;
-}
-
 /* "1g", "512m", "300000000". 0 when it does not parse. */
 static uint64_t parse_size(const char *s)
 {
@@ -1076,7 +1053,7 @@ int main(int argc, char **argv)
     x.rounds = 5;
     x.drop = 1;
     x.seed = 7;
-    default_simcached(simcached, sizeof simcached);
+    bench_default_simcached(simcached, sizeof simcached);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--simcached") == 0 && i + 1 < argc)
             snprintf(simcached, sizeof simcached, "%s", argv[++i]);

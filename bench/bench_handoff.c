@@ -633,29 +633,6 @@ static void report(void)
 
 /* ---- setup ---- */
 
-static void default_simcached(char *out, size_t n)
-{
-    const char *env = getenv("SIMCACHED");
-    if (env && *env) {
-        snprintf(out, n, "%s", env);
-        return;
-    }
-    char self[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (k <= 0) {
-        snprintf(out, n, "simcached");
-        return;
-    }
-    self[k] = 0;
-    char guess[PATH_MAX + 32], real[PATH_MAX];
-    snprintf(guess, sizeof guess, "%s/../cached/simcached", dirname(self));
-    const char *best = realpath(guess, real) ? real : guess;
-    size_t len = strlen(best);
-    if (len >= n) len = n - 1;
-    memcpy(out, best, len);
-    out[len] = 0;
-}
-
 static int usage(const char *argv0)
 {
     fprintf(stderr, "usage: %s [SIMCACHED] [--simcached PATH] [--redis-server PATH] [--no-redis] "
@@ -669,7 +646,7 @@ int main(int argc, char **argv)
     const char *redis_exe = getenv("REDIS_SERVER");
     int no_redis = 0;
     double scale = 1.0;
-    default_simcached(simcached, sizeof simcached);
+    bench_default_simcached(simcached, sizeof simcached);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--simcached") == 0 && i + 1 < argc)
             snprintf(simcached, sizeof simcached, "%s", argv[++i]);

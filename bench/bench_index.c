@@ -1139,29 +1139,6 @@ static void csv_row(const char *path, const result_t *r)
 
 /* ---- options ---- */
 
-static void default_simcached(char *out, size_t n)
-{
-    const char *env = getenv("SIMCACHED");
-    if (env && *env) {
-        snprintf(out, n, "%s", env);
-        return;
-    }
-    char self[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (k <= 0) {
-        snprintf(out, n, "simcached");
-        return;
-    }
-    self[k] = 0;
-    char guess[PATH_MAX + 32], real[PATH_MAX];
-    snprintf(guess, sizeof guess, "%s/../cached/simcached", dirname(self));
-    const char *best = realpath(guess, real) ? real : guess;
-    size_t len = strlen(best);
-    if (len >= n) len = n - 1;
-    memcpy(out, best, len);
-    out[len] = 0;
-}
-
 static int usage(const char *argv0)
 {
     fprintf(stderr,
@@ -1230,7 +1207,7 @@ int main(int argc, char **argv)
 {
     static char simcached[PATH_MAX];
     static opts_t o;
-    default_simcached(simcached, sizeof simcached);
+    bench_default_simcached(simcached, sizeof simcached);
     o.simcached = simcached;
     o.fill_threads = 4;
     o.threshold = SIMCACHE_DEFAULT_THRESHOLD;

@@ -9,6 +9,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -387,4 +389,27 @@ double bench_loadavg(void)
     if (fscanf(f, "%lf", &l) != 1) l = -1;
     fclose(f);
     return l;
+}
+
+void bench_default_simcached(char *out, size_t n)
+{
+    const char *env = getenv("SIMCACHED");
+    if (env && *env) {
+        snprintf(out, n, "%s", env);
+        return;
+    }
+    char self[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (k <= 0) {
+        snprintf(out, n, "simcached");
+        return;
+    }
+    self[k] = 0;
+    char guess[PATH_MAX + 32], real[PATH_MAX];
+    snprintf(guess, sizeof guess, "%s/../cached/simcached", dirname(self));
+    const char *best = realpath(guess, real) ? real : guess;
+    size_t len = strlen(best);
+    if (len >= n) len = n - 1;
+    memcpy(out, best, len);
+    out[len] = 0;
 }

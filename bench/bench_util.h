@@ -60,6 +60,10 @@ int bench_wait_socket(bench_proc_t *p, const char *path, int timeout_ms);
  * --admin-socket DIR/admin.sock, --data-dir DIR/data, then the extra flags
  * (NULL-terminated, may be NULL), and wait for both sockets. sock gets the
  * client socket path. Returns 0, or -1 (the log is printed). */
+/* The simcached to measure: $SIMCACHED, else ../cached/simcached next to
+ * this executable (the build tree), else "simcached" on PATH. */
+void bench_default_simcached(char *out, size_t n);
+
 int bench_simcached_start(bench_proc_t *p, const char *exe, const char *dir,
                           const char *const *extra, char *sock, size_t socklen);
 
