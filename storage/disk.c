@@ -45,7 +45,7 @@ typedef struct drec {
 
 /* Asynchronous reads: a blob is read in chunks of ACHUNK bytes, up to
  * ARING_DEPTH of them in flight over all reads; the rest wait in a queue. */
-#define ARING_DEPTH 64u
+#define ARING_DEPTH 128u
 #define ACHUNK (1u << 20)
 
 typedef struct aread aread_t;
