@@ -47,7 +47,7 @@ typedef struct {
                              * (the tables rebuilt) each time count doubles */
     uint32_t probes;        /* multi-probe: 0 = exact key only, 1 = also the keys one
                              * bit away along the query's closest hyperplanes
-                             * (3 per table up to 13-bit keys, 2 more per bit
+                             * (4 per table up to 13-bit keys, 2 more per bit
                              * beyond, plus the 6 two-bit flips of the 4 closest) */
     uint32_t exact_below;   /* search exactly while count < this; 0 = default:
                              * 2^21/dim clamped to [1024, 4096], where an exact

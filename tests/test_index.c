@@ -890,7 +890,7 @@ static void lsh_recall_on_clustered_set(void **state)
     assert_int_equal(st.lsh_active, 1);
     assert_int_equal(st.searches, nq);
     /* Defaults: 64 tables, keys of 11 bits at 20k entries (mean bucket 8
-     * to 16), 3 flips each: 256 buckets probed, ~13% of the entries here
+     * to 16), 4 flips each: 320 buckets probed, ~16% of the entries here
      * (a key bit more per doubling keeps the count, not the fraction). */
     assert_true(st.buckets > 8192 && st.buckets <= 64u * 2048u);
     assert_true(st.max_bucket >= n / 2048 && st.max_bucket < n / 100);
