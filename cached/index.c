@@ -1237,7 +1237,7 @@ void index_get_stats(const index_t *ix, index_stats_t *st)
         by += ((uint64_t)5 * ix->krot * ix->kpad + ix->dim) * sizeof(float);
         by += c * ix->kwords * sizeof(uint64_t);
         by += c * ix->code_words * sizeof(uint64_t);
-        by += (uint64_t)4 * ix->dpad * sizeof(float);
+        by += (uint64_t)5 * ix->dpad * sizeof(float);
         by += c * ((uint64_t)ix->dim + 2 * sizeof(float));
     }
     st->bytes = by;

@@ -26,10 +26,11 @@
  * Memory per entry once hashing is on: about 5*dim + 1,300 bytes with the
  * default 64 tables (fp32 vector, int8 code, 128-byte sign code record,
  * tables*3 bytes of key bits, ~10 bytes per table of bucket slots and
- * bucket headers, id map): 2,419 B beyond the fp32 vector at 1M x 1024,
+ * bucket headers, id map): 2,408 B beyond the fp32 vector at 1M x 1024,
  * measured. Arrays grow by 1.5x, so just after a growth the per-entry part
- * is up to 1.5 times that. Per namespace once hashing is on: 20 floats per
- * padded dimension of rotations and scratch (~160 KB at dim 2048). Before
+ * is up to 1.5 times that. Per namespace once hashing is on: the mean and
+ * 10 floats per padded dimension of rotations and scratch (~90 KB at dim
+ * 2048). Before
  * hashing (count < exact_below): 4*dim + ~60.
  */
 #ifndef SIMCACHE_INDEX_H
