@@ -4,27 +4,34 @@
  * centred on the namespace's mean once it has enough entries (real embeddings
  * are anisotropic), then an exact cosine re-rank of the candidates. Only the
  * exact score decides a hit, so a returned match is always >= the threshold.
- * Small namespaces are searched exactly (cheaper than hashing). Hyperplanes
- * derive from a secret 64-bit seed, so the same seed gives the same buckets
- * after a restart (given the same centre: index_center, index_set_center).
+ * Small namespaces are searched exactly (cheaper than hashing). The
+ * hyperplanes are those of a fast pseudo-random rotation (random signs and
+ * Walsh-Hadamard transforms) drawn from a secret 64-bit seed, so the same
+ * seed gives the same buckets after a restart (given the same centre:
+ * index_center, index_set_center, and the same count: with automatic key
+ * length the keys grow by a bit each time the namespace doubles).
  * The index never sees blob bytes or tiers.
  *
  * The re-rank is staged so that few candidates cost a full fp32 dot product:
- * a 1024-bit sign code per entry (Hamming distance, a cut calibrated to drop
- * a pair at the threshold with probability < 1e-9), then an int8 code whose
- * error bound is proven, then the exact cosine. Recall is that of the hashing
- * (measured: see tests/test_index.c); false hits cannot happen.
+ * a 960-bit sign code of each entry's offset from the centre (Hamming
+ * distance, a cut calibrated to drop a pair at the threshold with
+ * probability < 1e-9), then an int8 code whose error bound is proven, then
+ * the exact cosine. Recall is that of the hashing (measured: see
+ * tests/test_index.c and docs/benchmarks.md); false hits cannot happen.
  *
  * Threads: none inside. An index is thread-compatible: any call on one index,
  * index_search included (it uses scratch space and counters in the index),
  * must not run concurrently with another on the same index.
  *
- * Memory per entry once hashing is on: about 5*dim + 800 bytes with the
- * default 32 tables (fp32 vector, int8 code, 128-byte sign code, bucket
- * references, id map): 11.1 KB at dim 2048, measured. Arrays grow by 1.5x,
- * so just after a growth the per-entry part is up to 1.5 times that. Per
- * namespace once hashing is on: tables*bits*dim*4 bytes of hyperplanes
- * (3.4 MB at dim 2048). Before hashing (count < exact_below): 4*dim + ~60.
+ * Memory per entry once hashing is on: about 5*dim + 1,300 bytes with the
+ * default 64 tables (fp32 vector, int8 code, 128-byte sign code record,
+ * tables*3 bytes of key bits, ~10 bytes per table of bucket slots and
+ * bucket headers, id map): 2,408 B beyond the fp32 vector at 1M x 1024,
+ * measured. Arrays grow by 1.5x, so just after a growth the per-entry part
+ * is up to 1.5 times that. Per namespace once hashing is on: the mean and
+ * 10 floats per padded dimension of rotations and scratch (~90 KB at dim
+ * 2048). Before
+ * hashing (count < exact_below): 4*dim + ~60.
  */
 #ifndef SIMCACHE_INDEX_H
 #define SIMCACHE_INDEX_H
@@ -35,9 +42,14 @@
 typedef struct index index_t;
 
 typedef struct {
-    uint32_t tables;        /* LSH tables (<= 64); 0 = default (32) */
-    uint32_t bits;          /* bits per table key (<= 24); 0 = default (13) */
-    uint32_t probes;        /* multi-probe: 0 = exact key only, 1 = also every 1-bit flip */
+    uint32_t tables;        /* LSH tables (<= 64); 0 = default (64) */
+    uint32_t bits;          /* bits per table key (<= 24); 0 = automatic (default):
+                             * a mean bucket of 8 to 16 entries, one more bit
+                             * (the tables rebuilt) each time count doubles */
+    uint32_t probes;        /* multi-probe: 0 = exact key only, 1 = also the keys one
+                             * bit away along the query's closest hyperplanes
+                             * (4 per table up to 13-bit keys, 2 more per bit
+                             * beyond, plus the 6 two-bit flips of the 4 closest) */
     uint32_t exact_below;   /* search exactly while count < this; 0 = default:
                              * 2^21/dim clamped to [1024, 4096], where an exact
                              * scan costs about what a hashed search does */
@@ -59,9 +71,13 @@ typedef struct {
  * probes = 1); with p, fields at 0 take their defaults except probes, where
  * 0 means exact key only. Returns NULL on bad dim (0 or > SIMCACHE_MAX_DIM),
  * tables > 64, bits > 24, probes > 1, or out of memory. Free with index_free.
- * Hashing switches on (hyperplanes drawn, every entry hashed: one pause of
- * about 0.1 ms per entry at dim 2048) when an add brings count to exact_below;
- * it then stays on. */
+ * Hashing switches on (rotations drawn, every entry hashed: a pause of tens
+ * of microseconds per entry) when an add brings count to exact_below; it
+ * then stays on. With automatic key length, the add that brings count to
+ * 8 * 2^(bits+1) rebuilds every table from the stored key bits (no
+ * projection): a pause of count * tables bucket insertions, once per
+ * doubling: seconds at a few hundred thousand entries (4.3 s at 256k x 64
+ * tables on the loaded 2-core test VM, docs/benchmarks.md). */
 index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p);
 /* Frees the index and every vector it holds. NULL is a no-op. */
 void index_free(index_t *ix);

@@ -38,7 +38,8 @@ void vec_fwht(float *x, const float *diag, uint32_t n);
 /* Bit i of bits (n/64 words, n a multiple of 64) = x[i] > 0. */
 void vec_sign_bits(const float *x, uint32_t n, uint64_t *bits);
 
-/* Number of differing bits between two codes of `words` 64-bit words. */
+/* Number of differing bits between two codes of `words` 64-bit words
+ * (AVX-512 VPOPCNTQ where the CPU has it, else POPCNT or plain C). */
 uint32_t vec_hamming(const uint64_t *a, const uint64_t *b, size_t words);
 
 /* Name of the variant in use ("avx2", "scalar"). */

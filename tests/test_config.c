@@ -237,9 +237,8 @@ static void integer_bounds_are_inclusive(void **state)
     assert_accepts("max_clients", "65536");
     assert_refuses("max_clients", "0");
     assert_refuses("max_clients", "65537");
-    assert_accepts("index_bits", "4");
+    assert_accepts("index_bits", "0");
     assert_accepts("index_bits", "24");
-    assert_refuses("index_bits", "3");
     assert_refuses("index_bits", "25");
     assert_accepts("index_probes", "0");
     assert_refuses("index_probes", "2");

@@ -727,6 +727,87 @@ static void restored_center_gives_same_buckets(void **state)
     index_free(b);
 }
 
+/* Automatic key length (bits = 0): each time the namespace doubles, the
+ * tables are rebuilt from the stored key bits with one more bit. Across
+ * those rebuilds and removals after them no search returns a false hit, the
+ * planted near-duplicates are still found, and two indexes with one seed and
+ * centre fed the same entries in opposite orders agree bucket for bucket. */
+static void tables_grow_with_namespace(void **state)
+{
+    (void)state;
+    const uint32_t d = 128, n = 12000;
+    index_params_t p = { 16, 0, 1, 500 };
+    index_t *a = index_new(d, 0x99, &p), *b = index_new(d, 0x99, &p);
+    gen_t g;
+    float *all = malloc((size_t)n * d * sizeof *all), *q = malloc(d * sizeof *q);
+    index_stats_t st, sb, first;
+    model_t m;
+
+    rs = 99;
+    gen_init(&g, d, 16);
+    model_init(&m, d, n);
+    for (uint32_t i = 0; i < n; i++) {
+        gen_sample(&g, all + (size_t)i * d);
+        assert_int_equal(index_add(a, i + 1, all + (size_t)i * d), 0);
+        model_add(&m, i + 1, all + (size_t)i * d);
+        if (i + 1 == 600)
+            index_get_stats(a, &first);
+    }
+    /* b hashes around a's centre (as after a restart, see index_set_center). */
+    assert_int_equal(index_set_center(b, index_center(a)), 0);
+    for (uint32_t i = n; i > 0; i--)
+        assert_int_equal(index_add(b, i, all + (size_t)(i - 1) * d), 0);
+    index_get_stats(a, &st);
+    index_get_stats(b, &sb);
+    assert_int_equal(st.lsh_active, 1);
+    assert_int_equal(st.buckets, sb.buckets);
+    assert_int_equal(st.max_bucket, sb.max_bucket);
+    /* 600 entries: 6-bit keys, at most 64 buckets a table; 12k entries:
+     * 10-bit keys, far more buckets and a smaller largest one. */
+    assert_true(first.buckets <= 16u * 64u);
+    assert_true(st.buckets > 16u * 256u);
+    print_message("600 entries: %lu buckets, max %lu; 12k: %lu, max %lu\n", (unsigned long)first.buckets,
+                  (unsigned long)first.max_bucket, (unsigned long)st.buckets, (unsigned long)st.max_bucket);
+    assert_true(st.max_bucket < first.max_bucket * 10);
+
+    for (int phase = 0; phase < 2; phase++) {
+        uint32_t have = 0, found = 0;
+        for (int k = 0; k < 300; k++) {
+            size_t at = rnd() % m.n;
+            gen_near(&g, m.vecs + at * d, 0.80 + 0.19 * unif(), q);
+            check_search(a, &m, q, 0.8f, 0);
+            uint64_t ia = 0, ib = 0, bid;
+            float sa = 0, sbb = 0;
+            int ha = index_search(a, q, 0.8f, &ia, &sa);
+            assert_int_equal(ha, index_search(b, q, 0.8f, &ib, &sbb));
+            assert_int_equal(ia, ib);
+            float best = model_best(&m, q, &bid);
+            if (best >= 0.8f) {
+                have++;
+                found += ha && vec_dot(index_vector(a, ia), q, d) == best;
+            }
+        }
+        print_message("phase %d: found %u/%u\n", phase, found, have);
+        assert_true(have >= 250);
+        assert_true(found >= have * 95 / 100);
+        /* Remove every other entry (moving slots within the rebuilt tables). */
+        for (size_t i = 0; phase == 0 && i < m.n; i++) {
+            assert_int_equal(index_remove(a, m.ids[i]), 0);
+            assert_int_equal(index_remove(b, m.ids[i]), 0);
+            model_remove_at(&m, i);
+        }
+    }
+    assert_int_equal(index_count(a), m.n);
+    for (size_t i = 0; i < m.n; i++)
+        assert_memory_equal(index_vector(a, m.ids[i]), m.vecs + i * d, d * sizeof(float));
+    model_free(&m);
+    gen_free(&g);
+    free(all);
+    free(q);
+    index_free(a);
+    index_free(b);
+}
+
 /* The measurement the defaults rest on, at test size: 20k entries, dim 256,
  * clustered and anisotropic; 400 queries with a planted near-duplicate
  * (0.80-0.99) and 100 without; hard negatives (0.70-0.79) around each. */
@@ -808,10 +889,12 @@ static void lsh_recall_on_clustered_set(void **state)
     assert_int_equal(st.count, n);
     assert_int_equal(st.lsh_active, 1);
     assert_int_equal(st.searches, nq);
-    /* Defaults: 32 tables of 13 bits. */
-    assert_true(st.buckets > 8192 && st.buckets <= 32u * 8192u);
-    assert_true(st.max_bucket >= n / 8192 && st.max_bucket < n / 100);
-    assert_true(st.candidates > 0 && st.candidates < (uint64_t)nq * n / 10);
+    /* Defaults: 64 tables, keys of 11 bits at 20k entries (mean bucket 8
+     * to 16), 4 flips each: 320 buckets probed, ~16% of the entries here
+     * (a key bit more per doubling keeps the count, not the fraction). */
+    assert_true(st.buckets > 8192 && st.buckets <= 64u * 2048u);
+    assert_true(st.max_bucket >= n / 2048 && st.max_bucket < n / 100);
+    assert_true(st.candidates > 0 && st.candidates < (uint64_t)nq * n / 5);
     assert_true(st.bytes >= (uint64_t)n * d * sizeof(float));
     assert_true(st.bytes < (uint64_t)n * d * sizeof(float) * 4);
     assert_true(exact < quant && quant <= coded && coded == st.candidates);
@@ -866,6 +949,7 @@ int main(void)
         cmocka_unit_test(peaky_vectors_are_not_dropped),
         cmocka_unit_test(same_seed_gives_same_answers),
         cmocka_unit_test(restored_center_gives_same_buckets),
+        cmocka_unit_test(tables_grow_with_namespace),
         cmocka_unit_test(lsh_recall_on_clustered_set),
         cmocka_unit_test(stats_track_exact_index),
     };
