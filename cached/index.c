@@ -40,8 +40,8 @@
 #define DEF_TABLES 64u
 #define DEF_PROBES 1u
 /* Auto key length (bits = 0): the mean occupied bucket holds BUCKET_MEAN to
- * 2 * BUCKET_MEAN entries; each doubling of the namespace rebuilds the
- * tables with one more bit (lsh_rebuild). */
+ * 2 * BUCKET_MEAN entries; each doubling of the namespace moves the tables
+ * to one more bit, one table per add (table_rebuild). */
 #ifndef BUCKET_MEAN
 #define BUCKET_MEAN 8u
 #endif
@@ -182,6 +182,13 @@ struct index {
      * use; with auto_bits it grows by one each time count reaches grow_at. */
     bool lsh, auto_bits;
     uint64_t grow_at;
+    /* Key length of each table. Growing the keys (auto_bits) re-buckets one
+     * table per later add (index_add), not all at once: a 64-table rebuild
+     * at 1M entries would stall the daemon for seconds. Until it is done,
+     * tables [0, mig_next) use `bits` and the rest bits - 1. */
+    uint8_t tbits[MAX_TABLES];
+    bool migrating;
+    uint32_t mig_next;
     uint32_t kstride;   /* key bits kept per table and slot (>= bits) */
     uint32_t kwords;    /* words of key bits per slot */
     uint32_t kpad, krot; /* key rotations: length and how many */
@@ -193,7 +200,10 @@ struct index {
     struct bucket *bk;  /* bucket pool; a free entry has key = next free */
     uint32_t nbk, bkcap;
     uint32_t free_head; /* first free pool entry, or NO_SLOT */
-    slotmap_t bmap;     /* (table+1) << 32 | key -> pool entry */
+    /* Per table: (table+1) << 32 | key -> pool entry. One map per table, so
+     * that a map's growth rehashes one table's buckets, not all of them (at
+     * 1M entries a single map held ~4M buckets: a 0.4 s rehash). */
+    slotmap_t bmap[MAX_TABLES];
 
     /* Sign codes (code_words == 0: no filter), REC_WORDS per slot. */
     uint32_t code_words, dpad;
@@ -434,15 +444,21 @@ static uint64_t bucket_key(uint32_t table, uint32_t key)
 
 /* Pool entry of the bucket for key, created empty if absent, with room for
  * `room` more slots. Returns the entry or NO_SLOT on out of memory. */
+static slotmap_t *bmap_of(index_t *ix, uint64_t key)
+{
+    return &ix->bmap[(key >> 32) - 1];
+}
+
 static uint32_t bucket_reserve(index_t *ix, uint64_t key, uint32_t room)
 {
     uint32_t b;
-    size_t at = map_find(&ix->bmap, key);
+    slotmap_t *m = bmap_of(ix, key);
+    size_t at = map_find(m, key);
 
     if (at != SIZE_MAX) {
-        b = ix->bmap.ents[at].val;
+        b = m->ents[at].val;
     } else {
-        if (map_reserve(&ix->bmap) < 0)
+        if (map_reserve(m) < 0)
             return NO_SLOT;
         if (ix->free_head == NO_SLOT && ix->nbk == ix->bkcap) {
             uint32_t ncap = ix->bkcap ? ix->bkcap * 2 : 256;
@@ -459,7 +475,7 @@ static uint32_t bucket_reserve(index_t *ix, uint64_t key, uint32_t room)
             b = ix->nbk++;
         }
         ix->bk[b] = (struct bucket){ NULL, 0, 0, key };
-        map_insert_new(&ix->bmap, key, b);
+        map_insert_new(m, key, b);
     }
     struct bucket *bk = &ix->bk[b];
     if (bk->cap - bk->len < room) {
@@ -479,10 +495,11 @@ static uint32_t bucket_reserve(index_t *ix, uint64_t key, uint32_t room)
 static void bucket_drop(index_t *ix, uint32_t b)
 {
     struct bucket *bk = &ix->bk[b];
-    size_t at = map_find(&ix->bmap, bk->key);
+    slotmap_t *m = bmap_of(ix, bk->key);
+    size_t at = map_find(m, bk->key);
 
     if (at != SIZE_MAX)
-        map_delete_at(&ix->bmap, at);
+        map_delete_at(m, at);
     free(bk->slots);
     *bk = (struct bucket){ NULL, 0, 0, ix->free_head };
     ix->free_head = b;
@@ -515,9 +532,11 @@ static uint32_t key_of(const index_t *ix, const uint64_t *kb, uint32_t t)
     uint32_t p0 = t * ix->kstride, w = p0 / 64, o = p0 % 64;
     uint64_t x = kb[w] >> o;
 
-    if (o + ix->bits > 64)
+    uint32_t bits = ix->tbits[t];
+
+    if (o + bits > 64)
         x |= kb[w + 1] << (64 - o);
-    return (uint32_t)(x & ((1ull << ix->bits) - 1));
+    return (uint32_t)(x & ((1ull << bits) - 1));
 }
 
 /* Key length for n entries when it is automatic: mean bucket BUCKET_MEAN. */
@@ -571,9 +590,9 @@ static int lsh_link(index_t *ix, uint32_t s)
                 if (ix->bk[bs[u]].len == 0)
                     bucket_drop(ix, bs[u]);
             /* The failed one may have been created empty too. */
-            size_t at = map_find(&ix->bmap, bucket_key(t, keys[t]));
-            if (at != SIZE_MAX && ix->bk[ix->bmap.ents[at].val].len == 0)
-                bucket_drop(ix, ix->bmap.ents[at].val);
+            size_t at = map_find(&ix->bmap[t], bucket_key(t, keys[t]));
+            if (at != SIZE_MAX && ix->bk[ix->bmap[t].ents[at].val].len == 0)
+                bucket_drop(ix, ix->bmap[t].ents[at].val);
             return -ENOMEM;
         }
     }
@@ -610,7 +629,7 @@ static int lsh_insert(index_t *ix, uint32_t s)
 static uint32_t bucket_of(const index_t *ix, uint32_t s, uint32_t t, uint32_t *pos)
 {
     uint64_t key = bucket_key(t, key_of(ix, ix->kb + (size_t)s * ix->kwords, t));
-    uint32_t b = ix->bmap.ents[map_find(&ix->bmap, key)].val;
+    uint32_t b = ix->bmap[t].ents[map_find(&ix->bmap[t], key)].val;
     const struct bucket *bk = &ix->bk[b];
     uint32_t p = 0;
 
@@ -649,7 +668,8 @@ static void buckets_clear(index_t *ix)
     ix->bk = NULL;
     ix->nbk = ix->bkcap = 0;
     ix->free_head = NO_SLOT;
-    map_clear(&ix->bmap);
+    for (uint32_t t = 0; t < MAX_TABLES; t++)
+        map_clear(&ix->bmap[t]);
 }
 
 static void lsh_off(index_t *ix)
@@ -740,6 +760,8 @@ static int lsh_on(index_t *ix, const float *center)
         ix->bits = auto_bits(ix->count);
         ix->grow_at = ix->bits < MAX_BITS ? (uint64_t)BUCKET_MEAN << (ix->bits + 1) : UINT64_MAX;
     }
+    memset(ix->tbits, (int)ix->bits, sizeof ix->tbits);
+    ix->migrating = false;
     if (ix->code_words) {
         for (uint32_t k = 0; k <= CODE_TAB; k++)
             ix->cut[k] = (uint16_t)code_cut_for(-1.0 + 2.0 * k / CODE_TAB);
@@ -775,41 +797,41 @@ static int lsh_on(index_t *ix, const float *center)
     return 0;
 }
 
-/* Re-bucket every entry on keys of `bits` bits, from the stored key bits (no
- * projection). Table by table, a counting pass sizes every bucket exactly,
- * then a second pass fills them: per entry and table two reads of its key
- * bits and one store, instead of a hash-map lookup and a growing array
- * per entry and table (measured at 256k entries x 64 tables, loaded 2-core
- * VM: 4.3 s against 9.5 s; most of what is left is creating the buckets and
- * faulting in their fresh memory). Returns 0, or -ENOMEM with hashing
- * switched off (lsh_on switches it on again later). */
-static int lsh_rebuild(index_t *ix, uint32_t bits)
+/* Re-bucket table t on keys of `bits` bits, from the stored key bits (no
+ * projection): drop its buckets (found from the entries' current keys), then
+ * a counting pass sizes every bucket exactly and a second pass fills them:
+ * per entry two reads of its key bits and one store, instead of a hash-map
+ * lookup and a growing array per entry. Measured for all 64 tables at once
+ * (256k entries, loaded 2-core VM): 4.3 s against 9.5 s, most of what is
+ * left being bucket creation and faulting in their fresh memory; hence one
+ * table per add (index_add). Returns 0, or -ENOMEM with hashing switched off
+ * (lsh_on switches it on again later). */
+static int table_rebuild(index_t *ix, uint32_t t, uint32_t bits)
 {
     size_t nk = (size_t)1 << bits, n = ix->count, w = ix->kwords;
-    uint32_t *at = calloc(nk, sizeof *at);
 
-    buckets_clear(ix);
-    ix->bits = bits;
-    ix->grow_at = bits < MAX_BITS ? (uint64_t)BUCKET_MEAN << (bits + 1) : UINT64_MAX;
+    for (size_t s = 0; s < n; s++) {
+        size_t at = map_find(&ix->bmap[t], bucket_key(t, key_of(ix, ix->kb + s * w, t)));
+        if (at != SIZE_MAX)
+            bucket_drop(ix, ix->bmap[t].ents[at].val);
+    }
+    ix->tbits[t] = (uint8_t)bits;
+    uint32_t *at = calloc(nk, sizeof *at);
     if (at == NULL)
         goto fail;
-    for (uint32_t t = 0; t < ix->tables; t++) {
-        memset(at, 0, nk * sizeof *at);
-        for (size_t s = 0; s < n; s++)
-            at[key_of(ix, ix->kb + s * w, t)]++;
-        /* at[k]: from the size of bucket k to its pool entry. */
-        for (size_t k = 0; k < nk; k++) {
-            if (at[k] == 0)
-                continue;
-            uint32_t b = bucket_reserve(ix, bucket_key(t, (uint32_t)k), at[k]);
-            if (b == NO_SLOT)
-                goto fail;
-            at[k] = b;
-        }
-        for (size_t s = 0; s < n; s++) {
-            struct bucket *bk = &ix->bk[at[key_of(ix, ix->kb + s * w, t)]];
-            bk->slots[bk->len++] = (uint32_t)s;
-        }
+    for (size_t s = 0; s < n; s++)
+        at[key_of(ix, ix->kb + s * w, t)]++;
+    for (size_t k = 0; k < nk; k++) {
+        if (at[k] == 0)
+            continue;
+        uint32_t b = bucket_reserve(ix, bucket_key(t, (uint32_t)k), at[k]);
+        if (b == NO_SLOT)
+            goto fail;
+        at[k] = b;
+    }
+    for (size_t s = 0; s < n; s++) {
+        struct bucket *bk = &ix->bk[at[key_of(ix, ix->kb + s * w, t)]];
+        bk->slots[bk->len++] = (uint32_t)s;
     }
     free(at);
     return 0;
@@ -817,6 +839,15 @@ fail:
     free(at);
     lsh_off(ix);
     return -ENOMEM;
+}
+
+/* One step of a key growth: the next table moves to `bits` bits. */
+static void migrate_step(index_t *ix)
+{
+    if (table_rebuild(ix, ix->mig_next, ix->bits) < 0)
+        return;
+    if (++ix->mig_next == ix->tables)
+        ix->migrating = false;
 }
 
 /* ---- public ---- */
@@ -860,7 +891,9 @@ index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p)
     rng_t r;
     rng_init(&r, seed, 3);
     ix->idmap.salt = rng_next(&r);
-    ix->bmap.salt = rng_next(&r);
+    uint64_t bsalt = rng_next(&r);
+    for (uint32_t t = 0; t < MAX_TABLES; t++)
+        ix->bmap[t].salt = bsalt;
 
     uint32_t kp = KEY_MIN_PAD;
     while (kp < dim)
@@ -921,9 +954,16 @@ int index_add(index_t *ix, uint64_t id, const float *unit)
         return -ENOMEM;
     map_insert_new(&ix->idmap, id, s);
     ix->count++;
-    /* Failures here only make searches exact until a later add. */
-    if (ix->lsh && ix->count >= ix->grow_at)
-        (void)lsh_rebuild(ix, ix->bits + 1);
+    /* Failures here only make searches exact until a later add. A key
+     * growth starts here and moves one table per add. */
+    if (ix->lsh && !ix->migrating && ix->count >= ix->grow_at) {
+        ix->bits++;
+        ix->grow_at = ix->bits < MAX_BITS ? (uint64_t)BUCKET_MEAN << (ix->bits + 1) : UINT64_MAX;
+        ix->migrating = true;
+        ix->mig_next = 0;
+    }
+    if (ix->lsh && ix->migrating)
+        migrate_step(ix);
     if (!ix->lsh && ix->count >= ix->exact_below)
         (void)lsh_on(ix, NULL);
     return 0;
@@ -993,15 +1033,16 @@ static int search_exact(index_t *ix, const float *q, float thr, uint32_t *best_s
  * at the same count, for far less work per query. */
 static size_t probe_keys(index_t *ix, const float *q)
 {
-    const uint32_t T = ix->tables, K = ix->bits;
-    uint32_t flips = FLIPS + (K > 13 ? FLIPS_PER_BIT * (K - 13) : 0);
-    flips = !ix->probes ? 0 : flips < K ? flips : K;
-    uint32_t pairs = K > 13 ? PAIR_BITS : 0;
+    const uint32_t T = ix->tables;
     uint64_t *pk = ix->probe_key;
     size_t np = T;
 
     key_margins(ix, q, ix->kbuf, false);
     for (uint32_t t = 0; t < T; t++) {
+        const uint32_t K = ix->tbits[t];
+        uint32_t flips = FLIPS + (K > 13 ? FLIPS_PER_BIT * (K - 13) : 0);
+        flips = !ix->probes ? 0 : flips < K ? flips : K;
+        uint32_t pairs = K > 13 ? PAIR_BITS : 0;
         const float *m = ix->kbuf + (size_t)t * ix->kstride;
         float *m2 = ix->m2;
         uint8_t *ord = ix->order;
@@ -1051,11 +1092,12 @@ static size_t lsh_candidates(index_t *ix, const float *q)
     /* Each lookup is a chain of cache misses (map, bucket, slots): walk all
      * probes one level at a time so the misses of a level overlap. */
     for (size_t i = 0; i < np; i++)
-        __builtin_prefetch(&ix->bmap.ents[map_home(&ix->bmap, pk[i])]);
+        __builtin_prefetch(&bmap_of(ix, pk[i])->ents[map_home(bmap_of(ix, pk[i]), pk[i])]);
     for (size_t i = 0; i < np; i++) {
-        size_t at = map_find(&ix->bmap, pk[i]);
+        const slotmap_t *m = bmap_of(ix, pk[i]);
+        size_t at = map_find(m, pk[i]);
         if (at != SIZE_MAX) {
-            pb[nb] = ix->bmap.ents[at].val;
+            pb[nb] = m->ents[at].val;
             __builtin_prefetch(&ix->bk[pb[nb]]);
             nb++;
         }
@@ -1226,14 +1268,16 @@ void index_get_stats(const index_t *ix, index_stats_t *st)
                sizeof *ix->cands + sizeof *ix->ubound + sizeof *ix->fstar);
     by += ix->idmap.cap * sizeof *ix->idmap.ents;
     if (ix->lsh) {
-        st->buckets = ix->bmap.len;
+        for (uint32_t t = 0; t < MAX_TABLES; t++) {
+            st->buckets += ix->bmap[t].len;
+            by += ix->bmap[t].cap * sizeof *ix->bmap[t].ents;
+        }
         for (uint32_t b = 0; b < ix->nbk; b++) {
             if (ix->bk[b].len > st->max_bucket)
                 st->max_bucket = ix->bk[b].len;
             by += (uint64_t)ix->bk[b].cap * sizeof(uint32_t);
         }
         by += (uint64_t)ix->bkcap * sizeof *ix->bk;
-        by += ix->bmap.cap * sizeof *ix->bmap.ents;
         by += ((uint64_t)5 * ix->krot * ix->kpad + ix->dim) * sizeof(float);
         by += c * ix->kwords * sizeof(uint64_t);
         by += c * ix->code_words * sizeof(uint64_t);

@@ -74,10 +74,12 @@ typedef struct {
  * Hashing switches on (rotations drawn, every entry hashed: a pause of tens
  * of microseconds per entry) when an add brings count to exact_below; it
  * then stays on. With automatic key length, the add that brings count to
- * 8 * 2^(bits+1) rebuilds every table from the stored key bits (no
- * projection): a pause of count * tables bucket insertions, once per
- * doubling: seconds at a few hundred thousand entries (4.3 s at 256k x 64
- * tables on the loaded 2-core test VM, docs/benchmarks.md). */
+ * 8 * 2^(bits+1) starts moving the tables to one more bit, from the stored
+ * key bits (no projection), and it and the next tables - 1 adds each
+ * re-bucket one table: a pause of about count bucket insertions per add
+ * for those 64 adds (35-45 ms at 256k entries, dim 256, on the loaded 2-core
+ * test VM; the first of them 180 ms) instead of one pause of count * tables
+ * (1.9 s there). Searches meanwhile use each table at its own key length. */
 index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p);
 /* Frees the index and every vector it holds. NULL is a no-op. */
 void index_free(index_t *ix);

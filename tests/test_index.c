@@ -808,6 +808,67 @@ static void tables_grow_with_namespace(void **state)
     index_free(b);
 }
 
+/* While a key growth is under way (the tables move to the longer key one
+ * per add), tables of two key lengths answer together: no false hits, and
+ * planted near-duplicates are found as well as after the move. */
+static void search_during_key_growth(void **state)
+{
+    (void)state;
+    /* 500 entries: 6-bit keys; 8-bit from 2048; the add that makes 4096
+     * starts the move to 9 bits: at 4103, tables 0-7 have 9-bit keys. */
+    const uint32_t d = 128, n = 4096 + 7;
+    index_params_t p = { 16, 0, 1, 500 };
+    index_t *a = index_new(d, 0x77, &p);
+    gen_t g;
+    float *q = malloc(d * sizeof *q), *v = malloc(d * sizeof *v);
+    model_t m;
+    index_stats_t before, mixed;
+
+    rs = 77;
+    gen_init(&g, d, 16);
+    model_init(&m, d, n);
+    for (uint32_t i = 0; i < n; i++) {
+        gen_sample(&g, v);
+        assert_int_equal(index_add(a, i + 1, v), 0);
+        model_add(&m, i + 1, v);
+        if (i + 1 == 4095)
+            index_get_stats(a, &before);
+    }
+    index_get_stats(a, &mixed);
+    /* 16 x 256 buckets at most with 8-bit keys; 8 x 512 + 8 x 256 with
+     * half the tables moved (all 16 would make ~7,800). */
+    print_message("buckets: %lu before the growth, %lu half-way\n", (unsigned long)before.buckets,
+                  (unsigned long)mixed.buckets);
+    assert_true(before.buckets <= 16u * 256u);
+    assert_true(mixed.buckets > 16u * 256u && mixed.buckets <= 8u * 512u + 8u * 256u);
+    uint32_t have = 0, found = 0;
+    for (int k = 0; k < 300; k++) {
+        size_t at = rnd() % m.n;
+        gen_near(&g, m.vecs + at * d, 0.80 + 0.19 * unif(), q);
+        check_search(a, &m, q, 0.8f, 0);
+        uint64_t id = 0, bid;
+        float sim = 0;
+        int hit = index_search(a, q, 0.8f, &id, &sim);
+        float best = model_best(&m, q, &bid);
+        if (best >= 0.8f) {
+            have++;
+            found += hit && vec_dot(index_vector(a, id), q, d) == best;
+        }
+    }
+    print_message("mixed key lengths: found %u/%u\n", found, have);
+    assert_true(have >= 250);
+    assert_true(found >= have * 95 / 100);
+    /* Removing entries while tables differ in key length. */
+    for (size_t i = 0; i < m.n; i += 3)
+        assert_int_equal(index_remove(a, m.ids[i]), 0);
+    assert_int_equal(index_count(a), m.n - (m.n + 2) / 3);
+    model_free(&m);
+    gen_free(&g);
+    free(q);
+    free(v);
+    index_free(a);
+}
+
 /* The measurement the defaults rest on, at test size: 20k entries, dim 256,
  * clustered and anisotropic; 400 queries with a planted near-duplicate
  * (0.80-0.99) and 100 without; hard negatives (0.70-0.79) around each. */
@@ -950,6 +1011,7 @@ int main(void)
         cmocka_unit_test(same_seed_gives_same_answers),
         cmocka_unit_test(restored_center_gives_same_buckets),
         cmocka_unit_test(tables_grow_with_namespace),
+        cmocka_unit_test(search_during_key_growth),
         cmocka_unit_test(lsh_recall_on_clustered_set),
         cmocka_unit_test(stats_track_exact_index),
     };
