@@ -903,10 +903,15 @@ static void print_size(FILE *o, const opts_t *op, const result_t *r)
     char eb[32];
     if (r->exact_below) snprintf(eb, sizeof eb, "%u entries", r->exact_below);
     else snprintf(eb, sizeof eb, "the default");
-    fprintf(o, "index (daemon config): %u tables x %u bits, probes %u, exact below %s, hashed %" PRIu64
-            "; a query probes %u buckets, %.2f%% of the key space of each table\n\n",
-            r->tables, r->bits, r->probes, eb, r->hashed, r->tables * (1 + r->probes * r->bits),
-            r->bits ? 100.0 * (1 + r->probes * r->bits) / (double)(1u << r->bits) : 0.0);
+    if (r->bits)
+        fprintf(o, "index (daemon config): %u tables x %u bits, probes %u, exact below %s, hashed %" PRIu64
+                "; a query probes %u buckets, %.2f%% of the key space of each table\n\n",
+                r->tables, r->bits, r->probes, eb, r->hashed, r->tables * (1 + r->probes * r->bits),
+                100.0 * (1 + r->probes * r->bits) / (double)(1u << r->bits));
+    else
+        fprintf(o, "index (daemon config): %u tables, automatic key length (a mean bucket of 8 to "
+                "16 entries), probes %u (query-directed flips), exact below %s, hashed %" PRIu64 "\n\n",
+                r->tables, r->probes, eb, r->hashed);
 
     static const bench_col_t cols[] = {
         { "what", 40, 0 }, { "p50 us", 9, 1 }, { "p99 us", 9, 1 }, { "p99.9 us", 9, 1 },
@@ -959,12 +964,10 @@ static void print_size(FILE *o, const opts_t *op, const result_t *r)
     if (r->inproc)
         fprintf(o, "in process (cached/index.c, no socket): p50/p99 %.1f/%.1f us, recall %.4f; per "
                 "query %.0f candidates from the buckets, %.0f sign-code checks, %.0f int8 scores, "
-                "%.1f exact dot products (entries x probed fraction x tables = %.0f); index_add "
+                "%.1f exact dot products; index_add "
                 "%.0f/s; %" PRIu64 " buckets, largest %" PRIu64 " (mean %.1f)\n",
                 r->ip_lat.p50 / 1e3, r->ip_lat.p99 / 1e3, r->ip_recall, r->ip_cand, r->ip_coded,
-                r->ip_quant, r->ip_exact,
-                r->bits ? (double)n * r->tables * (1 + r->probes * r->bits) / (double)(1u << r->bits) : 0.0,
-                r->ip_add_rate, r->ip_buckets, r->ip_max_bucket,
+                r->ip_quant, r->ip_exact, r->ip_add_rate, r->ip_buckets, r->ip_max_bucket,
                 r->ip_buckets ? (double)n * r->tables / (double)r->ip_buckets : 0.0);
     double rlo, rhi;
     wilson(r->correct, r->pos, &rlo, &rhi);
