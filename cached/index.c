@@ -1246,6 +1246,40 @@ const float *index_vector(const index_t *ix, uint64_t id)
     return at == SIZE_MAX ? NULL : ix->vecs + (size_t)ix->idmap.ents[at].val * ix->dim;
 }
 
+size_t index_sample(const index_t *ix, size_t want, uint64_t seed, float *out)
+{
+    size_t n = ix->count, d = ix->dim;
+
+    if (n <= want) {
+        memcpy(out, ix->vecs, n * d * sizeof(float));
+        return n;
+    }
+    /* Floyd's algorithm: want distinct slots in O(want) with a small set. */
+    uint32_t *pick = malloc(want * sizeof *pick);
+    slotmap_t seen = { 0 };
+    rng_t r;
+    size_t k = 0;
+
+    if (pick == NULL)
+        return 0;
+    rng_init(&r, seed, 4);
+    seen.salt = rng_next(&r);
+    for (size_t j = n - want; j < n; j++) {
+        size_t t = (size_t)(rng_next(&r) % (j + 1));
+        if (map_reserve(&seen) < 0)
+            break;
+        if (map_find(&seen, t + 1) != SIZE_MAX)
+            t = j;
+        map_insert_new(&seen, t + 1, 0);
+        pick[k++] = (uint32_t)t;
+    }
+    for (size_t i = 0; i < k; i++)
+        memcpy(out + i * d, ix->vecs + (size_t)pick[i] * d, d * sizeof(float));
+    map_clear(&seen);
+    free(pick);
+    return k;
+}
+
 uint32_t index_dim(const index_t *ix)
 {
     return ix->dim;

@@ -105,6 +105,11 @@ int index_search(index_t *ix, const float *unit, float threshold, uint64_t *id, 
 const float *index_vector(const index_t *ix, uint64_t id);
 
 uint32_t index_dim(const index_t *ix);
+/* Copy up to `want` of the index's vectors into out (want * dim floats):
+ * all of them when count <= want, else a uniform sample without
+ * replacement (partial Fisher-Yates over slot numbers, from `seed`).
+ * O(want * dim) whatever the count. Returns how many were copied. */
+size_t index_sample(const index_t *ix, size_t want, uint64_t seed, float *out);
 size_t index_count(const index_t *ix);
 void index_get_stats(const index_t *ix, index_stats_t *st);
 

@@ -869,6 +869,41 @@ static void search_during_key_growth(void **state)
     index_free(a);
 }
 
+/* index_sample: everything when small, else `want` distinct stored
+ * vectors, the same for the same seed. */
+static void sample_is_distinct_and_deterministic(void **state)
+{
+    (void)state;
+    const uint32_t d = 16, n = 3000;
+    index_t *ix = index_new(d, 5, NULL);
+    float v[16];
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t j = 0; j < d; j++) v[j] = (float)((i * 31u + j * 7u) % 97) - 48.0f + (j == i % d ? 500.0f : 0.0f);
+        v[(i / d) % d] += 0.37f * (float)i;   /* no two alike */
+        assert_int_equal(vec_normalize(v, d, v), 0);
+        assert_int_equal(index_add(ix, i + 1, v), 0);
+    }
+    float *a = malloc((size_t)n * d * sizeof *a), *b = malloc((size_t)n * d * sizeof *b);
+    assert_int_equal(index_sample(ix, n + 10, 1, a), n);
+    assert_int_equal(index_sample(ix, 200, 42, a), 200);
+    assert_int_equal(index_sample(ix, 200, 42, b), 200);
+    assert_memory_equal(a, b, 200u * d * sizeof *a);
+    assert_int_equal(index_sample(ix, 200, 43, b), 200);
+    assert_memory_not_equal(a, b, 200u * d * sizeof *a);
+    /* Each sampled vector is stored, and no two are the same slot. */
+    for (uint32_t i = 0; i < 200; i++) {
+        int stored = 0;
+        for (uint32_t id = 1; id <= n && !stored; id++)
+            stored = memcmp(index_vector(ix, id), a + (size_t)i * d, d * sizeof *a) == 0;
+        assert_true(stored);
+        for (uint32_t j = 0; j < i; j++)
+            assert_memory_not_equal(a + (size_t)i * d, a + (size_t)j * d, d * sizeof *a);
+    }
+    free(a);
+    free(b);
+    index_free(ix);
+}
+
 /* The measurement the defaults rest on, at test size: 20k entries, dim 256,
  * clustered and anisotropic; 400 queries with a planted near-duplicate
  * (0.80-0.99) and 100 without; hard negatives (0.70-0.79) around each. */
@@ -1012,6 +1047,7 @@ int main(void)
         cmocka_unit_test(restored_center_gives_same_buckets),
         cmocka_unit_test(tables_grow_with_namespace),
         cmocka_unit_test(search_during_key_growth),
+        cmocka_unit_test(sample_is_distinct_and_deterministic),
         cmocka_unit_test(lsh_recall_on_clustered_set),
         cmocka_unit_test(stats_track_exact_index),
     };
