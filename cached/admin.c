@@ -271,6 +271,7 @@ static void cmd_info(admin_conn_t *a)
     rep_u64(&r, "host_alloc_failures", st.alloc_failures);
     rep_u64(&r, "host_free_extents", st.free_extents);
     rep_u64(&r, "host_largest_free", st.largest_free);
+    rep_u64(&r, "host_prefaulted_bytes", __atomic_load_n(&d->prefault_bytes, __ATOMIC_RELAXED));
     if (d->disk) {
         disk_stats_t ds;
         disk_get_stats(d->disk, &ds);

@@ -42,6 +42,8 @@ static const key_t_ keys[] = {
       "bytes of KV the host tier holds" },
     { "host_arena_size", T_SIZE, F(host_arena_size), 0, 1ull << 46, 0,
       "size of the shared memfd arena (0: host_capacity); host_capacity may grow up to it" },
+    { "host_prefault", T_U32, F(host_prefault), 0, 1, 0,
+      "1: fault the whole host arena in at start, in a background thread (commits its memory)" },
     { "disk_capacity", T_SIZE, F(disk_capacity), 0, 1ull << 50, 0,
       "bytes of the disk tier's blob file in data_dir (0: no disk tier)" },
     { "disk_lmdb_max_size", T_SIZE, F(disk_lmdb_max_size), 0, 1ull << 46, 0,
@@ -147,6 +149,7 @@ void config_defaults(config_t *c)
     c->host_capacity = 1ull << 30;
     c->host_arena_size = 0;
     c->max_entries = 0;
+    c->host_prefault = 0;
     c->disk_capacity = 0;
     c->disk_lmdb_max_size = 0;
     snprintf(c->durability, sizeof c->durability, "async");

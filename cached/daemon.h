@@ -9,6 +9,7 @@
 #ifndef SIMCACHE_DAEMON_H
 #define SIMCACHE_DAEMON_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -86,6 +87,10 @@ struct daemon {
     void *admin_conns;            /* admin.c's list of connections */
     uint32_t n_clients;
     int gpu_devices;
+    /* host_prefault: a thread populating the arena (daemon.c) */
+    pthread_t prefault_th;
+    int prefault_running, prefault_stop;   /* stop: __atomic */
+    uint64_t prefault_bytes;               /* done so far: __atomic */
     char gpu_desc[160];
     int draining;
     uint64_t drain_deadline_us;

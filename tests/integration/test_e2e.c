@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,53 @@ static void lookup_default_threshold_follows_config(void **state)
     assert_int_equal(simcache_lookup(h, q, -1, &m), 0);
     assert_int_equal(simcache_release(h, &m), 0);
     simcache_close(h);
+    assert_int_equal(it_daemon_stop(&D), 0);
+}
+
+/* Resident shared memory of pid, in bytes (RssShmem of /proc/PID/status). */
+static uint64_t rss_shmem(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    uint64_t kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "RssShmem: %" SCNu64, &kb) == 1) break;
+    if (f) fclose(f);
+    return kb * 1024;
+}
+
+/* host_prefault 1: a thread faults the whole arena in after start (the
+ * arena's pages become resident in the daemon), while it serves; without
+ * it, nothing is prefaulted and the arena stays mostly unbacked. */
+static void host_prefault_populates_the_arena(void **state)
+{
+    (void)state;
+    assert_int_equal(it_daemon_start(&D, "--host-capacity", "96m", "--host-prefault", "1", NULL), 0);
+    simcache_t *h = conn();
+    assert_non_null(h);
+    float e[DIM];
+    emb(77, e);
+    uint64_t id = it_put(h, e, 1 * MIB, 77, NULL);   /* served while the thread runs */
+    assert_true(id != 0);
+    uint64_t done = 0;
+    for (int i = 0; i < 3000 && done < 96ull * MIB; i++) {
+        done = it_admin_u64(&D, "info", "host_prefaulted_bytes");
+        if (done < 96ull * MIB) it_sleep_ms(10);
+    }
+    assert_int_equal(done, 96ull * MIB);
+    assert_true(rss_shmem(D.pid) >= 96ull * MIB);
+    simcache_match_t m;
+    assert_int_equal(simcache_get(h, id, &m), 0);
+    assert_int_equal(it_check(m.data, m.size, 77), 0);
+    assert_int_equal(simcache_release(h, &m), 0);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&D), 0);
+    it_daemon_cleanup(&D);
+
+    assert_int_equal(it_daemon_start(&D, "--host-capacity", "96m", NULL), 0);
+    assert_int_equal(it_admin_u64(&D, "info", "host_prefaulted_bytes"), 0);
+    assert_true(rss_shmem(D.pid) < 32ull * MIB);
     assert_int_equal(it_daemon_stop(&D), 0);
 }
 
@@ -522,6 +570,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(e2e_blobs_found_by_other_processes_byte_exact, teardown),
         cmocka_unit_test_teardown(lookup_threshold_per_request_overrides_default, teardown),
         cmocka_unit_test_teardown(lookup_default_threshold_follows_config, teardown),
+        cmocka_unit_test_teardown(host_prefault_populates_the_arena, teardown),
         cmocka_unit_test_teardown(identical_embedding_hits_at_threshold_one, teardown),
         cmocka_unit_test_teardown(lookup_batch_mixes_hits_and_misses_in_order, teardown),
         cmocka_unit_test_teardown(namespaces_never_match_each_other, teardown),
