@@ -409,6 +409,180 @@ static void other_clients_flow_during_a_large_promotion(void **state)
     it_daemon_cleanup(&d);
 }
 
+/* ---- races with a promotion in flight ---- */
+
+/* A get of a BIG entry: exit 0 with the right bytes, 2 for
+ * SIMCACHE_ENOTFOUND, 1 for anything else (wrong bytes above all). */
+static int get_big_or_gone_child(void *p)
+{
+    big_arg_t *a = p;
+    simcache_t *h = it_connect(a->sock, MODEL, FP, NULL, DIM);
+    if (!h) return 1;
+    simcache_match_t m;
+    int rc = simcache_get(h, a->id, &m), ret = 1;
+    if (rc == SIMCACHE_ENOTFOUND) ret = 2;
+    if (rc == 0) {
+        ret = m.size == BIG && it_check(m.data, m.size, 777) == 0 ? 0 : 1;
+        simcache_release(h, &m);
+    }
+    simcache_close(h);
+    return ret;
+}
+
+static void start_big_daemon(it_daemon_t *d)
+{
+    const char *args[] = { "--data-dir", data_dir, "--disk-capacity", "300m", "--durability",
+                           "async", "--host-capacity", "200m", NULL };
+    assert_int_equal(it_daemon_startv(d, args), 0);
+}
+
+static uint64_t put_big(simcache_t *h, uint64_t seed)
+{
+    float e[DIM];
+    it_unit(seed, e, DIM);
+    uint64_t id = it_put(h, e, BIG, 777, "big");
+    assert_true(id != 0);
+    return id;
+}
+
+/* Put the entry on disk only. */
+static void to_disk(it_daemon_t *d)
+{
+    char out[512];
+    assert_int_equal(it_admin(d, "checkpoint", out, sizeof out), 0);
+    assert_int_equal(it_admin(d, "evict 1000", out, sizeof out), 0);
+}
+
+/* Wait until a promotion is in flight or the child is done; 1 if in flight. */
+static int wait_in_flight(it_daemon_t *d, pid_t child)
+{
+    for (int i = 0; i < 20000; i++) {
+        if (it_admin_u64(d, "info", "disk_promotions_in_flight") > 0) return 1;
+        if (waitpid(child, NULL, WNOHANG) == child) return -1;   /* reaped: caller must not wait */
+    }
+    return 0;
+}
+
+/* A client deletes an entry while another client's get waits for its
+ * promotion: the waiting get answers SIMCACHE_ENOTFOUND (never bytes of a
+ * deleted or reused extent), the daemon keeps serving, and the next entry
+ * put where that one was reads back exact. */
+static void delete_during_promotion(void **state)
+{
+    (void)state;
+    it_daemon_t d;
+    start_big_daemon(&d);
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    assert_non_null(h);
+    int seen = 0;
+    for (int attempt = 0; attempt < 8 && !seen; attempt++) {
+        uint64_t id = put_big(h, 9000 + (uint64_t)attempt);
+        to_disk(&d);
+        big_arg_t a = { d.sock, id };
+        pid_t child = it_fork(get_big_or_gone_child, &a);
+        int w = wait_in_flight(&d, child);
+        if (w == 1) {
+            int rc = simcache_delete(h, id);
+            assert_true(rc == 0 || rc == SIMCACHE_ENOTFOUND);
+            if (rc == 0 && it_admin_u64(&d, "info", "disk_promotions_in_flight") > 0) seen = 1;
+        }
+        if (w != -1) {
+            int code = it_wait_pid(child, IT_TIMEOUT_MS);
+            assert_true(code == 0 || code == 2);   /* never wrong bytes */
+            if (seen) assert_int_equal(code, 2);
+        }
+        if (!seen) simcache_delete(h, id);
+    }
+    fprintf(stderr, "delete landed during the promotion: %s\n", seen ? "yes" : "no");
+    assert_true(seen);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_promotions_in_flight"), 0);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_checksum_failures"), 0);
+    /* The extent the read held is free again and is not shared. */
+    uint64_t id = put_big(h, 9100);
+    to_disk(&d);
+    big_arg_t a = { d.sock, id };
+    assert_int_equal(it_wait_pid(it_fork(get_big_or_gone_child, &a), IT_TIMEOUT_MS), 0);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+}
+
+/* A client killed while its get waits for a promotion: the promotion
+ * completes for nobody, the entry is back in the host tier with the right
+ * bytes, and no lease is left behind. */
+static void client_killed_while_waiting(void **state)
+{
+    (void)state;
+    it_daemon_t d;
+    start_big_daemon(&d);
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    assert_non_null(h);
+    uint64_t id = put_big(h, 9200);
+    int seen = 0;
+    for (int attempt = 0; attempt < 8 && !seen; attempt++) {
+        to_disk(&d);
+        big_arg_t a = { d.sock, id };
+        pid_t child = it_fork(get_big_or_gone_child, &a);
+        int w = wait_in_flight(&d, child);
+        if (w == 1) {
+            kill(child, SIGKILL);
+            seen = it_admin_u64(&d, "info", "disk_promotions_in_flight") > 0;
+        }
+        if (w != -1) it_wait_pid(child, IT_TIMEOUT_MS);
+    }
+    fprintf(stderr, "client killed during the promotion: %s\n", seen ? "yes" : "no");
+    assert_true(seen);
+    for (int i = 0; i < 500 && it_admin_u64(&d, "info", "disk_promotions_in_flight"); i++)
+        it_sleep_ms(10);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_promotions_in_flight"), 0);
+    for (int i = 0; i < 500 && it_admin_u64(&d, "info", "leases_active"); i++) it_sleep_ms(10);
+    assert_int_equal(it_admin_u64(&d, "info", "leases_active"), 0);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_only_entries"), 0);
+    simcache_match_t m;
+    assert_int_equal(simcache_get(h, id, &m), 0);
+    assert_int_equal(it_check(m.data, m.size, 777), 0);
+    assert_int_equal(simcache_release(h, &m), 0);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+}
+
+/* Two clients that need the same disk entry at once share one read: one
+ * asynchronous promotion, two parked requests, both answered exact. */
+static void two_clients_share_one_read(void **state)
+{
+    (void)state;
+    it_daemon_t d;
+    start_big_daemon(&d);
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    assert_non_null(h);
+    uint64_t id = put_big(h, 9300);
+    int seen = 0;
+    for (int attempt = 0; attempt < 8 && !seen; attempt++) {
+        to_disk(&d);
+        uint64_t p0 = it_admin_u64(&d, "info", "disk_promotions_async");
+        uint64_t w0 = it_admin_u64(&d, "info", "disk_promotion_waits");
+        big_arg_t a = { d.sock, id };
+        pid_t c1 = it_fork(get_big_or_gone_child, &a);
+        int w = wait_in_flight(&d, c1);
+        pid_t c2 = it_fork(get_big_or_gone_child, &a);
+        if (w != -1) assert_int_equal(it_wait_pid(c1, IT_TIMEOUT_MS), 0);
+        assert_int_equal(it_wait_pid(c2, IT_TIMEOUT_MS), 0);
+        uint64_t p1 = it_admin_u64(&d, "info", "disk_promotions_async");
+        uint64_t w1 = it_admin_u64(&d, "info", "disk_promotion_waits");
+        assert_int_equal(p1 - p0, 1);   /* one read, whoever came when */
+        seen = w1 - w0 == 2;            /* ...and both waited for it */
+        simcache_match_t m;
+        assert_int_equal(simcache_get(h, id, &m), 0);
+        assert_int_equal(simcache_release(h, &m), 0);
+    }
+    fprintf(stderr, "two gets shared one promotion: %s\n", seen ? "yes" : "no");
+    assert_true(seen);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+}
+
 /* LMDB map at its configured limit: a sync put is refused with
  * SIMCACHE_ENOSPC and says why, the refused put leaves the connection
  * usable (the next put is refused the same way, not EPROTO), and everything
@@ -475,6 +649,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(restart_serves_what_was_on_disk, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(batch_of_disk_hits_promotes_together, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(lmdb_map_limit_refuses_cleanly, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(delete_during_promotion, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(client_killed_while_waiting, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(two_clients_share_one_read, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(other_clients_flow_during_a_large_promotion, mk_data,
                                         rm_data),
         cmocka_unit_test_setup_teardown(full_disk_drops_lru_and_keeps_serving, mk_data, rm_data),
