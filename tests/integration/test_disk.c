@@ -507,6 +507,44 @@ static void delete_during_promotion(void **state)
     it_daemon_cleanup(&d);
 }
 
+/* Admin `flush` while a get waits for a promotion: the entry goes too
+ * (flush counts it), the waiting get answers SIMCACHE_ENOTFOUND. */
+static void flush_during_promotion(void **state)
+{
+    (void)state;
+    it_daemon_t d;
+    start_big_daemon(&d);
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    assert_non_null(h);
+    int seen = 0;
+    for (int attempt = 0; attempt < 8 && !seen; attempt++) {
+        uint64_t id = put_big(h, 9400 + (uint64_t)attempt);
+        to_disk(&d);
+        big_arg_t a = { d.sock, id };
+        pid_t child = it_fork(get_big_or_gone_child, &a);
+        int w = wait_in_flight(&d, child);
+        if (w == 1) {
+            char out[256];
+            assert_int_equal(it_admin(&d, "flush", out, sizeof out), 0);
+            if (strstr(out, "flushed 1") && it_admin_u64(&d, "info", "disk_promotions_in_flight") > 0)
+                seen = 1;
+        }
+        if (w != -1) {
+            int code = it_wait_pid(child, IT_TIMEOUT_MS);
+            assert_true(code == 0 || code == 2);
+            if (seen) assert_int_equal(code, 2);
+        }
+        if (!seen) simcache_delete(h, id);
+    }
+    fprintf(stderr, "flush landed during the promotion: %s\n", seen ? "yes" : "no");
+    assert_true(seen);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_only_entries"), 0);
+    assert_int_equal(it_admin_u64(&d, "info", "host_entries"), 0);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+}
+
 /* A client killed while its get waits for a promotion: the promotion
  * completes for nobody, the entry is back in the host tier with the right
  * bytes, and no lease is left behind. */
@@ -650,6 +688,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(batch_of_disk_hits_promotes_together, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(lmdb_map_limit_refuses_cleanly, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(delete_during_promotion, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(flush_during_promotion, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(client_killed_while_waiting, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(two_clients_share_one_read, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(other_clients_flow_during_a_large_promotion, mk_data,
