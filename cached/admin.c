@@ -402,6 +402,9 @@ static void cmd_namespaces(admin_conn_t *a)
         rep_u64(&r, "clients", ns->clients);
         rep_u64(&r, "index_hashed", is.lsh_active);
         rep_u64(&r, "index_max_bucket", is.max_bucket);
+        rep_u64(&r, "index_buckets", is.buckets);
+        rep_u64(&r, "index_searches", is.searches);
+        rep_u64(&r, "index_candidates", is.candidates);
         rep_u64(&r, "index_bytes", is.bytes);
         rep_rec_end(&r);
     }

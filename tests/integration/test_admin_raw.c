@@ -228,8 +228,26 @@ static void list_show_namespaces_clients(void **state)
     expect_prefix("show", "CLIENT_ERROR usage");
     expect_prefix("show 1 2", "CLIENT_ERROR usage");
 
+    {   /* one lookup in NS_A, an exact search over its 3 entries; of a[2],
+         * since flush_and_evict needs a[0] least recently used */
+        float e[DIM];
+        simcache_match_t hit;
+        it_unit(102, e, DIM);
+        assert_int_equal(simcache_lookup(ha, e, 0.99f, &hit), 0);
+        assert_int_equal(simcache_release(ha, &hit), 0);
+    }
     r = cmd("namespaces");
     assert_int_equal(count_lines(r, "id="), 2);
+    {
+        const char *a = strstr(r, "model=\"admin model\"");
+        assert_non_null(a);
+        const char *sv = strstr(a, "index_searches="), *cv = strstr(a, "index_candidates=");
+        assert_non_null(sv);
+        assert_non_null(cv);
+        unsigned long long ns = strtoull(sv + 15, NULL, 10), nc = strtoull(cv + 17, NULL, 10);
+        assert_true(ns >= 1);
+        assert_true(nc >= 3 && nc <= 3 * ns);
+    }
     assert_non_null(strstr(r, "model=\"admin model\" layout=fp-a dim=32 tenant=\"\" entries=3"));
     assert_non_null(strstr(r, "model=m-b layout=fp-b dim=32 tenant=tenant-b entries=2"));
 
