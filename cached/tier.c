@@ -369,23 +369,26 @@ entry_t *tier_disk_entry(daemon_t *d, uint64_t id)
     return d->disk ? u64map_get(&d->disk_entries, id) : NULL;
 }
 
+/* Reserve host bytes (a PENDING store entry) for disk-only entry e, out of
+ * the disk map. 0, or -1 with e back in the disk map (or forgotten when its
+ * disk copy went meanwhile). */
+static int reserve_host(daemon_t *d, entry_t *e)
+{
+    /* Out of the disk map first: making room may demote others and evict
+     * disk blobs, this one's copy included, and that must not free e. */
+    u64map_del(&d->disk_entries, e->id);
+    if (store_alloc(d->store, e->id, e->size, e, &e->host_off) == 0) return 0;
+    if (!(disk_has(d->disk, e->id) && u64map_put(&d->disk_entries, e->id, e) == 0))
+        forget_record(d, e);
+    return -1;
+}
+
 entry_t *tier_promote(daemon_t *d, uint64_t id)
 {
     if (!d->disk) return NULL;
     entry_t *e = u64map_get(&d->disk_entries, id);
-    if (!e || !e->indexed) return NULL;
-    /* Out of the disk map first: making room may demote others and evict
-     * disk blobs, this one's copy included, and that must not free e. */
-    u64map_del(&d->disk_entries, id);
-    uint64_t off;
-    int rc = store_alloc(d->store, id, e->size, e, &off);
-    if (rc) {
-        if (disk_has(d->disk, id) && u64map_put(&d->disk_entries, id, e) == 0) return NULL;
-        forget_record(d, e);
-        return NULL;
-    }
-    e->host_off = off;
-    rc = disk_get(d->disk, id, store_base(d->store) + off, NULL);
+    if (!e || !e->indexed || reserve_host(d, e)) return NULL;
+    int rc = disk_get(d->disk, id, store_base(d->store) + e->host_off, NULL);
     if (rc) {
         if (rc != -EBADMSG)
             log_warn("disk tier: cannot read entry %" PRIu64 ": %s", id, disk_errstr(d->disk));
@@ -463,18 +466,12 @@ int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, client_t *c, int may_wait, en
     p->d = d;
     p->id = id;
     p->e = e;
-    /* As in tier_promote: out of the disk map before making room. */
-    u64map_del(&d->disk_entries, id);
-    uint64_t off;
-    if (store_alloc(d->store, id, e->size, e, &off)) {
+    if (reserve_host(d, e)) {
         free(p);
-        if (!(disk_has(d->disk, id) && u64map_put(&d->disk_entries, id, e) == 0))
-            forget_record(d, e);
         return 0;
     }
-    e->host_off = off;
     int rc = u64map_put(&d->promos, id, p) ? -ENOMEM
-             : disk_read_async(d->disk, id, store_base(d->store) + off, promo_done, p);
+             : disk_read_async(d->disk, id, store_base(d->store) + e->host_off, promo_done, p);
     if (rc) {
         /* Not started: undo (on_drop forgets the record, as a failed read would). */
         log_warn("disk tier: cannot start reading entry %" PRIu64 ": %s", id, strerror(-rc));
