@@ -463,6 +463,53 @@ static int wait_in_flight(it_daemon_t *d, pid_t child)
     return 0;
 }
 
+/* The race both removal tests share: put a BIG entry, move it to disk, have
+ * a child get it, and when its promotion is in flight call remove(). An
+ * attempt counts when remove() says it removed the entry and the promotion
+ * was still in flight after it; then the waiting get must answer
+ * SIMCACHE_ENOTFOUND. No attempt may serve wrong bytes. Retried (timing
+ * decides where remove lands) up to 8 times; returns whether one counted. */
+typedef int (*remove_fn)(it_daemon_t *d, simcache_t *h, uint64_t id);
+
+static int remove_while_waiting(it_daemon_t *d, simcache_t *h, uint64_t seed0, remove_fn remove)
+{
+    int seen = 0;
+    for (int attempt = 0; attempt < 8 && !seen; attempt++) {
+        uint64_t id = put_big(h, seed0 + (uint64_t)attempt);
+        to_disk(d);
+        big_arg_t a = { d->sock, id };
+        pid_t child = it_fork(get_big_or_gone_child, &a);
+        int w = wait_in_flight(d, child);
+        if (w == 1 && remove(d, h, id) &&
+            it_admin_u64(d, "info", "disk_promotions_in_flight") > 0)
+            seen = 1;
+        if (w != -1) {
+            int code = it_wait_pid(child, IT_TIMEOUT_MS);
+            assert_true(code == 0 || code == 2);   /* never wrong bytes */
+            if (seen) assert_int_equal(code, 2);
+        }
+        if (!seen) simcache_delete(h, id);
+    }
+    return seen;
+}
+
+static int remove_by_delete(it_daemon_t *d, simcache_t *h, uint64_t id)
+{
+    (void)d;
+    int rc = simcache_delete(h, id);
+    assert_true(rc == 0 || rc == SIMCACHE_ENOTFOUND);
+    return rc == 0;
+}
+
+static int remove_by_flush(it_daemon_t *d, simcache_t *h, uint64_t id)
+{
+    (void)h;
+    (void)id;
+    char out[256];
+    assert_int_equal(it_admin(d, "flush", out, sizeof out), 0);
+    return strstr(out, "flushed 1") != NULL;
+}
+
 /* A client deletes an entry while another client's get waits for its
  * promotion: the waiting get answers SIMCACHE_ENOTFOUND (never bytes of a
  * deleted or reused extent), the daemon keeps serving, and the next entry
@@ -474,25 +521,7 @@ static void delete_during_promotion(void **state)
     start_big_daemon(&d);
     simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
     assert_non_null(h);
-    int seen = 0;
-    for (int attempt = 0; attempt < 8 && !seen; attempt++) {
-        uint64_t id = put_big(h, 9000 + (uint64_t)attempt);
-        to_disk(&d);
-        big_arg_t a = { d.sock, id };
-        pid_t child = it_fork(get_big_or_gone_child, &a);
-        int w = wait_in_flight(&d, child);
-        if (w == 1) {
-            int rc = simcache_delete(h, id);
-            assert_true(rc == 0 || rc == SIMCACHE_ENOTFOUND);
-            if (rc == 0 && it_admin_u64(&d, "info", "disk_promotions_in_flight") > 0) seen = 1;
-        }
-        if (w != -1) {
-            int code = it_wait_pid(child, IT_TIMEOUT_MS);
-            assert_true(code == 0 || code == 2);   /* never wrong bytes */
-            if (seen) assert_int_equal(code, 2);
-        }
-        if (!seen) simcache_delete(h, id);
-    }
+    int seen = remove_while_waiting(&d, h, 9000, remove_by_delete);
     fprintf(stderr, "delete landed during the promotion: %s\n", seen ? "yes" : "no");
     assert_true(seen);
     assert_int_equal(it_admin_u64(&d, "info", "disk_promotions_in_flight"), 0);
@@ -516,26 +545,7 @@ static void flush_during_promotion(void **state)
     start_big_daemon(&d);
     simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
     assert_non_null(h);
-    int seen = 0;
-    for (int attempt = 0; attempt < 8 && !seen; attempt++) {
-        uint64_t id = put_big(h, 9400 + (uint64_t)attempt);
-        to_disk(&d);
-        big_arg_t a = { d.sock, id };
-        pid_t child = it_fork(get_big_or_gone_child, &a);
-        int w = wait_in_flight(&d, child);
-        if (w == 1) {
-            char out[256];
-            assert_int_equal(it_admin(&d, "flush", out, sizeof out), 0);
-            if (strstr(out, "flushed 1") && it_admin_u64(&d, "info", "disk_promotions_in_flight") > 0)
-                seen = 1;
-        }
-        if (w != -1) {
-            int code = it_wait_pid(child, IT_TIMEOUT_MS);
-            assert_true(code == 0 || code == 2);
-            if (seen) assert_int_equal(code, 2);
-        }
-        if (!seen) simcache_delete(h, id);
-    }
+    int seen = remove_while_waiting(&d, h, 9400, remove_by_flush);
     fprintf(stderr, "flush landed during the promotion: %s\n", seen ? "yes" : "no");
     assert_true(seen);
     assert_int_equal(it_admin_u64(&d, "info", "disk_only_entries"), 0);
