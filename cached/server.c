@@ -83,6 +83,7 @@ struct client {
      * frame replays once every promotion it waits for has completed. */
     uint32_t waits;                /* promotions not yet completed */
     uint32_t replays;              /* of the current frame */
+    float *unit;                   /* ns->dim floats: the request's embedding */
 };
 
 /* After this many replays of one frame, promotions run synchronously: a
@@ -293,6 +294,7 @@ static int read_embedding(req_t *r, float *out)
     return 0;
 }
 
+
 static int check_done(req_t *r)
 {
     if (proto_rd_done(&r->rd)) {
@@ -301,6 +303,20 @@ static int check_done(req_t *r)
         return -1;
     }
     return 0;
+}
+
+/* The request's embedding, normalised, in the client's scratch buffer (one
+ * per connection, valid until the next request), with the rest of the
+ * payload checked; NULL once an error reply went out. */
+static float *take_embedding(req_t *r)
+{
+    client_t *c = r->c;
+    if (!c->unit && !(c->unit = malloc((size_t)c->ns->dim * sizeof(float)))) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (read_embedding(r, c->unit) || check_done(r)) return NULL;
+    return c->unit;
 }
 
 static void do_hello(req_t *r)
@@ -467,12 +483,8 @@ static void do_put_commit(req_t *r)
                     "commit of put %" PRIu64 " that was never begun (or already ended)", token);
         return;
     }
-    float *unit = malloc((size_t)c->ns->dim * sizeof(float));
-    if (!unit) {
-        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
-        return;
-    }
-    if (read_embedding(r, unit) || check_done(r)) goto out;
+    const float *unit = take_embedding(r);
+    if (!unit) return;
     if (proto_layout_check(&layout, p->size)) {
         reply_error(c, r->op, r->req_id, SIMCACHE_ELAYOUT,
                     "layout (dtype %" PRIu32 ", %" PRIu32 " parts x %" PRIu32 " layers x %" PRIu32
@@ -480,7 +492,7 @@ static void do_put_commit(req_t *r)
                     "-byte blob",
                     layout.dtype, layout.parts, layout.layers, layout.kv_heads, layout.head_dim,
                     layout.tokens, p->size);
-        goto out;
+        return;
     }
     entry_t *e = calloc(1, sizeof *e);
     uint8_t *meta_copy = meta_len ? malloc(meta_len) : NULL;
@@ -488,7 +500,7 @@ static void do_put_commit(req_t *r)
         free(e);
         free(meta_copy);
         reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
-        goto out;
+        return;
     }
     e->id = ++d->next_entry_id;
     e->ns = c->ns;
@@ -511,7 +523,7 @@ static void do_put_commit(req_t *r)
         else
             reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "cannot reserve space: %s",
                         strerror(-rc));
-        goto out;
+        return;
     }
     e->host_off = off;
     uint8_t *dst = store_base(d->store) + off;
@@ -520,7 +532,7 @@ static void do_put_commit(req_t *r)
     if (index_add(c->ns->index, e->id, unit)) {
         store_abort(d->store, e->id);   /* on_drop frees e */
         reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "cannot index the entry");
-        goto out;
+        return;
     }
     e->indexed = 1;
     store_commit(d->store, e->id);
@@ -539,7 +551,7 @@ static void do_put_commit(req_t *r)
             daemon_entry_delete(d, e->id);
             reply_error(c, r->op, r->req_id, prc, "put not made durable: disk tier %s",
                         prc == SIMCACHE_ENOSPC ? "full" : "write failed");
-            goto out;
+            return;
         }
     }
     uint32_t kept = retire_put(c, take_put(c, token));
@@ -547,8 +559,6 @@ static void do_put_commit(req_t *r)
     proto_wr_u64(&c->out, e->id);
     proto_wr_u32(&c->out, kept);
     proto_wr_frame_end(&c->out, roff);
-out:
-    free(unit);
 }
 
 static void write_match(client_t *c, entry_t *e, lease_t *l, float sim)
@@ -615,20 +625,12 @@ static void do_lookup(req_t *r)
     client_t *c = r->c;
     float threshold, sim = 0;
     if (read_threshold(r, &threshold)) return;
-    float *unit = malloc((size_t)c->ns->dim * sizeof(float));
-    if (!unit) {
-        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
-        return;
-    }
-    if (read_embedding(r, unit) || check_done(r)) {
-        free(unit);
-        return;
-    }
+    const float *unit = take_embedding(r);
+    if (!unit) return;
     entry_t *e = NULL;
     lease_t *l = NULL;
     uint64_t id;
     int rc = search_one(c, unit, threshold, &id, &sim, &e);
-    free(unit);
     if (rc == WAIT) return;
     rc = lease_hit(c, e, &l);
     if (rc < 0) {
@@ -815,18 +817,10 @@ static void do_route(req_t *r)
 {
     client_t *c = r->c;
     (void)proto_rd_u32(&r->rd); /* flags, reserved */
-    float *unit = malloc((size_t)c->ns->dim * sizeof(float));
-    if (!unit) {
-        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
-        return;
-    }
-    if (read_embedding(r, unit) || check_done(r)) {
-        free(unit);
-        return;
-    }
+    const float *unit = take_embedding(r);
+    if (!unit) return;
     route_t rt;
     peers_route(c->d, c->ns, unit, &rt);
-    free(unit);
     proto_route_reply_t rr = { rt.node_id, (uint16_t)strlen(rt.node_id), rt.addr,
                                (uint16_t)strlen(rt.addr), rt.similarity, rt.flags, rt.load };
     size_t off = begin_ok(r);
@@ -1047,6 +1041,7 @@ static void client_free(client_t *c)
     daemon_t *d = c->d;
     uint32_t leases = c->n_leases;
     if (c->waits) tier_client_gone(d, c);
+    free(c->unit);
     while (c->leases) daemon_lease_end(d, c->leases);
     size_t pos = 0;
     uint64_t key;
