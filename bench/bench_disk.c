@@ -132,27 +132,11 @@ static volatile uint64_t sink;
 
 /* ---- bytes ---- */
 
-static uint64_t mix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void fill(uint8_t *p, uint64_t n, uint64_t seed)
-{
-    uint64_t s = seed;
-    for (uint64_t i = 0; i + 8 <= n; i += 8) {
-        uint64_t v = mix(&s);
-        memcpy(p + i, &v, 8);
-    }
-}
 
 static void next_embedding(ctx_t *x)
 {
     for (int i = 0; i < DIM; i++)
-        x->emb[i] = (float)((double)(mix(&x->seed) >> 11) / 9007199254740992.0 - 0.5);
+        x->emb[i] = (float)((double)(bench_mix(&x->seed) >> 11) / 9007199254740992.0 - 0.5);
     x->emb[0] += 1.0f;
 }
 
@@ -745,7 +729,7 @@ static int write_blobs(ctx_t *x)
     }
     int err = 0;
     for (uint64_t i = 0; i < x->n && !err; i++) {
-        fill(x->buf, x->size, 0xd15c0000u + x->size + i);
+        bench_fill(x->buf, x->size, 0xd15c0000u + x->size + i);
         x->hashes[i] = XXH3_64bits(x->buf, x->size);
         next_embedding(x);
         rc = simcache_put(x->h, x->emb, &lay, x->buf, x->size, SIMCACHE_HOST_MEMORY, &x->ids[i]);

@@ -88,22 +88,6 @@ static int have[NSIZES][M_N];
 
 /* ---- bytes ---- */
 
-static uint64_t mix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void fill(uint8_t *p, uint64_t n, uint64_t seed)
-{
-    uint64_t s = seed;
-    for (uint64_t i = 0; i + 8 <= n; i += 8) {
-        uint64_t v = mix(&s);
-        memcpy(p + i, &v, 8);
-    }
-}
 
 /* Every byte read once, as 64-bit words (sizes here are multiples of 8 and
  * the arena hands out page-aligned extents). */
@@ -132,7 +116,7 @@ static uint64_t touch_pages(const uint8_t *p, uint64_t n)
 static void next_embedding(ctx_t *x)
 {
     for (int i = 0; i < DIM; i++)
-        x->emb[i] = (float)((double)(mix(&x->seed) >> 11) / 9007199254740992.0 - 0.5);
+        x->emb[i] = (float)((double)(bench_mix(&x->seed) >> 11) / 9007199254740992.0 - 0.5);
     x->emb[0] += 1.0f;   /* never the zero vector */
 }
 
@@ -495,7 +479,7 @@ static int run_size(ctx_t *x, int si, double scale)
     char sz[32];
     bench_fmt_size(p->size, sz, sizeof sz);
     fprintf(stderr, "%s: verifying, then measuring ...\n", sz);
-    fill(x->src, p->size, 0x5eed0000u + (uint64_t)si);
+    bench_fill(x->src, p->size, 0x5eed0000u + (uint64_t)si);
     x->sums[si] = sum_words(x->src, p->size);
     select_size(x, si);
     if (verify(x)) return -1;

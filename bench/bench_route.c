@@ -19,7 +19,7 @@
  *   bench_route [SIMCACHED] [--simcached PATH] [--redis-server PATH]
  *               [--dim N] [--scale X]
  *
- * Self-contained (no bench_util). Prints; never asserts. Exits 0 unless it
+ * Uses bench_util for the daemon path only. Prints; never asserts. Exits 0 unless it
  * could not run (1), or 77 when redis-server is missing.
  */
 #include <errno.h>
@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "simcache.h"
 
 #define NODES 4
@@ -383,25 +384,6 @@ static void *load_main(void *arg)
 
 /* ---- main ---- */
 
-static void default_simcached(char *out, size_t n, const char *argv0)
-{
-    const char *env = getenv("SIMCACHED");
-    if (env && *env) {
-        snprintf(out, n, "%s", env);
-        return;
-    }
-    char self[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (k <= 0) {
-        snprintf(out, n, "%s", argv0);
-        return;
-    }
-    self[k] = 0;
-    char *slash = strrchr(self, '/');
-    if (slash) *slash = 0;
-    snprintf(out, n, "%.*s/../cached/simcached", (int)(n - 24), self);
-}
-
 static uint64_t hstrlen(redisContext *r, const char *id, const char *field)
 {
     redisReply *rep = redisCommand(r, "HSTRLEN simcache:node:%s %s", id, field);
@@ -414,7 +396,7 @@ int main(int argc, char **argv)
 {
     char simcached[PATH_MAX];
     const char *redis_exe = getenv("REDIS_SERVER");
-    default_simcached(simcached, sizeof simcached, argv[0]);
+    bench_default_simcached(simcached, sizeof simcached);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--simcached") == 0 && i + 1 < argc)
             snprintf(simcached, sizeof simcached, "%s", argv[++i]);

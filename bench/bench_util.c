@@ -413,3 +413,20 @@ void bench_default_simcached(char *out, size_t n)
     memcpy(out, best, len);
     out[len] = 0;
 }
+
+uint64_t bench_mix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void bench_fill(uint8_t *p, uint64_t n, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (uint64_t i = 0; i + 8 <= n; i += 8) {
+        uint64_t v = bench_mix(&s);
+        memcpy(p + i, &v, 8);
+    }
+}

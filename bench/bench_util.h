@@ -60,6 +60,11 @@ int bench_wait_socket(bench_proc_t *p, const char *path, int timeout_ms);
  * --admin-socket DIR/admin.sock, --data-dir DIR/data, then the extra flags
  * (NULL-terminated, may be NULL), and wait for both sockets. sock gets the
  * client socket path. Returns 0, or -1 (the log is printed). */
+/* splitmix64: the next value of the sequence in *s. */
+uint64_t bench_mix(uint64_t *s);
+/* n bytes of splitmix64 output from seed (a tail under 8 bytes is left as is). */
+void bench_fill(uint8_t *p, uint64_t n, uint64_t seed);
+
 /* The simcached to measure: $SIMCACHED, else ../cached/simcached next to
  * this executable (the build tree), else "simcached" on PATH. */
 void bench_default_simcached(char *out, size_t n);
