@@ -269,17 +269,26 @@ static int open_fail(disk_t *d, char *err, size_t errlen)
     return 0;
 }
 
+/* A read-only transaction and a cursor over "entries"; close both with
+ * mdb_cursor_close + mdb_txn_abort. 0 or a negative errno (logged in err). */
+static int entries_cursor(disk_t *d, MDB_txn **txn, MDB_cursor **cur)
+{
+    int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, txn);
+    if (rc) return lmdb_err(d, "mdb_txn_begin", rc);
+    rc = mdb_cursor_open(*txn, d->db_entries, cur);
+    if (rc) {
+        mdb_txn_abort(*txn);
+        return lmdb_err(d, "mdb_cursor_open", rc);
+    }
+    return 0;
+}
+
 static int load_records(disk_t *d, uint64_t file_size)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
-    int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn);
-    if (rc) return lmdb_err(d, "mdb_txn_begin", rc);
-    rc = mdb_cursor_open(txn, d->db_entries, &cur);
-    if (rc) {
-        mdb_txn_abort(txn);
-        return lmdb_err(d, "mdb_cursor_open", rc);
-    }
+    int rc = entries_cursor(d, &txn, &cur);
+    if (rc) return rc;
     uint64_t *bad = NULL;
     size_t nbad = 0, capbad = 0;
     MDB_val k, v;
@@ -654,13 +663,8 @@ int disk_foreach(disk_t *d,
 {
     MDB_txn *txn;
     MDB_cursor *cur;
-    int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn);
-    if (rc) return lmdb_err(d, "mdb_txn_begin", rc);
-    rc = mdb_cursor_open(txn, d->db_entries, &cur);
-    if (rc) {
-        mdb_txn_abort(txn);
-        return lmdb_err(d, "mdb_cursor_open", rc);
-    }
+    int rc = entries_cursor(d, &txn, &cur);
+    if (rc) return rc;
     MDB_val k, v;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
