@@ -209,7 +209,9 @@ static void cmd_stats(admin_conn_t *a)
     rep_u64(&r, "connections_total", s->connections);
     rep_u64(&r, "connections_rejected", s->rejected_connections);
     rep_u64(&r, "namespaces", d->n_namespaces);
-    rep_u64(&r, "entries", st.entries);
+    store_stats_t gs = { 0 };
+    if (d->gstore) store_get_stats(d->gstore, &gs);
+    rep_u64(&r, "entries", st.entries + gs.entries);
     rep_u64(&r, "host_bytes_used", st.bytes_used);
     rep_u64(&r, "host_bytes_capacity", st.capacity);
     rep_u64(&r, "leases_active", u64map_len(&d->leases));
@@ -255,10 +257,28 @@ static void cmd_info(admin_conn_t *a)
     rep_str(&r, "config_file", d->config_path[0] ? d->config_path : "(embedded defaults)");
     rep_u64(&r, "protocol_version", 1);
     rep_str(&r, "vector_impl", vec_impl());
-    rep_str(&r, "tiers", d->disk ? "host,disk" : "host");
-    rep_u64(&r, "gpu_tier", 0);
+    rep_str(&r, "tiers", d->gstore ? (d->disk ? "gpu,host,disk" : "gpu,host")
+                                    : (d->disk ? "host,disk" : "host"));
+    rep_u64(&r, "gpu_tier", d->gstore != NULL);
     rep_u64(&r, "gpu_devices", (uint64_t)d->gpu_devices);
     rep_str(&r, "gpu", d->gpu_desc);
+    if (d->gstore) {
+        store_stats_t gs;
+        store_get_stats(d->gstore, &gs);
+        rep_u64(&r, "gpu_device", d->cfg.gpu_device);
+        rep_str(&r, "gpu_ipc", d->gpu_kind);
+        rep_u64(&r, "gpu_capacity", gs.capacity);
+        rep_u64(&r, "gpu_bytes_used", gs.bytes_used);
+        rep_u64(&r, "gpu_bytes_pinned", gs.bytes_pinned);
+        rep_u64(&r, "gpu_entries", gs.entries);
+        rep_u64(&r, "gpu_pinned_entries", gs.pinned_entries);
+        rep_u64(&r, "gpu_evictions", gs.evictions);
+        rep_u64(&r, "gpu_demotions", d->gpu_demotions);
+        rep_u64(&r, "gpu_promotions", d->gpu_promotions);
+        rep_u64(&r, "gpu_moves_to_host", d->gpu_to_host);
+        rep_u64(&r, "gpu_move_failures", d->gpu_move_failures);
+        rep_u64(&r, "gpu_host_arena_pinned", (uint64_t)d->host_pinned);
+    }
     rep_u64(&r, "disk_tier", d->disk != NULL);
     rep_u64(&r, "host_arena_bytes", st.arena_size);
     rep_u64(&r, "host_capacity", st.capacity);
@@ -439,7 +459,7 @@ static int list_one(void *arg, uint64_t id, void *user, uint64_t off, uint64_t s
     if (c->ns && e->ns != c->ns) return 0;
     if (c->n >= c->limit) return 1;
     rep_rec(c->r);
-    entry_fields(c->r, e, "host", off, size, pins, c->now);
+    entry_fields(c->r, e, e->on_gpu ? "gpu" : "host", off, size, pins, c->now);
     rep_rec_end(c->r);
     c->n++;
     return 0;
@@ -475,6 +495,7 @@ static void cmd_list(admin_conn_t *a, admin_args_t *args)
     rep_t r;
     c.r = &r;
     rep_begin(&r, a, 1);
+    if (a->d->gstore) store_foreach(a->d->gstore, list_one, &c);
     store_foreach(a->d->store, list_one, &c);
     /* Then the entries held only on disk (offset: none in the arena). */
     size_t pos = 0;
@@ -516,10 +537,11 @@ static void cmd_show(admin_conn_t *a, admin_args_t *args)
         CLIENT_ERROR(a, "usage: show ID");
         return;
     }
-    entry_t *e = store_is_live(a->d->store, id) ? store_user(a->d->store, id) : NULL;
+    store_t *st = a->d->gstore && store_is_live(a->d->gstore, id) ? a->d->gstore : a->d->store;
+    entry_t *e = store_is_live(st, id) ? store_user(st, id) : NULL;
     find_ctx_t f = { .id = id };
-    const char *tier = "host";
-    if (e) store_foreach(a->d->store, find_one, &f);
+    const char *tier = st == a->d->store ? "host" : "gpu";
+    if (e) store_foreach(st, find_one, &f);
     else if ((e = tier_disk_entry(a->d, id)) && e->indexed) {
         tier = "disk";
         f.size = e->size;

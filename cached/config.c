@@ -44,6 +44,11 @@ static const key_t_ keys[] = {
       "size of the shared memfd arena (0: host_capacity); host_capacity may grow up to it" },
     { "host_prefault", T_U32, F(host_prefault), 0, 1, 0,
       "1: fault the whole host arena in at start, in a background thread (commits its memory)" },
+    { "gpu_capacity", T_SIZE, F(gpu_capacity), 0, 1ull << 46, 0,
+      "bytes of device memory for the GPU tier when a CUDA device is found (0: no GPU tier)" },
+    { "gpu_device", T_U32, F(gpu_device), 0, 1023, 0, "CUDA device ordinal of the GPU tier" },
+    { "gpu_ipc", T_STR, F(gpu_ipc), 0, 0, 0,
+      "auto: share the GPU arena through VMM POSIX fds where the device can, else legacy CUDA IPC; legacy: always legacy" },
     { "disk_capacity", T_SIZE, F(disk_capacity), 0, 1ull << 50, 0,
       "bytes of the disk tier's blob file in data_dir (0: no disk tier)" },
     { "disk_lmdb_max_size", T_SIZE, F(disk_lmdb_max_size), 0, 1ull << 46, 0,
@@ -150,6 +155,9 @@ void config_defaults(config_t *c)
     c->host_arena_size = 0;
     c->max_entries = 0;
     c->host_prefault = 0;
+    c->gpu_capacity = 1ull << 30;
+    c->gpu_device = 0;
+    snprintf(c->gpu_ipc, sizeof c->gpu_ipc, "auto");
     c->disk_capacity = 0;
     c->disk_lmdb_max_size = 0;
     snprintf(c->durability, sizeof c->durability, "async");
@@ -254,6 +262,11 @@ int config_set(config_t *c, const char *key, const char *value, int runtime,
         if (k->off == offsetof(config_t, durability) && strcmp(value, "async") &&
             strcmp(value, "sync")) {
             fail(err, errlen, "%s: '%.64s' is not async or sync", key, value);
+            return -1;
+        }
+        if (k->off == offsetof(config_t, gpu_ipc) && strcmp(value, "auto") &&
+            strcmp(value, "legacy")) {
+            fail(err, errlen, "%s: '%.64s' is not auto or legacy", key, value);
             return -1;
         }
         for (size_t i = 0; i < n; i++) {

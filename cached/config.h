@@ -25,6 +25,9 @@ typedef struct {
     uint64_t host_arena_size;     /* 0: same as host_capacity at start */
     uint64_t max_entries;
     uint32_t host_prefault;       /* 1: populate the arena at start (background) */
+    uint64_t gpu_capacity;        /* GPU tier bytes when a device is found; 0: none */
+    uint32_t gpu_device;          /* CUDA ordinal of the GPU tier */
+    char gpu_ipc[8];              /* "auto" (VMM, else legacy) or "legacy" */
     uint64_t disk_capacity;       /* 0: no disk tier */
     uint64_t disk_lmdb_max_size;  /* LMDB map growth limit; 0: 64 GiB */
     char durability[8];           /* "async" or "sync" */

@@ -39,14 +39,8 @@ uint64_t now_us(void)
 
 /* ---- entries ---- */
 
-static void on_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t why)
+void daemon_entry_free(daemon_t *d, entry_t *e)
 {
-    daemon_t *d = ctx;
-    entry_t *e = user;
-    (void)id;
-    if (!e) return;
-    /* With a disk tier, an evicted entry moves there and stays findable. */
-    if (why == STORE_DROP_EVICTED && e->indexed && tier_demote(d, e)) return;
     /* A deleted entry left its index and counts at delete time; an aborted
      * put never entered them. */
     if (e->indexed) {
@@ -56,15 +50,32 @@ static void on_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t why)
         e->ns->entries--;
         e->ns->bytes -= e->size;
     }
-    if (why == STORE_DROP_EVICTED) log_debug("evicted entry %" PRIu64, e->id);
-    (void)d;
     free(e->meta);
     free(e);
 }
 
+static void on_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t why)
+{
+    daemon_t *d = ctx;
+    entry_t *e = user;
+    (void)id;
+    if (!e) return;
+    /* With a disk tier, an evicted entry moves there and stays findable. */
+    if (why == STORE_DROP_EVICTED && e->indexed && tier_demote(d, e)) return;
+    if (why == STORE_DROP_EVICTED) log_debug("evicted entry %" PRIu64, e->id);
+    daemon_entry_free(d, e);
+}
+
+/* The entry's record, whichever memory tier holds it (live or pending). */
+static entry_t *mem_entry(daemon_t *d, uint64_t id)
+{
+    entry_t *e = d->gstore ? store_user(d->gstore, id) : NULL;
+    return e ? e : store_user(d->store, id);
+}
+
 int daemon_entry_delete(daemon_t *d, uint64_t id)
 {
-    entry_t *e = store_user(d->store, id);
+    entry_t *e = mem_entry(d, id);
     if (!e && (e = tier_disk_entry(d, id)) && e->indexed) {
         tier_forget(d, id);
         d->stats.deletes++;
@@ -78,7 +89,7 @@ int daemon_entry_delete(daemon_t *d, uint64_t id)
     e->indexed = 0;
     e->ns->entries--;
     e->ns->bytes -= e->size;
-    store_delete(d->store, id);
+    store_delete(e->on_gpu ? d->gstore : d->store, id);
     d->stats.deletes++;
     return 0;
 }
@@ -113,6 +124,7 @@ uint64_t daemon_flush(daemon_t *d, ns_t *ns)
 {
     collect_t c = { .ns = ns };
     store_foreach(d->store, collect, &c);
+    if (d->gstore) store_foreach(d->gstore, collect, &c);
     size_t pos = 0;
     uint64_t key;
     void *val;
@@ -135,7 +147,9 @@ int daemon_lease_new(daemon_t *d, client_t *owner, uint64_t entry_id, lease_t **
     if (client_lease_count(owner) >= client_lease_limit(owner)) return SIMCACHE_ELIMIT;
     lease_t *l = calloc(1, sizeof *l);
     if (!l) return SIMCACHE_ENOMEM;
-    if (store_pin(d->store, entry_id, &l->off, &l->size)) {
+    l->gpu = d->gstore && store_is_live(d->gstore, entry_id);
+    store_t *st = l->gpu ? d->gstore : d->store;
+    if (store_pin(st, entry_id, &l->off, &l->size)) {
         free(l);
         return SIMCACHE_ENOTFOUND;
     }
@@ -143,7 +157,7 @@ int daemon_lease_new(daemon_t *d, client_t *owner, uint64_t entry_id, lease_t **
     l->entry_id = entry_id;
     l->owner = owner;
     if (u64map_put(&d->leases, l->id, l)) {
-        store_unpin(d->store, entry_id);
+        store_unpin(st, entry_id);
         free(l);
         return SIMCACHE_ENOMEM;
     }
@@ -156,7 +170,7 @@ void daemon_lease_end(daemon_t *d, lease_t *l)
 {
     u64map_del(&d->leases, l->id);
     client_lease_unlink(l->owner, l);
-    store_unpin(d->store, l->entry_id);
+    store_unpin(l->gpu ? d->gstore : d->store, l->entry_id);
     free(l);
 }
 
@@ -505,7 +519,7 @@ int daemon_init(daemon_t *d)
     if (load_seed(d) || socket_dir_ok(d->cfg.socket) || socket_dir_ok(d->cfg.admin_socket))
         return -1;
     d->gpu_devices = gpu_probe(d->gpu_desc, sizeof d->gpu_desc);
-    log_info("GPU: %s%s", d->gpu_desc, d->gpu_devices ? " (GPU tier not in this version: host tier only)" : "");
+    log_info("GPU: %s", d->gpu_desc);
     if (d->cfg.host_arena_size == 0) d->cfg.host_arena_size = d->cfg.host_capacity;
     if (d->cfg.host_capacity > d->cfg.host_arena_size) {
         log_error("host_capacity (%" PRIu64 ") above host_arena_size (%" PRIu64 ")",
@@ -524,6 +538,7 @@ int daemon_init(daemon_t *d)
     }
     store_set_capacity(d->store, d->cfg.host_capacity);
     prefault_start(d);
+    gtier_open(d);
     if (tier_open(d)) return -1;
     d->sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
     d->sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
@@ -554,6 +569,7 @@ void daemon_fini(daemon_t *d)
     while (u64map_next(&d->leases, &pos, &key, &val)) free(val);
     u64map_clear(&d->leases);
     tier_close(d);
+    gtier_close(d);
     prefault_stop(d);
     /* store_free() runs no callbacks: free the entry records it points to. */
     if (d->store) {

@@ -53,7 +53,10 @@ typedef struct entry {
     uint32_t meta_len;
     uint8_t *meta;
     int indexed;                  /* still findable (not deleted) */
+    int on_gpu;                   /* its bytes are in the GPU tier (d->gstore owns it) */
+    int sum_pending;              /* checksum not computed yet (put into the GPU tier) */
     uint64_t host_off;            /* offset in the host arena while there */
+    uint64_t gpu_off;             /* offset in the GPU arena while there */
 } entry_t;
 
 /* A lease: one client's pin on one entry. */
@@ -61,6 +64,7 @@ typedef struct lease {
     uint64_t id;
     uint64_t entry_id;
     uint64_t off, size;           /* where the pinned bytes are */
+    int gpu;                      /* 1: in the GPU arena (d->gstore), 0: host arena */
     client_t *owner;
     struct lease *prev, *next;    /* in the owner's list */
 } lease_t;
@@ -87,6 +91,14 @@ struct daemon {
     void *admin_conns;            /* admin.c's list of connections */
     uint32_t n_clients;
     int gpu_devices;
+    /* GPU tier (gputier.c): gstore is NULL when there is none. gstore only
+     * places and ages extents; the bytes are in garena (device memory). */
+    store_t *gstore;
+    struct gpu_arena *garena;
+    struct gpu_stream *gstream;
+    int host_pinned;              /* host arena registered with CUDA */
+    char gpu_kind[8];             /* "vmm" or "legacy" */
+    uint64_t gpu_demotions, gpu_promotions, gpu_to_host, gpu_move_failures;
     /* host_prefault: a thread populating the arena (daemon.c) */
     pthread_t prefault_th;
     int prefault_running, prefault_stop;   /* stop: __atomic */
@@ -141,6 +153,9 @@ ns_t *daemon_ns_find(daemon_t *d, const char *name);
 int daemon_lease_new(daemon_t *d, client_t *owner, uint64_t entry_id, lease_t **out);
 /* End a lease (unpins; may free a deleted entry). */
 void daemon_lease_end(daemon_t *d, lease_t *l);
+/* Take a record out of its namespace and index (if still indexed) and free
+ * it: an entry that leaves the last tier holding it. */
+void daemon_entry_free(daemon_t *d, entry_t *e);
 /* Delete an entry: unfindable now, bytes freed after the last lease. */
 int daemon_entry_delete(daemon_t *d, uint64_t id);
 /* Delete every entry of ns (NULL: all). Returns how many. */
@@ -184,6 +199,27 @@ void tier_forget(daemon_t *d, uint64_t id);
 /* Write every host entry not yet on disk, then flush. Returns how many were
  * written, or -1 if the disk tier is off. */
 int64_t tier_checkpoint(daemon_t *d);
+
+/* ---- gputier.c: the GPU tier above the host tier ---- */
+
+/* Create the GPU tier when a device is there and gpu_capacity > 0 (after the
+ * host store exists). A failure is logged and leaves the daemon host-only. */
+void gtier_open(daemon_t *d);
+void gtier_close(daemon_t *d);
+/* Move a live host entry into the GPU tier (host-to-device copy, finished
+ * before this returns). 0, or -1 with e still in the host tier. */
+int gtier_promote(daemon_t *d, entry_t *e);
+/* Move a live GPU entry into the host tier (device-to-host copy). 0, or -1
+ * with e still in the GPU tier. */
+int gtier_to_host(daemon_t *d, entry_t *e);
+/* Reserve GPU bytes for new entry e (PENDING in d->gstore, e->gpu_off set)
+ * and copy size bytes from device pointer src (of this process) there; the
+ * copy has finished when this returns. 0, or SIMCACHE_ETOOBIG / ENOSPC /
+ * EIO / ENOMEM; nothing is left reserved on failure. */
+int gtier_put(daemon_t *d, entry_t *e, const void *src_dev);
+/* Copy a GPU entry's bytes into host memory dst (size bytes) and compute its
+ * checksum if still pending. 0 or -1. */
+int gtier_read(daemon_t *d, entry_t *e, void *dst);
 
 /* ---- server.c: client connections ---- */
 

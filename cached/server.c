@@ -30,6 +30,7 @@
 
 #include "arena.h"
 #include "daemon.h"
+#include "gpu.h"
 #include "log.h"
 #include "peers.h"
 #include "proto.h"
@@ -48,6 +49,7 @@ typedef struct {
     arena_t staging;     /* this client's write buffer for the put */
     uint64_t staging_id; /* names the buffer to the client, which maps it once */
     uint64_t size;       /* bytes of this put (the buffer may be larger) */
+    int device;          /* staged in the client's device staging buffer (c->gstage) */
 } put_t;
 
 struct client {
@@ -84,6 +86,16 @@ struct client {
     uint32_t waits;                /* promotions not yet completed */
     uint32_t replays;              /* of the current frame */
     float *unit;                   /* ns->dim floats: the request's embedding */
+    /* GPU tier (gpu_attach): the client maps the GPU arena read-only; its
+     * device puts are staged in gstage, device memory only it is given
+     * (one device put at a time). Replaced staging buffers stay allocated
+     * until the client leaves: a legacy-IPC importer may still map them. */
+    int gpu_attached, prefer_device;
+    gpu_arena_t *gstage;
+    uint64_t gstage_id;
+    uint64_t gstage_token;         /* the device put using gstage, or 0 */
+    gpu_arena_t **gretired;
+    uint32_t n_gretired;
 };
 
 /* After this many replays of one frame, promotions run synchronously: a
@@ -133,6 +145,11 @@ static void put_free(put_t *p)
 static uint32_t retire_put(client_t *c, put_t *p)
 {
     uint32_t kept = 0;
+    if (p->device) {
+        c->gstage_token = 0;
+        put_free(p);
+        return 0;
+    }
     if (p->staging.size <= c->d->cfg.staging_keep_bytes) {
         arena_close(&c->spare);
         c->spare = p->staging;
@@ -355,7 +372,7 @@ static void do_hello(req_t *r)
     ns->clients++;
     proto_hello_reply_t hr = {
         .version = PROTO_VERSION,
-        .tiers = 1,
+        .tiers = (uint16_t)(1 | (d->gstore ? 2 : 0) | (d->disk ? 4 : 0)),
         .max_payload = d->cfg.max_frame,
         .client_id = c->id,
         .arena_size = store_arena_size(d->store),
@@ -370,13 +387,143 @@ static void do_hello(req_t *r)
              (unsigned)c->uid, ns->name);
 }
 
+/* Describe region a (device memory of this daemon) to the client; for a
+ * VMM region its fd rides on the frame. 0, or -1 when the fd could not be
+ * made or queued (the client is then closed). */
+static int send_gpu_region(client_t *c, size_t frame_off, const gpu_arena_t *a)
+{
+    gpu_arena_handle_t h;
+    gpu_arena_export(a, &h);
+    proto_gpu_region_t g = { .kind = h.kind, .device = h.device, .bytes = h.bytes };
+    memcpy(g.ipc, h.ipc, sizeof g.ipc);
+    proto_wr_gpu_region(&c->out, &g);
+    if (h.kind != GPU_ARENA_VMM) return 0;
+    int fd = gpu_arena_export_fd(a);
+    int rc = fd < 0 ? -1 : queue_fd(c, frame_off, fd);
+    if (fd >= 0) close(fd);
+    if (rc) log_warn("client %" PRIu64 ": cannot pass a GPU memory fd: %s", c->id, gpu_last_error());
+    return rc;
+}
+
+static void do_gpu_attach(req_t *r)
+{
+    client_t *c = r->c;
+    daemon_t *d = c->d;
+    int32_t device = (int32_t)proto_rd_u32(&r->rd);
+    uint32_t flags = proto_rd_u32(&r->rd);
+    if (check_done(r)) return;
+    if (!d->gstore) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENODEV, "the daemon has no GPU tier (%s)",
+                    d->gpu_devices > 0 ? "gpu_capacity 0 or it could not be created"
+                                       : d->gpu_desc);
+        return;
+    }
+    if (device != (int32_t)d->cfg.gpu_device) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENODEV,
+                    "the GPU tier is on device %" PRIu32 ", not %" PRId32, d->cfg.gpu_device, device);
+        return;
+    }
+    if (flags & ~(uint32_t)PROTO_ATTACH_PREFER_DEVICE) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_EINVAL, "unknown gpu_attach flags 0x%" PRIx32, flags);
+        return;
+    }
+    size_t off = begin_ok(r);
+    int rc = send_gpu_region(c, off, d->garena);
+    proto_wr_frame_end(&c->out, off);
+    if (rc) {
+        c->closing = 1;
+        return;
+    }
+    c->gpu_attached = 1;
+    c->prefer_device = (flags & PROTO_ATTACH_PREFER_DEVICE) != 0;
+    log_info("client %" PRIu64 " mapped the GPU tier (%s IPC)%s", c->id, d->gpu_kind,
+             c->prefer_device ? ", hits placed on the GPU" : "");
+}
+
+/* A device put: reserve the client's device staging buffer (growing it when
+ * too small) and reply with it. */
+static void put_begin_device(req_t *r, uint64_t size)
+{
+    client_t *c = r->c;
+    daemon_t *d = c->d;
+    store_stats_t st;
+    if (!c->gpu_attached) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ESTATE, "device put before gpu_attach");
+        return;
+    }
+    store_get_stats(d->gstore, &st);
+    if (size > st.capacity) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ETOOBIG,
+                    "put of %" PRIu64 " bytes is larger than the GPU tier (%" PRIu64 " bytes)",
+                    size, st.capacity);
+        return;
+    }
+    if (c->gstage_token) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ELIMIT,
+                    "device put %" PRIu64 " still unfinished (one at a time)", c->gstage_token);
+        return;
+    }
+    int fresh = !c->gstage || gpu_arena_size(c->gstage) < size;
+    if (fresh) {
+        gpu_arena_t *a = NULL;
+        unsigned fl = strcmp(d->cfg.gpu_ipc, "legacy") == 0 ? GPU_ARENA_FORCE_LEGACY
+                                                              : GPU_ARENA_PREFER_VMM;
+        gpu_arena_t **ret = c->gstage ? realloc(c->gretired, (c->n_gretired + 1) * sizeof *ret)
+                                      : c->gretired;
+        if (c->gstage && !ret) {
+            reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
+            return;
+        }
+        c->gretired = ret;
+        if (gpu_arena_new((int)d->cfg.gpu_device, size, fl, &a)) {
+            reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "device staging buffer: %s",
+                        gpu_last_error());
+            return;
+        }
+        if (c->gstage) c->gretired[c->n_gretired++] = c->gstage;
+        c->gstage = a;
+        c->gstage_id = ++d->next_put_token;
+    }
+    put_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
+        return;
+    }
+    p->staging.fd = -1;
+    p->token = ++d->next_put_token;
+    p->size = size;
+    p->device = 1;
+    p->staging_id = c->gstage_id;
+    if (u64map_put(&c->puts, p->token, p)) {
+        free(p);
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "out of memory");
+        return;
+    }
+    c->gstage_token = p->token;
+    size_t off = begin_ok(r);
+    proto_wr_u64(&c->out, p->token);
+    proto_wr_u64(&c->out, p->staging_id);
+    proto_wr_u64(&c->out, gpu_arena_size(c->gstage));
+    proto_wr_u32(&c->out, (uint32_t)fresh);
+    if (fresh && send_gpu_region(c, off, c->gstage)) c->closing = 1;
+    proto_wr_frame_end(&c->out, off);
+}
+
 static void do_put_begin(req_t *r)
 {
     client_t *c = r->c;
     daemon_t *d = c->d;
     uint64_t size = proto_rd_u64(&r->rd);
-    (void)proto_rd_u32(&r->rd); /* flags, reserved */
+    uint32_t flags = proto_rd_u32(&r->rd);
     if (check_done(r)) return;
+    if (flags & ~(uint32_t)PROTO_PUT_DEVICE) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_EINVAL, "unknown put_begin flags 0x%" PRIx32, flags);
+        return;
+    }
+    if ((flags & PROTO_PUT_DEVICE) && size && u64map_len(&c->puts) < d->cfg.max_puts_per_client) {
+        put_begin_device(r, size);
+        return;
+    }
     store_stats_t st;
     store_get_stats(d->store, &st);
     if (size == 0) {
@@ -439,7 +586,7 @@ static void do_put_begin(req_t *r)
 static put_t *take_put(client_t *c, uint64_t token)
 {
     put_t *p = u64map_del(&c->puts, token);
-    if (p) c->staging_bytes -= p->size;
+    if (p && !p->device) c->staging_bytes -= p->size;
     return p;
 }
 
@@ -457,6 +604,8 @@ static void do_put_abort(req_t *r)
     proto_wr_u32(&r->c->out, kept);
     proto_wr_frame_end(&r->c->out, off);
 }
+
+static void commit_entry(req_t *r, put_t *p, entry_t *e, const float *unit, store_t *st);
 
 static void do_put_commit(req_t *r)
 {
@@ -510,6 +659,21 @@ static void do_put_commit(req_t *r)
     e->meta = meta_copy;
     if (meta_len) memcpy(meta_copy, meta, meta_len);
     e->created_us = now_us();
+    if (p->device) {
+        /* Device to device, from the client's staging buffer. */
+        int grc = gtier_put(d, e, gpu_arena_ptr(c->gstage));
+        if (grc) {
+            free(e->meta);
+            free(e);
+            reply_error(c, r->op, r->req_id, grc, "%s",
+                        grc == SIMCACHE_ENOSPC ? "GPU tier full of leased entries"
+                        : grc == SIMCACHE_EIO  ? "device copy into the GPU tier failed"
+                                               : "cannot reserve GPU tier space");
+            return;
+        }
+        commit_entry(r, p, e, unit, d->gstore);
+        return;
+    }
     uint64_t off;
     int rc = store_alloc(d->store, e->id, p->size, e, &off);
     if (rc) {
@@ -529,13 +693,23 @@ static void do_put_commit(req_t *r)
     uint8_t *dst = store_base(d->store) + off;
     memcpy(dst, p->staging.base, p->size);
     e->checksum = XXH3_64bits(dst, p->size);
+    commit_entry(r, p, e, unit, d->store);
+}
+
+/* Index the reserved and filled entry e (PENDING in st), make it live,
+ * persist it when durability is sync, and reply. */
+static void commit_entry(req_t *r, put_t *p, entry_t *e, const float *unit, store_t *st)
+{
+    client_t *c = r->c;
+    daemon_t *d = c->d;
+    uint64_t token = p->token;
     if (index_add(c->ns->index, e->id, unit)) {
-        store_abort(d->store, e->id);   /* on_drop frees e */
+        store_abort(st, e->id);   /* on_drop frees e */
         reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "cannot index the entry");
         return;
     }
     e->indexed = 1;
-    store_commit(d->store, e->id);
+    store_commit(st, e->id);
     peers_entry_added(d, c->ns, unit);
     c->ns->entries++;
     c->ns->bytes += e->size;
@@ -564,10 +738,26 @@ static void do_put_commit(req_t *r)
 static void write_match(client_t *c, entry_t *e, lease_t *l, float sim)
 {
     proto_match_t m = {
-        .id = e->id, .lease = l->id, .similarity = sim, .tier = SIMCACHE_TIER_HOST,
+        .id = e->id, .lease = l->id, .similarity = sim,
+        .tier = l->gpu ? SIMCACHE_TIER_GPU : SIMCACHE_TIER_HOST,
         .offset = l->off, .size = l->size, .layout = e->layout, .meta_len = e->meta_len, .meta = e->meta,
     };
     proto_wr_match(&c->out, &m);
+}
+
+/* Put a found entry where client c reads it: a client that has not mapped
+ * the GPU arena gets GPU entries moved to the host tier (NULL if that
+ * fails); a client that asked for device placement gets host entries moved
+ * to the GPU tier (when that fails it reads them in the host tier). */
+static void place(client_t *c, entry_t **e)
+{
+    daemon_t *d = c->d;
+    if (!*e) return;
+    if ((*e)->on_gpu && !c->gpu_attached) {
+        if (gtier_to_host(d, *e)) *e = NULL;
+    } else if (!(*e)->on_gpu && c->prefer_device) {
+        gtier_promote(d, *e);
+    }
 }
 
 /* Returned when the request must wait for a promotion (c->waits > 0). */
@@ -582,7 +772,9 @@ static int search_one(client_t *c, const float *unit, float threshold, uint64_t 
     if (index_search(c->ns->index, unit, threshold, id, sim) != 1) return 0;
     /* A disk hit comes back to the host tier; one whose blob failed its
      * checksum has just been dropped: a miss. */
-    return tier_fetch(c->d, *id, NULL, c, c->replays < MAX_REPLAYS, e) ? WAIT : 0;
+    if (tier_fetch(c->d, *id, NULL, c, c->replays < MAX_REPLAYS, e)) return WAIT;
+    place(c, e);
+    return 0;
 }
 
 /* Count a lookup and, on a hit (e not NULL), lease the entry. */
@@ -709,7 +901,10 @@ static void do_lookup_batch(req_t *r)
         /* A synchronous promotion for a later item may have evicted an
          * earlier one: look again (synchronously) before leasing. */
         entry_t *e = es[i];
-        if (e) tier_fetch(d, ids[i], NULL, c, 0, &e);
+        if (e) {
+            tier_fetch(d, ids[i], NULL, c, 0, &e);
+            place(c, &e);
+        }
         lease_t *l = NULL;
         int rc = lease_hit(c, e, &l);
         proto_wr_u32(&c->out, rc == 0);
@@ -731,6 +926,7 @@ static void do_get(req_t *r)
     /* Ids of other namespaces are not revealed: they read as absent. */
     entry_t *e = NULL;
     if (tier_fetch(c->d, id, c->ns, c, c->replays < MAX_REPLAYS, &e)) return;
+    place(c, &e);
     c->d->stats.gets++;
     if (!e) {
         reply_error(c, r->op, r->req_id, SIMCACHE_ENOTFOUND, "no entry %" PRIu64 " in this namespace", id);
@@ -777,6 +973,7 @@ static int own_entry(client_t *c, uint64_t id)
 {
     daemon_t *d = c->d;
     entry_t *e = store_user(d->store, id);   /* live, or pending: a put or a promotion */
+    if (!e && d->gstore) e = store_user(d->gstore, id);
     if (!e) e = tier_disk_entry(d, id);
     return e && e->ns == c->ns && e->indexed;
 }
@@ -881,6 +1078,7 @@ static void dispatch(client_t *c, const proto_hdr_t *h, const uint8_t *payload)
     case OP_STATS: do_stats(&r); break;
     case OP_PING: do_ping(&r); break;
     case OP_ROUTE: do_route(&r); break;
+    case OP_GPU_ATTACH: do_gpu_attach(&r); break;
     default: break;
     }
 }
@@ -1050,6 +1248,9 @@ static void client_free(client_t *c)
     while (u64map_next(&c->puts, &pos, &key, &val)) put_free(val);
     u64map_clear(&c->puts);
     arena_close(&c->spare);
+    gpu_arena_free(c->gstage);
+    for (uint32_t i = 0; i < c->n_gretired; i++) gpu_arena_free(c->gretired[i]);
+    free(c->gretired);
     for (size_t i = 0; i < c->nfds; i++) close(c->fds[i].fd);
     free(c->fds);
     if (c->ns) c->ns->clients--;

@@ -329,9 +329,24 @@ static int write_blob(daemon_t *d, entry_t *e)
     uint8_t *rec = rec_build(e, v, &rl);
     if (!rec) return SIMCACHE_ENOMEM;
     /* Host entries are 4096-aligned and their allocation is padded to 4096,
-     * so the blob can go to disk straight from the arena. */
-    int rc = disk_put(d->disk, e->id, store_base(d->store) + e->host_off, e->size, e->checksum,
-                      rec, rl);
+     * so the blob can go to disk straight from the arena. A GPU entry comes
+     * through an aligned bounce buffer (which also computes its checksum). */
+    const uint8_t *src = store_base(d->store) + e->host_off;
+    void *bounce = NULL;
+    if (e->on_gpu) {
+        size_t n = (e->size + 4095) & ~(size_t)4095;
+        if (posix_memalign(&bounce, 4096, n)) bounce = NULL;
+        if (bounce) memset((uint8_t *)bounce + e->size, 0, n - e->size);
+        if (!bounce || gtier_read(d, e, bounce)) {
+            free(bounce);
+            free(rec);
+            d->disk_write_failures++;
+            return bounce ? SIMCACHE_EIO : SIMCACHE_ENOMEM;
+        }
+        src = bounce;
+    }
+    int rc = disk_put(d->disk, e->id, src, e->size, e->checksum, rec, rl);
+    free(bounce);
     free(rec);
     if (rc) {
         d->disk_write_failures++;
@@ -443,6 +458,11 @@ static void promo_done(void *arg, uint64_t id, int rc)
 int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, client_t *c, int may_wait, entry_t **out)
 {
     *out = NULL;
+    if (d->gstore && store_is_live(d->gstore, id)) {
+        entry_t *e = store_user(d->gstore, id);
+        if (e && e->indexed && (!ns || e->ns == ns)) *out = e;
+        return 0;
+    }
     if (store_is_live(d->store, id)) {
         entry_t *e = store_user(d->store, id);
         if (e && e->indexed && (!ns || e->ns == ns)) *out = e;
@@ -530,6 +550,7 @@ int64_t tier_checkpoint(daemon_t *d)
     ckpt_t c = { d, 0 };
     /* Writing can evict older disk blobs, but never touches the host store. */
     store_foreach(d->store, ckpt_one, &c);
+    if (d->gstore) store_foreach(d->gstore, ckpt_one, &c);
     if (disk_sync(d->disk)) log_warn("disk tier: flush failed: %s", disk_errstr(d->disk));
     return c.written;
 }

@@ -57,6 +57,12 @@ struct simcache {
     int gpu_ok;
     int arena_pinned;
     char gpu_why[160];           /* why device calls fail, when !gpu_ok */
+    /* The daemon's GPU tier (gpu_attach): its arena mapped read-only, and
+     * the device staging buffer of this handle's device puts. */
+    gpu_arena_t *garena;
+    gpu_arena_t *gstage;
+    uint64_t gstage_id;
+    char gtier_why[PROTO_MAX_ERRMSG + 64]; /* why there is no GPU tier, when !garena */
 };
 
 /* The detail of the last failure lives in a thread-local slot, like errno:
@@ -241,6 +247,24 @@ static int take_fd(simcache_t *h)
     return fd;
 }
 
+/* Map the device region described at r (and fd, for VMM; consumed). */
+static int open_region(simcache_t *h, proto_rd_t *r, int fd, int read_only, gpu_arena_t **out)
+{
+    proto_gpu_region_t g;
+    proto_rd_gpu_region(r, &g);
+    if (r->err || (g.kind == GPU_ARENA_VMM) != (fd >= 0)) {
+        if (fd >= 0) close(fd);
+        return fail(h, SIMCACHE_EPROTO, "bad GPU region in reply");
+    }
+    gpu_arena_handle_t gh = { .kind = g.kind, .device = g.device, .bytes = g.bytes };
+    memcpy(gh.ipc, g.ipc, sizeof gh.ipc);
+    int rc = gpu_arena_open(&gh, fd, read_only, out);
+    if (fd >= 0) close(fd);
+    if (rc) return fail(h, rc == -ENODEV ? SIMCACHE_ENODEV : SIMCACHE_EIO,
+                        "cannot map the daemon's GPU memory: %s", gpu_last_error());
+    return 0;
+}
+
 /* ---- connect / close ---- */
 
 /* With a device: make it current and pin the arena mapping for it, so
@@ -267,6 +291,37 @@ static void gpu_attach(simcache_t *h, int device)
     /* Read-only registration fails on devices without it: copies then go
      * through CUDA's staging, slower but correct. */
     h->arena_pinned = gpu_host_register((void *)h->arena, h->arena_size, 1) == 0;
+}
+
+/* With a usable device: map the daemon's GPU tier, if it has one on this
+ * device. Without it the handle works as before (device puts staged through
+ * the host, host-tier hits); gtier_why says why. */
+static void gtier_attach(simcache_t *h, uint32_t flags)
+{
+    if (!h->gpu_ok) {
+        snprintf(h->gtier_why, sizeof h->gtier_why, "%s", h->gpu_why);
+        return;
+    }
+    size_t off = begin(h, OP_GPU_ATTACH);
+    proto_wr_u32(&h->out, (uint32_t)h->gpu_device);
+    proto_wr_u32(&h->out, flags & SIMCACHE_PREFER_DEVICE ? PROTO_ATTACH_PREFER_DEVICE : 0);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, OP_GPU_ATTACH, &len);
+    int fd = take_fd(h);
+    if (rc == 0) {
+        proto_rd_t r;
+        proto_rd_init(&r, h->in, len);
+        rc = open_region(h, &r, fd, 1, &h->garena);
+        fd = -1;
+        if (rc == 0 && proto_rd_done(&r)) {
+            gpu_arena_close(h->garena);
+            h->garena = NULL;
+            rc = fail(h, SIMCACHE_EPROTO, "bad gpu_attach reply");
+        }
+    }
+    if (fd >= 0) close(fd);
+    if (rc) snprintf(h->gtier_why, sizeof h->gtier_why, "%s", last_err);
 }
 
 int simcache_connect(const simcache_opts_t *o, simcache_t **out)
@@ -342,6 +397,9 @@ int simcache_connect(const simcache_opts_t *o, simcache_t **out)
     h->max_payload = hr.max_payload;
     h->default_threshold = hr.default_threshold;
     gpu_attach(h, o->gpu_device);
+    if (h->gpu_ok && (hr.tiers & 2)) gtier_attach(h, o->flags);
+    else snprintf(h->gtier_why, sizeof h->gtier_why, "%s",
+                  h->gpu_ok ? "the daemon has no GPU tier" : h->gpu_why);
     last_err[0] = 0;
     return 0;
 }
@@ -354,6 +412,8 @@ void simcache_close(simcache_t *h)
     for (int i = 0; i < MAX_STAGED; i++)
         if (h->staged[i].token) munmap(h->staged[i].map, h->staged[i].size);
     if (h->spare.map) munmap(h->spare.map, h->spare.size);
+    gpu_arena_close(h->gstage);
+    gpu_arena_close(h->garena);
     if (h->arena_pinned) gpu_host_unregister((void *)h->arena);
     if (h->arena) munmap((void *)h->arena, h->arena_size);
     proto_wr_free(&h->out);
@@ -417,7 +477,9 @@ static int put_begin_locked(simcache_t *h, uint64_t size, void **buf, uint64_t *
  * daemon drops its previous spare at the same moment); else unmap it. */
 static void unstage(simcache_t *h, staged_t *s, uint32_t kept)
 {
-    if (kept) {
+    if (!s->map) {
+        /* A device put: its staging buffer is h->gstage, kept for the next. */
+    } else if (kept) {
         if (h->spare.map) munmap(h->spare.map, h->spare.size);
         h->spare = *s;
         h->spare.token = 0;
@@ -507,6 +569,67 @@ int simcache_put_abort(simcache_t *h, uint64_t token)
     return rc;
 }
 
+/* A device put into the daemon's GPU tier: copy device to device into this
+ * handle's device staging buffer (the daemon's memory, writable by this
+ * process only), wait for the copy, commit; the daemon copies it into its
+ * arena. */
+static int put_device_locked(simcache_t *h, const float *emb, const simcache_layout_t *layout,
+                             const void *kv, uint64_t size, const simcache_put_opts_t *po,
+                             uint64_t *id)
+{
+    staged_t *slot = find_staged(h, 0);
+    if (!slot) return fail(h, SIMCACHE_ELIMIT, "%d puts already begun on this handle", MAX_STAGED);
+    size_t off = begin(h, OP_PUT_BEGIN);
+    proto_wr_u64(&h->out, size);
+    proto_wr_u32(&h->out, PROTO_PUT_DEVICE);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, OP_PUT_BEGIN, &len);
+    int fd = take_fd(h);
+    if (rc) {
+        if (fd >= 0) close(fd);
+        return rc;
+    }
+    proto_rd_t r;
+    proto_rd_init(&r, h->in, len);
+    uint64_t t = proto_rd_u64(&r);
+    uint64_t sid = proto_rd_u64(&r);
+    uint64_t ssize = proto_rd_u64(&r);
+    uint32_t fresh = proto_rd_u32(&r);
+    if (r.err || t == 0 || ssize < size || (!fresh && (!h->gstage || h->gstage_id != sid))) {
+        if (fd >= 0) close(fd);
+        return fail(h, SIMCACHE_EPROTO, "bad put_begin reply");
+    }
+    if (fresh) {
+        gpu_arena_t *a = NULL;
+        rc = open_region(h, &r, fd, 0, &a);
+        if (rc == 0 && (proto_rd_done(&r) || gpu_arena_size(a) < size)) {
+            gpu_arena_close(a);
+            rc = fail(h, SIMCACHE_EPROTO, "bad put_begin reply");
+        }
+        if (rc) return rc;
+        gpu_arena_close(h->gstage);
+        h->gstage = a;
+        h->gstage_id = sid;
+    } else if (fd >= 0 || proto_rd_done(&r)) {
+        if (fd >= 0) close(fd);
+        return fail(h, SIMCACHE_EPROTO, "bad put_begin reply");
+    }
+    /* Held in a slot so put_commit_locked finds the token; no host mapping. */
+    *slot = (staged_t){ t, sid, NULL, 0 };
+    if (gpu_copy_d2d(gpu_arena_ptr(h->gstage), kv, size, NULL) || gpu_stream_sync(NULL))
+        rc = fail(h, SIMCACHE_EIO, "device-memory put: copy to staging: %s", gpu_last_error());
+    if (rc == 0) rc = put_commit_locked(h, t, emb, layout, po, id);
+    if (rc && h->fd >= 0) {
+        char keep[sizeof last_err];
+        memcpy(keep, last_err, sizeof keep);
+        put_abort_locked(h, t);
+        memcpy(last_err, keep, sizeof keep);
+    }
+    memset(slot, 0, sizeof *slot);
+    return rc;
+}
+
 int simcache_put_ex(simcache_t *h, const float *emb, const simcache_layout_t *layout,
                     const void *kv, uint64_t size, simcache_location_t loc,
                     const simcache_put_opts_t *opts, uint64_t *id)
@@ -521,6 +644,11 @@ int simcache_put_ex(simcache_t *h, const float *emb, const simcache_layout_t *la
     if (loc == SIMCACHE_DEVICE_MEMORY && !h->gpu_ok)
         return fail(h, SIMCACHE_ENODEV, "device-memory put needs a GPU: %s", h->gpu_why);
     pthread_mutex_lock(&h->lock);
+    if (loc == SIMCACHE_DEVICE_MEMORY && h->garena) {
+        int rc = put_device_locked(h, emb, layout, kv, size, opts, id);
+        pthread_mutex_unlock(&h->lock);
+        return rc;
+    }
     void *buf;
     uint64_t token;
     int rc = put_begin_locked(h, size, &buf, &token);
@@ -557,8 +685,10 @@ static int read_match(simcache_t *h, proto_rd_t *r, simcache_match_t *m)
     proto_match_t pm;
     proto_rd_match(r, &pm);
     if (r->err) return fail(h, SIMCACHE_EPROTO, "bad match record");
-    if (pm.tier != SIMCACHE_TIER_HOST || pm.offset > h->arena_size ||
-        pm.size > h->arena_size - pm.offset)
+    uint64_t limit = pm.tier == SIMCACHE_TIER_GPU && h->garena ? gpu_arena_size(h->garena)
+                     : pm.tier == SIMCACHE_TIER_HOST           ? h->arena_size
+                                                               : 0;
+    if (limit == 0 || pm.offset > limit || pm.size > limit - pm.offset)
         return fail(h, SIMCACHE_EPROTO, "match outside the arena");
     m->id = pm.id;
     m->lease = pm.lease;
@@ -566,8 +696,9 @@ static int read_match(simcache_t *h, proto_rd_t *r, simcache_match_t *m)
     m->tier = (simcache_tier_t)pm.tier;
     m->layout = pm.layout;
     m->size = pm.size;
-    m->data = h->arena + pm.offset;
-    m->device_ptr = NULL;
+    m->data = pm.tier == SIMCACHE_TIER_HOST ? h->arena + pm.offset : NULL;
+    m->device_ptr = pm.tier == SIMCACHE_TIER_GPU ? (uint8_t *)gpu_arena_ptr(h->garena) + pm.offset
+                                                 : NULL;
     m->meta_len = pm.meta_len;
     if (pm.meta_len) memcpy(m->meta, pm.meta, pm.meta_len);
     return 0;
@@ -675,17 +806,27 @@ int simcache_copy_to_device(simcache_t *h, const simcache_match_t *m, uint64_t o
 {
     if (!h) return SIMCACHE_EINVAL;
     if (!m || !dst) return fail(h, SIMCACHE_EINVAL, "copy_to_device: NULL match or destination");
-    if (!m->lease || !m->data)
-        return fail(h, SIMCACHE_EINVAL, "copy_to_device: the match holds no lease on host bytes");
+    if (!m->lease || (!m->data && !m->device_ptr))
+        return fail(h, SIMCACHE_EINVAL, "copy_to_device: the match holds no lease");
     if (offset > m->size || n > m->size - offset)
         return fail(h, SIMCACHE_EINVAL,
                     "copy_to_device: %" PRIu64 " bytes at %" PRIu64 " outside the %" PRIu64
                     "-byte entry", n, offset, m->size);
     if (!h->gpu_ok) return fail(h, SIMCACHE_ENODEV, "copy_to_device needs a GPU: %s", h->gpu_why);
     if (n == 0) return 0;
-    if (gpu_copy_h2d(dst, (const uint8_t *)m->data + offset, n, (gpu_stream_t *)cuda_stream))
-        return fail(h, SIMCACHE_EIO, "copy_to_device: %s", gpu_last_error());
+    int rc = m->device_ptr ? gpu_copy_d2d(dst, (const uint8_t *)m->device_ptr + offset, n,
+                                          (gpu_stream_t *)cuda_stream)
+                           : gpu_copy_h2d(dst, (const uint8_t *)m->data + offset, n,
+                                          (gpu_stream_t *)cuda_stream);
+    if (rc) return fail(h, SIMCACHE_EIO, "copy_to_device: %s", gpu_last_error());
     return 0;
+}
+
+int simcache_gpu_tier(const simcache_t *h, char *why, size_t len)
+{
+    if (!h) return SIMCACHE_EINVAL;
+    if (why && len) snprintf(why, len, "%s", h->garena ? "" : h->gtier_why);
+    return h->garena != NULL;
 }
 
 int simcache_gpu_status(const simcache_t *h, char *why, size_t len)

@@ -114,7 +114,13 @@ typedef struct {
     uint32_t dim;                   /* embedding dimension, required */
     int gpu_device;                 /* CUDA device ordinal, or -1 for none */
     int timeout_ms;                 /* per request; 0 = wait forever */
+    uint32_t flags;                 /* SIMCACHE_PREFER_DEVICE, or 0 */
 } simcache_opts_t;
+
+/* opts.flags: place this handle's hits in the daemon's GPU tier (moving them
+ * there from the host tier) and return them as device pointers. Needs a
+ * usable gpu_device that is the daemon's GPU tier device. */
+#define SIMCACHE_PREFER_DEVICE 1u
 
 /* A hit (or a get). Valid until simcache_release(); `data` points into a
  * read-only shared mapping owned by the handle. */
@@ -189,9 +195,12 @@ void simcache_close(simcache_t *h);
  * floats, need not be normalized). Copies the bytes once into a staging area
  * of this client; the daemon commits them into the shared host tier.
  * kv_location SIMCACHE_DEVICE_MEMORY: kv is a device pointer of this
- * process (connect with gpu_device >= 0); the bytes are copied from the GPU
- * straight into the staging area (device to host) and land in the host
- * tier; SIMCACHE_ENODEV when the handle has no usable device.
+ * process (connect with gpu_device >= 0). When the handle mapped the
+ * daemon's GPU tier (simcache_gpu_tier), the bytes are copied device to
+ * device into a staging buffer only this handle can write and land in the
+ * GPU tier; otherwise they are copied device to host into the staging area
+ * and land in the host tier. SIMCACHE_ENODEV when the handle has no usable
+ * device.
  * *id receives the new entry id. */
 int simcache_put(simcache_t *h, const float *embedding, const simcache_layout_t *layout,
                  const void *kv, uint64_t size, simcache_location_t kv_location,
@@ -253,12 +262,13 @@ int simcache_route(simcache_t *h, const float *embedding, simcache_node_t *node)
 /* Round trip with no effect. */
 int simcache_ping(simcache_t *h);
 
-/* Copy n bytes at offset of a leased host-tier match into device memory dst
+/* Copy n bytes at offset of a leased match into device memory dst
  * of this process, queued on cuda_stream (a cudaStream_t; NULL: the default
  * stream) and returned at once: synchronise the stream before reading dst,
  * and keep the lease until then. The handle's view of the host arena is
  * registered with CUDA (read-only) at connect where the device allows, so
- * the copy is a DMA at PCIe speed. SIMCACHE_EINVAL (no lease, range outside
+ * the copy is a DMA at PCIe speed. A GPU-tier match (device_ptr set) is a
+ * device-to-device copy. SIMCACHE_EINVAL (no lease, range outside
  * the entry), SIMCACHE_ENODEV (handle connected without a usable gpu_device;
  * simcache_last_error says why), SIMCACHE_EIO (CUDA refused). */
 int simcache_copy_to_device(simcache_t *h, const simcache_match_t *match, uint64_t offset,
@@ -268,6 +278,15 @@ int simcache_copy_to_device(simcache_t *h, const simcache_match_t *match, uint64
  * reason), 1 device usable, 2 device usable and the host arena pinned for it.
  * A handle whose gpu_device could not be used still works on the host tier. */
 int simcache_gpu_status(const simcache_t *h, char *why, size_t len);
+
+/* 1 if the handle mapped the daemon's GPU tier (CUDA IPC, read-only): hits
+ * may then come as GPU-tier matches (device_ptr set, data NULL; only with
+ * SIMCACHE_PREFER_DEVICE or for entries already in the GPU tier) and
+ * device-memory puts land in the GPU tier. 0 otherwise (why gets the
+ * reason: no device, the daemon has no GPU tier, another device, ...).
+ * A GPU-tier match's bytes are complete when the reply arrives: the daemon
+ * finishes every copy into its arena before it publishes an entry. */
+int simcache_gpu_tier(const simcache_t *h, char *why, size_t len);
 
 /* Bytes a layout describes, or 0 if it is invalid or overflows. */
 uint64_t simcache_layout_bytes(const simcache_layout_t *layout);

@@ -59,6 +59,7 @@ const char *proto_op_name(uint32_t op)
         [OP_PUT_ABORT] = "put_abort", [OP_LOOKUP] = "lookup", [OP_LOOKUP_BATCH] = "lookup_batch",
         [OP_GET] = "get", [OP_RELEASE] = "release", [OP_DELETE] = "delete",
         [OP_STATS] = "stats", [OP_PING] = "ping", [OP_ROUTE] = "route",
+        [OP_GPU_ATTACH] = "gpu_attach",
     };
     op &= ~(uint32_t)OP_REPLY;
     if (op < OP_MAX_ && names[op]) return names[op];
@@ -490,4 +491,23 @@ const char *simcache_strerror(int code)
     if (code == SIMCACHE_MISS) return "SIMCACHE_MISS: no match at or above the threshold";
     if (code <= 0 && code > -(int)(sizeof names / sizeof names[0])) return names[-code];
     return "SIMCACHE_E?: unknown code";
+}
+
+void proto_wr_gpu_region(proto_wr_t *w, const proto_gpu_region_t *g)
+{
+    proto_wr_u32(w, g->kind);
+    proto_wr_u32(w, (uint32_t)g->device);
+    proto_wr_u64(w, g->bytes);
+    proto_wr_bytes(w, g->ipc, sizeof g->ipc);
+}
+
+void proto_rd_gpu_region(proto_rd_t *r, proto_gpu_region_t *g)
+{
+    g->kind = proto_rd_u32(r);
+    g->device = (int32_t)proto_rd_u32(r);
+    g->bytes = proto_rd_u64(r);
+    const void *ipc = proto_rd_bytes(r, sizeof g->ipc);
+    if (ipc) memcpy(g->ipc, ipc, sizeof g->ipc);
+    else memset(g->ipc, 0, sizeof g->ipc);
+    if (!r->err && (g->kind < 1 || g->kind > 2 || g->device < 0 || g->bytes == 0)) r->err = 1;
 }

@@ -34,7 +34,8 @@ typedef enum {
     OP_STATS = 10,
     OP_PING = 11,
     OP_ROUTE = 12,
-    OP_MAX_ = 13,
+    OP_GPU_ATTACH = 13,
+    OP_MAX_ = 14,
 } proto_op_t;
 
 /* Replies carry the opcode of their request with this bit set. */
@@ -192,6 +193,29 @@ void proto_wr_route_reply(proto_wr_t *w, const proto_route_reply_t *rr);
 /* 0, or SIMCACHE_EPROTO (truncated, trailing bytes, bad string, similarity
  * or load not finite). */
 int proto_rd_route_reply(proto_rd_t *r, proto_route_reply_t *rr);
+
+/* Flags of put_begin. */
+#define PROTO_PUT_DEVICE 1u        /* stage in device memory, store in the GPU tier */
+/* Flags of gpu_attach. */
+#define PROTO_ATTACH_PREFER_DEVICE 1u  /* place this client's hits in the GPU tier */
+
+/* A device memory region shared through CUDA IPC (the GPU tier's arena, a
+ * device staging buffer): what gpu_ipc's gpu_arena_handle_t holds, on the
+ * wire as u32 kind, i32 device, u64 bytes, 64 handle bytes (88 bytes).
+ * kind 1 (VMM): a POSIX fd travels with the frame (SCM_RIGHTS); kind 2
+ * (legacy cudaIpcMemHandle_t): the 64 bytes are the handle. */
+#define PROTO_GPU_HANDLE_BYTES 64
+typedef struct {
+    uint32_t kind;
+    int32_t device;
+    uint64_t bytes;
+    uint8_t ipc[PROTO_GPU_HANDLE_BYTES];
+} proto_gpu_region_t;
+
+void proto_wr_gpu_region(proto_wr_t *w, const proto_gpu_region_t *g);
+/* Sets the reader's error (SIMCACHE_EPROTO at proto_rd_done) on a short
+ * read, a kind other than 1 or 2, a negative device or 0 bytes. */
+void proto_rd_gpu_region(proto_rd_t *r, proto_gpu_region_t *g);
 
 /* Is s[0..n) valid UTF-8 with no NUL byte? */
 int proto_utf8_valid(const char *s, size_t n);

@@ -176,7 +176,9 @@ store_t *store_new(const store_config_t *cfg, char *err, size_t errlen)
     s->alloc = alloc_new(size, (uint32_t)align);
     if (s->alloc == NULL)
         return new_failed(s, err, errlen, "out of memory");
-    if (arena_open(&s->arena, cfg->name, size, err, errlen) != 0)
+    if (cfg->no_arena)
+        s->arena.size = size;   /* bookkeeping only: the bytes live elsewhere */
+    else if (arena_open(&s->arena, cfg->name, size, err, errlen) != 0)
         return new_failed(s, err, errlen, NULL);
     u64map_init(&s->map);
     s->capacity = size;
@@ -387,6 +389,16 @@ int store_delete(store_t *s, uint64_t id)
         return 0;
     }
     e->state = ENTRY_DELETED;
+    return 0;
+}
+
+int store_set_user(store_t *s, uint64_t id, void *user)
+{
+    entry_t *e = find(s, id);
+
+    if (e == NULL)
+        return -ENOENT;
+    e->user = user;
     return 0;
 }
 

@@ -44,6 +44,9 @@ typedef struct {
     uint64_t max_entries;     /* 0 = no cap */
     uint32_t align;           /* allocation alignment, power of two; 0 = 4096 */
     const char *name;         /* memfd name, for /proc; may be NULL */
+    int no_arena;             /* 1: no memfd: the store only places and ages
+                               * extents of memory owned elsewhere (the GPU
+                               * tier); store_arena_fd is -1, store_base NULL */
     store_drop_cb on_drop;
     void *ctx;
 } store_config_t;
@@ -119,6 +122,11 @@ int store_touch(store_t *s, uint64_t id);
  * A deleted entry can no longer be pinned. -ENOENT if absent or deleted, and
  * for a pending entry (use store_abort()). */
 int store_delete(store_t *s, uint64_t id);
+/* Replace the user pointer of an entry in any state (also deleted but
+ * pinned): later on_drop calls get the new one. -ENOENT if absent. Lets the
+ * caller hand an entry's record to another tier and leave these bytes to
+ * their pins (set NULL, then store_delete). */
+int store_set_user(store_t *s, uint64_t id, void *user);
 /* The user pointer of a live or pending entry, or NULL. */
 void *store_user(const store_t *s, uint64_t id);
 /* Is the entry LIVE and not deleted? */

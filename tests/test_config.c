@@ -218,6 +218,13 @@ static void size_bounds_are_inclusive(void **state)
     assert_refuses("host_capacity", "1048575");
     assert_refuses("host_capacity", "70368744177665");
     assert_refuses("host_capacity", "0");
+    assert_accepts("gpu_capacity", "0");
+    assert_accepts("gpu_capacity", "40g");
+    assert_refuses("gpu_capacity", "70368744177665");
+    assert_accepts("gpu_ipc", "legacy");
+    assert_accepts("gpu_ipc", "auto");
+    assert_refuses("gpu_ipc", "vmm");
+    assert_refuses("gpu_device", "1024");
     assert_accepts("max_frame", "4k");
     assert_accepts("max_frame", "1g");
     assert_refuses("max_frame", "4095");
@@ -790,7 +797,7 @@ static void foreach_values_round_trip_through_set(void **state)
     copy_ctx_t x = { .into = &b };
     config_foreach(&a, copy_key, &x);
     assert_int_equal(x.failures, 0);
-    assert_int_equal(x.count, 36);
+    assert_int_equal(x.count, 39);
     assert_true(x.runtime_keys > 0 && x.runtime_keys < x.count);
     const char *keys[] = { "socket", "socket_mode", "host_capacity", "host_arena_size",
                            "default_threshold", "max_frame", "log_level", "allow_uids",

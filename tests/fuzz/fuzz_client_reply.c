@@ -125,6 +125,22 @@ static void read_reply(uint16_t op, const uint8_t *p, size_t len)
         }
         break;
     }
+    case OP_GPU_ATTACH: {
+        /* gpu_attach reply: one device region; it re-encodes to itself. */
+        proto_gpu_region_t g;
+        proto_rd_gpu_region(&r, &g);
+        if (proto_rd_done(&r) == 0) {
+            must(g.kind >= 1 && g.kind <= 2 && g.device >= 0 && g.bytes > 0,
+                 "accepted GPU region out of range");
+            proto_wr_t w;
+            proto_wr_init(&w);
+            proto_wr_gpu_region(&w, &g);
+            must(!w.err && w.len == len && memcmp(w.buf, p, len) == 0,
+                 "GPU region does not re-encode to its own bytes");
+            proto_wr_free(&w);
+        }
+        break;
+    }
     default:
         break;
     }

@@ -276,6 +276,12 @@ static void dispatch(const proto_hdr_t *h, const uint8_t *payload, uint32_t *ns_
     case OP_LOOKUP_BATCH: do_lookup_batch(&r); break;
     case OP_STATS: (void)proto_rd_done(&r.rd); break;
     case OP_PING: do_ping(&r); break;
+    case OP_GPU_ATTACH:
+        /* i32 device, u32 flags: exactly 8 bytes, as simcached reads it. */
+        (void)proto_rd_u32(&r.rd);
+        (void)proto_rd_u32(&r.rd);
+        must((proto_rd_done(&r.rd) == 0) == (h->len == 8), "gpu_attach length check");
+        break;
     default: break;
     }
     *ns_dim = r.ns_dim;

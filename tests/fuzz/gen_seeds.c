@@ -136,6 +136,20 @@ static void rq_session(proto_wr_t *w)
     empty_request(w, OP_PING, NULL);
 }
 /* Refused: unknown opcode, nonzero status, namespace errors, bad header. */
+static void rq_gpu_attach(proto_wr_t *w)
+{
+    size_t off = proto_wr_frame_begin(w, OP_GPU_ATTACH, 12, 0);
+    proto_wr_u32(w, 0);
+    proto_wr_u32(w, PROTO_ATTACH_PREFER_DEVICE);
+    proto_wr_frame_end(w, off);
+}
+static void rq_put_begin_device(proto_wr_t *w)
+{
+    size_t off = proto_wr_frame_begin(w, OP_PUT_BEGIN, 13, 0);
+    proto_wr_u64(w, 1u << 20);
+    proto_wr_u32(w, PROTO_PUT_DEVICE);
+    proto_wr_frame_end(w, off);
+}
 static void rq_unknown_opcode(proto_wr_t *w) { empty_request(w, 99, "x"); }
 static void rq_nonzero_status(proto_wr_t *w) { proto_wr_frame(w, OP_PING, 8, SIMCACHE_EIO, NULL, 0); }
 static void rq_hello_surrogate(proto_wr_t *w) { hello(w, "\xed\xa0\x80", "fp", ""); }
@@ -165,7 +179,8 @@ static const seed_t request_seeds[] = {
     { "ping", rq_ping }, { "session", rq_session }, { "unknown_opcode", rq_unknown_opcode },
     { "nonzero_status", rq_nonzero_status }, { "hello_bad_utf8", rq_hello_surrogate },
     { "hello_empty_model", rq_hello_empty_model }, { "bad_version", rq_bad_version },
-    { "bad_magic", rq_bad_magic },
+    { "bad_magic", rq_bad_magic }, { "gpu_attach", rq_gpu_attach },
+    { "put_begin_device", rq_put_begin_device },
 };
 
 static void save_all(const char *target, const seed_t *seeds, size_t n)
@@ -262,6 +277,14 @@ static void rp_error(proto_wr_t *w)
 {
     reply_error(w, OP_LOOKUP, 11, SIMCACHE_EDIM, "embedding has dimension 3, namespace has 4");
 }
+static void rp_gpu_attach(proto_wr_t *w)
+{
+    proto_gpu_region_t g = { .kind = 2, .device = 0, .bytes = 1u << 30 };
+    for (size_t i = 0; i < sizeof g.ipc; i++) g.ipc[i] = (uint8_t)(i * 7);
+    size_t off = proto_wr_frame_begin(w, OP_GPU_ATTACH | OP_REPLY, 12, 0);
+    proto_wr_gpu_region(w, &g);
+    proto_wr_frame_end(w, off);
+}
 static void rp_busy(proto_wr_t *w) { reply_error(w, OP_HELLO, 0, SIMCACHE_EBUSY, "too many connections"); }
 
 static const seed_t reply_seeds[] = {
@@ -269,6 +292,7 @@ static const seed_t reply_seeds[] = {
     { "lookup_hit", rp_lookup_hit }, { "lookup_miss", rp_lookup_miss },
     { "lookup_batch", rp_lookup_batch }, { "get", rp_get }, { "release", rp_release },
     { "stats", rp_stats }, { "ping", rp_ping }, { "error", rp_error }, { "busy_id_zero", rp_busy },
+    { "gpu_attach", rp_gpu_attach },
 };
 
 int main(int argc, char **argv)

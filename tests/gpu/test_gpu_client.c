@@ -156,7 +156,9 @@ int main(int argc, char **argv)
         return 77;
     }
     it_daemon_t d;
-    if (it_daemon_start(&d, "--host-capacity", "64m", NULL)) return 1;
+    /* No GPU tier: device puts are staged through the host (test_gpu_tier
+     * covers the GPU tier). */
+    if (it_daemon_start(&d, "--host-capacity", "64m", "--gpu-capacity", "0", NULL)) return 1;
     sock_path = d.sock;
     int fails = 0;
     int pf[2];

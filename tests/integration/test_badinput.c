@@ -1108,6 +1108,71 @@ static void device_calls_without_a_gpu(void **state)
     simcache_close(h);
 }
 
+/* The GPU tier's requests on a daemon without one (no device here, or
+ * gpu_capacity 0): clear errors, the connection stays usable. */
+static void gpu_tier_requests_without_one(void **state)
+{
+    (void)state;
+    if (it_admin_u64(&D, "info", "gpu_tier") != 0) skip();
+    int s = hello_sock();
+    proto_wr_t w;
+    proto_wr_init(&w);
+    proto_wr_u32(&w, 0);
+    proto_wr_u32(&w, 0);
+    send_req(s, OP_GPU_ATTACH, 1, &w);
+    expect(s, OP_GPU_ATTACH, 1, SIMCACHE_ENODEV, "no GPU tier");
+    proto_wr_reset(&w);
+    proto_wr_u32(&w, 0);   /* truncated: device only */
+    send_req(s, OP_GPU_ATTACH, 2, &w);
+    expect(s, OP_GPU_ATTACH, 2, SIMCACHE_EPROTO, NULL);
+    /* a device put without gpu_attach, and unknown put flags */
+    proto_wr_reset(&w);
+    proto_wr_u64(&w, 4096);
+    proto_wr_u32(&w, PROTO_PUT_DEVICE);
+    send_req(s, OP_PUT_BEGIN, 3, &w);
+    expect(s, OP_PUT_BEGIN, 3, SIMCACHE_ESTATE, "before gpu_attach");
+    proto_wr_reset(&w);
+    proto_wr_u64(&w, 4096);
+    proto_wr_u32(&w, 0x80);
+    send_req(s, OP_PUT_BEGIN, 4, &w);
+    expect(s, OP_PUT_BEGIN, 4, SIMCACHE_EINVAL, "unknown put_begin flags");
+    proto_wr_free(&w);
+    expect_alive(s);
+    close(s);
+
+    /* The library: a handle with a device but no GPU tier says why. */
+    simcache_opts_t o;
+    simcache_opts_init(&o);
+    o.socket_path = D.sock;
+    o.model = MODEL;
+    o.layout_fingerprint = FP;
+    o.dim = DIM;
+    o.gpu_device = 0;
+    o.flags = SIMCACHE_PREFER_DEVICE;
+    o.timeout_ms = IT_TIMEOUT_MS;
+    simcache_t *h = NULL;
+    assert_int_equal(simcache_connect(&o, &h), 0);
+    char why[600];
+    assert_int_equal(simcache_gpu_tier(h, why, sizeof why), 0);
+    assert_true(strlen(why) > 0);
+    assert_int_equal(simcache_gpu_tier(NULL, why, sizeof why), SIMCACHE_EINVAL);
+    /* PREFER_DEVICE without a GPU tier: hits stay in the host tier. */
+    float e[DIM];
+    it_unit(5200, e, DIM);
+    uint8_t kv[4096] = { 9 };
+    simcache_layout_t l = it_layout(4096);
+    uint64_t id;
+    assert_int_equal(simcache_put(h, e, &l, kv, sizeof kv, SIMCACHE_HOST_MEMORY, &id), 0);
+    simcache_match_t m;
+    assert_int_equal(simcache_lookup(h, e, 0.99f, &m), 0);
+    assert_int_equal(m.tier, SIMCACHE_TIER_HOST);
+    assert_non_null(m.data);
+    assert_null(m.device_ptr);
+    assert_memory_equal(m.data, kv, sizeof kv);
+    assert_int_equal(simcache_release(h, &m), 0);
+    simcache_close(h);
+}
+
 static void library_put_mistakes(void **state)
 {
     (void)state;
@@ -1253,6 +1318,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(library_connect_mistakes),
         cmocka_unit_test(library_put_mistakes),
         cmocka_unit_test(device_calls_without_a_gpu),
+        cmocka_unit_test(gpu_tier_requests_without_one),
         cmocka_unit_test(library_lookup_and_lease_mistakes),
         cmocka_unit_test(library_batch_over_max_frame_keeps_the_connection),
         cmocka_unit_test(unfinished_puts_are_limited),

@@ -64,6 +64,7 @@ DTYPE_I8 = 6
 HOST_MEMORY = 0
 DEVICE_MEMORY = 1
 
+PREFER_DEVICE = 1                 # simcache_opts_t.flags
 TIER_GPU = 0
 TIER_HOST = 1
 TIER_DISK = 2
@@ -78,6 +79,7 @@ class simcache_opts_t(ctypes.Structure):
         ("dim", ctypes.c_uint32),
         ("gpu_device", ctypes.c_int),
         ("timeout_ms", ctypes.c_int),
+        ("flags", ctypes.c_uint32),
     ]
 
 
@@ -178,6 +180,7 @@ _PROTOTYPES = {
     "simcache_copy_to_device": (ctypes.c_int, [_h, _P(simcache_match_t), ctypes.c_uint64,
                                                ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p]),
     "simcache_gpu_status": (ctypes.c_int, [_h, ctypes.c_char_p, ctypes.c_size_t]),
+    "simcache_gpu_tier": (ctypes.c_int, [_h, ctypes.c_char_p, ctypes.c_size_t]),
     "simcache_layout_bytes": (ctypes.c_uint64, [_P(simcache_layout_t)]),
     "simcache_strerror": (ctypes.c_char_p, [ctypes.c_int]),
     "simcache_last_error": (ctypes.c_char_p, [_h]),

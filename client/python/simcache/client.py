@@ -254,7 +254,7 @@ class Client:
     """
 
     def __init__(self, socket, model, layout_fingerprint, dim, tenant=None, timeout_ms=10000,
-                 gpu_device=-1, library_path=None):
+                 gpu_device=-1, library_path=None, prefer_device=False):
         self._lib = library(library_path) if library_path else library()
         self._h = None
         self._lock = threading.Lock()
@@ -275,6 +275,7 @@ class Client:
         opts.dim = self.dim
         opts.gpu_device = int(gpu_device)
         opts.timeout_ms = int(timeout_ms)
+        opts.flags = N.PREFER_DEVICE if prefer_device else 0
         h = ctypes.c_void_p()
         rc = self._lib.simcache_connect(ctypes.byref(opts), ctypes.byref(h))
         if rc != 0:
@@ -294,6 +295,17 @@ class Client:
                 raise SimcacheError(N.ECLOSED, "client is closed")
             level = self._lib.simcache_gpu_status(self._h, buf, len(buf))
         return level, buf.value.decode("utf-8", "replace")
+
+    def gpu_tier(self):
+        """(mapped, why): mapped True when this handle mapped the daemon's
+        GPU tier (CUDA IPC): device puts land there, and hits may come as
+        GPU-tier matches (always with prefer_device=True). why says why not."""
+        buf = ctypes.create_string_buffer(600)
+        with self._lock:
+            if self._h is None:
+                raise SimcacheError(N.ECLOSED, "client is closed")
+            mapped = self._lib.simcache_gpu_tier(self._h, buf, len(buf))
+        return bool(mapped), buf.value.decode("utf-8", "replace")
 
     # -- plumbing
 
@@ -578,8 +590,8 @@ class Match:
         if self._client.closed:
             raise SimcacheError(N.ECLOSED, "client is closed")
         if self.tier != N.TIER_HOST or not self._c.data:
-            raise NotImplementedError(f"match {self.id} is in tier {self.tier} with no host pointer "
-                                      "(GPU-tier views are not in this binding yet)")
+            raise NotImplementedError(f"match {self.id} is in the GPU tier: no host view "
+                                      "(use .torch(device='cuda'), or .torch() for a host copy)")
         # Read-only at the buffer level: numpy cannot flip it back to writeable.
         return memoryview(_raw(self._c.data, self.size, self)).toreadonly()
 
@@ -623,6 +635,13 @@ class Match:
                 raise TypeError(f"this torch ({torch.__version__}) has no {name}; pass dtype=torch.uint8")
             dtype = getattr(torch, name)
         itemsize = torch.empty((), dtype=dtype).element_size()
+        if self.tier == N.TIER_GPU:
+            # Device memory of the daemon's GPU tier: a device-to-device copy
+            # onto the client's device, then wherever asked.
+            dev = torch.device(device) if device is not None else torch.device("cpu")
+            gdev = torch.device("cuda", torch.cuda.current_device()) if dev.type != "cuda" else dev
+            out = self._copy_to_cuda(torch, gdev)
+            return out.view(dtype).view(self._shape(itemsize, shape)).to(dev)
         buf = self._buffer()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The given buffer is not writable")
@@ -633,14 +652,20 @@ class Match:
             return t
         dev = torch.device(device)
         if dev.type == "cuda" and self._client.gpu_status()[0] > 0:
-            # simcache_copy_to_device: one DMA from the pinned arena on the
-            # current stream, synchronised before returning (the lease may
-            # end right after).
-            out = torch.empty(self.size, dtype=torch.uint8, device=dev)
-            stream = torch.cuda.current_stream(dev)
-            self._client._call("copy_to_device", ctypes.byref(self._c), 0,
-                               ctypes.c_void_p(out.data_ptr()), self.size,
-                               ctypes.c_void_p(stream.cuda_stream))
-            stream.synchronize()
-            return out.view(dtype).view(shape)
+            return self._copy_to_cuda(torch, dev).view(dtype).view(shape)
         return t.to(dev)
+
+    def _copy_to_cuda(self, torch, dev):
+        """simcache_copy_to_device into a new uint8 tensor on dev: one DMA
+        from the pinned host arena, or device to device from the GPU tier,
+        on the current stream, synchronised before returning (the lease may
+        end right after)."""
+        if self.released:
+            raise SimcacheError(N.ELEASE, f"match {self.id}: lease already released")
+        out = torch.empty(self.size, dtype=torch.uint8, device=dev)
+        stream = torch.cuda.current_stream(dev)
+        self._client._call("copy_to_device", ctypes.byref(self._c), 0,
+                           ctypes.c_void_p(out.data_ptr()), self.size,
+                           ctypes.c_void_p(stream.cuda_stream))
+        stream.synchronize()
+        return out

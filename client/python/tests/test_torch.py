@@ -81,3 +81,26 @@ def test_gpu_device_without_a_gpu_says_why(daemon):
             assert torch.equal(m.torch(), kv)
     finally:
         c.close()
+
+
+def test_prefer_device_placement(daemon):
+    """prefer_device=True asks for hits in the daemon's GPU tier. Without a
+    GPU tier (no device here) gpu_tier() says why and hits stay host
+    views; with one, a hit is a GPU-tier match whose torch() copies are
+    byte-exact on the device and on the host."""
+    c = simcache.Client(daemon.socket, "model-a", "fp-1", 64, gpu_device=0, prefer_device=True)
+    try:
+        mapped, why = c.gpu_tier()
+        kv = condensed_kv(6, torch.float16)
+        eid = c.put(unit(6), kv)
+        with c.get(eid) as m:
+            if not mapped:
+                assert why != ""
+                assert m.tier == simcache.TIER_HOST
+                assert torch.equal(m.torch(), kv)
+            else:
+                assert why == ""
+                assert torch.equal(m.torch(device="cuda:0").cpu(), kv)
+                assert torch.equal(m.torch(), kv)
+    finally:
+        c.close()
