@@ -257,12 +257,20 @@ int main(int argc, char **argv)
         return 77;
     }
     it_daemon_t d;
-    if (it_daemon_start(&d, "--host-capacity", "64m", "--gpu-capacity", "32m", NULL)) return 1;
+    /* SIMCACHE_TEST_GPU_IPC=legacy: the daemon shares through legacy IPC. */
+    const char *ipc = getenv("SIMCACHE_TEST_GPU_IPC");
+    if (it_daemon_start(&d, "--host-capacity", "64m", "--gpu-capacity", "32m", "--gpu-ipc",
+                        ipc && *ipc ? ipc : "auto", NULL))
+        return 1;
     sock_path = d.sock;
     char info[8192];
     if (it_admin(&d, "info", info, sizeof info) == 0) {
         char *k = strstr(info, "gpu_ipc");
-        printf("daemon: %.60s\n", k ? k : "(no gpu_ipc in info)");
+        printf("daemon: %.*s\n", k ? (int)strcspn(k, "\r\n") : 20, k ? k : "(no gpu_ipc in info)");
+        if (ipc && strcmp(ipc, "legacy") == 0 && (!k || strncmp(k, "gpu_ipc legacy", 14))) {
+            fprintf(stderr, "FAIL: asked for legacy IPC, info says %.20s\n", k ? k : "nothing");
+            return 1;
+        }
     }
     int fails = 0, pf[2];
     uint64_t v = 0;
