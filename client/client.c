@@ -569,13 +569,9 @@ int simcache_put_abort(simcache_t *h, uint64_t token)
     return rc;
 }
 
-/* A device put into the daemon's GPU tier: copy device to device into this
- * handle's device staging buffer (the daemon's memory, writable by this
- * process only), wait for the copy, commit; the daemon copies it into its
- * arena. */
-static int put_device_locked(simcache_t *h, const float *emb, const simcache_layout_t *layout,
-                             const void *kv, uint64_t size, const simcache_put_opts_t *po,
-                             uint64_t *id)
+/* Begin a device put: the daemon reserves this handle's device staging
+ * buffer (mapped read-write here, once per buffer). *dev gets its pointer. */
+static int put_begin_device_locked(simcache_t *h, uint64_t size, void **dev, uint64_t *token)
 {
     staged_t *slot = find_staged(h, 0);
     if (!slot) return fail(h, SIMCACHE_ELIMIT, "%d puts already begun on this handle", MAX_STAGED);
@@ -615,9 +611,26 @@ static int put_device_locked(simcache_t *h, const float *emb, const simcache_lay
         if (fd >= 0) close(fd);
         return fail(h, SIMCACHE_EPROTO, "bad put_begin reply");
     }
-    /* Held in a slot so put_commit_locked finds the token; no host mapping. */
+    /* A slot with no host mapping: put_commit/abort find the token. */
     *slot = (staged_t){ t, sid, NULL, 0 };
-    if (gpu_copy_d2d(gpu_arena_ptr(h->gstage), kv, size, NULL) || gpu_stream_sync(NULL))
+    *dev = gpu_arena_ptr(h->gstage);
+    *token = t;
+    return 0;
+}
+
+/* A device put into the daemon's GPU tier: copy device to device into this
+ * handle's device staging buffer (the daemon's memory, writable by this
+ * process only), wait for the copy, commit; the daemon copies it into its
+ * arena. */
+static int put_device_locked(simcache_t *h, const float *emb, const simcache_layout_t *layout,
+                             const void *kv, uint64_t size, const simcache_put_opts_t *po,
+                             uint64_t *id)
+{
+    void *dev;
+    uint64_t t;
+    int rc = put_begin_device_locked(h, size, &dev, &t);
+    if (rc) return rc;
+    if (gpu_copy_d2d(dev, kv, size, NULL) || gpu_stream_sync(NULL))
         rc = fail(h, SIMCACHE_EIO, "device-memory put: copy to staging: %s", gpu_last_error());
     if (rc == 0) rc = put_commit_locked(h, t, emb, layout, po, id);
     if (rc && h->fd >= 0) {
@@ -626,7 +639,20 @@ static int put_device_locked(simcache_t *h, const float *emb, const simcache_lay
         put_abort_locked(h, t);
         memcpy(last_err, keep, sizeof keep);
     }
-    memset(slot, 0, sizeof *slot);
+    return rc;
+}
+
+int simcache_put_begin_device(simcache_t *h, uint64_t size, void **dev_buf, uint64_t *token)
+{
+    if (!h) return SIMCACHE_EINVAL;
+    if (!dev_buf || !token || size == 0)
+        return fail(h, SIMCACHE_EINVAL, "put_begin_device: NULL dev_buf/token or size 0");
+    if (!h->garena)
+        return fail(h, SIMCACHE_ENODEV, "put_begin_device needs the daemon's GPU tier: %s",
+                    h->gtier_why);
+    pthread_mutex_lock(&h->lock);
+    int rc = put_begin_device_locked(h, size, dev_buf, token);
+    pthread_mutex_unlock(&h->lock);
     return rc;
 }
 

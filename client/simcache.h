@@ -220,6 +220,16 @@ int simcache_put_commit(simcache_t *h, uint64_t token, const float *embedding,
                         uint64_t *id);
 int simcache_put_abort(simcache_t *h, uint64_t token);
 
+/* The same in device memory: dev_buf gets a pointer (in this process's CUDA
+ * context, on gpu_device) to a staging buffer of at least size bytes in the
+ * daemon's device memory, writable by this handle only, to compute the KV
+ * into; finish every write to it (synchronise the stream) before
+ * simcache_put_commit, which copies it device to device into the GPU tier.
+ * One device put at a time per handle (SIMCACHE_ELIMIT otherwise); the
+ * buffer is reused by the next one. SIMCACHE_ENODEV without the GPU tier
+ * (simcache_gpu_tier says why). */
+int simcache_put_begin_device(simcache_t *h, uint64_t size, void **dev_buf, uint64_t *token);
+
 /* Best entry of this namespace with cosine >= threshold (threshold < 0: the
  * daemon's default). Returns 0 with *match filled and a lease held, or
  * SIMCACHE_MISS with match->lease == 0. */

@@ -11,7 +11,8 @@
  *    tier (gpu_moves_to_host), its bytes exact;
  *  - process D with SIMCACHE_PREFER_DEVICE looks it up: promoted back into
  *    the GPU tier (gpu_promotions), bytes exact;
- *  - A writes 8 more 6 MiB entries while B reads others in a loop: the GPU
+ *  - A writes 8 more 6 MiB entries (the first through the zero-copy
+ *    simcache_put_begin_device) while B reads others in a loop: the GPU
  *    tier overflows, LRU entries demote to the host tier (gpu_demotions), and
  *    every read of every entry, in whichever tier, is byte-exact;
  *  - B' holds a GPU lease and is SIGKILLed: the lease and the GPU pin are
@@ -175,7 +176,21 @@ static void writer_more(int fd, int unused)
     gpu_arena_t *dev = NULL;
     if (gpu_arena_new(0, BYTES, GPU_ARENA_PREFER_VMM, &dev)) FAIL("writer: device memory");
     uint8_t *host = malloc(BYTES);
-    for (uint64_t i = 1; i <= MORE; i++) put_from_device(h, FIRST_SEED + i, dev, host);
+    /* The first through the zero-copy device put: written straight into the
+     * staging buffer; a second device put meanwhile is refused. */
+    void *buf = NULL;
+    uint64_t token = 0, token2 = 0, id = 0;
+    void *buf2 = NULL;
+    if (simcache_put_begin_device(h, BYTES, &buf, &token) || !buf) FAIL("writer: put_begin_device");
+    if (simcache_put_begin_device(h, BYTES, &buf2, &token2) != SIMCACHE_ELIMIT)
+        FAIL("writer: a second device put at once was not refused");
+    it_fill(host, BYTES, FIRST_SEED + 1);
+    if (gpu_copy_h2d(buf, host, BYTES, NULL) || gpu_stream_sync(NULL)) FAIL("writer: fill staging");
+    float e[DIM];
+    it_unit(FIRST_SEED + 1, e, DIM);
+    simcache_layout_t l = it_layout(BYTES);
+    if (simcache_put_commit(h, token, e, &l, NULL, &id)) FAIL("writer: put_commit of a device put");
+    for (uint64_t i = 2; i <= MORE; i++) put_from_device(h, FIRST_SEED + i, dev, host);
     if (it_write_u64(fd, MORE)) FAIL("writer: pipe");
     gpu_arena_free(dev);
     free(host);

@@ -1156,6 +1156,11 @@ static void gpu_tier_requests_without_one(void **state)
     assert_int_equal(simcache_gpu_tier(h, why, sizeof why), 0);
     assert_true(strlen(why) > 0);
     assert_int_equal(simcache_gpu_tier(NULL, why, sizeof why), SIMCACHE_EINVAL);
+    void *dev = NULL;
+    uint64_t token = 0;
+    EXPECT_LIB(simcache_put_begin_device(h, 4096, &dev, &token), SIMCACHE_ENODEV, 0);
+    assert_non_null(strstr(simcache_last_error(h), "needs the daemon's GPU tier"));
+    assert_null(dev);
     /* PREFER_DEVICE without a GPU tier: hits stay in the host tier. */
     float e[DIM];
     it_unit(5200, e, DIM);
