@@ -40,6 +40,17 @@ meson test -C build-gpu --suite unit --suite integration --print-errorlogs >"$ou
 log "unit + integration: exit $?"
 grep -E "^Ok:|^Fail:|^Skipped:" "$out/other-suites.txt" | tee -a "$out/summary.txt"
 
+# The GPU tier's benchmark (bench_gpu_ipc) and, when built, the batched
+# scoring benchmark: figures for docs/benchmarks.md.
+timeout 300 ./build-gpu/bench/bench_gpu_ipc build-gpu/cached/simcached >"$out/bench-gpu-ipc.txt" 2>&1
+log "bench_gpu_ipc: exit $?"
+grep -E "^\| " "$out/bench-gpu-ipc.txt" | tee -a "$out/summary.txt"
+if [ -x build-gpu/bench/bench_gpu ]; then
+    timeout 300 ./build-gpu/bench/bench_gpu build-gpu/cached/simcached >"$out/bench-gpu.txt" 2>&1
+    log "bench_gpu: exit $?"
+    tail -30 "$out/bench-gpu.txt" | tee -a "$out/summary.txt"
+fi
+
 py=$(command -v python3 || true)
 if [ -n "$py" ] && "$py" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     SIMCACHE_LIB=build-gpu/client/libsimcache-client.so SIMCACHE_DAEMON=build-gpu/cached/simcached \
