@@ -997,10 +997,11 @@ static void do_stats(req_t *r)
     client_t *c = r->c;
     daemon_t *d = c->d;
     if (check_done(r)) return;
-    store_stats_t st;
+    store_stats_t st, gs = { 0 };
     store_get_stats(d->store, &st);
+    if (d->gstore) store_get_stats(d->gstore, &gs);
     const uint64_t v[] = {
-        st.entries, c->ns->entries, st.bytes_used, st.capacity, d->stats.lookups, d->stats.hits,
+        st.entries + gs.entries, c->ns->entries, st.bytes_used, st.capacity, d->stats.lookups, d->stats.hits,
         d->stats.misses, d->stats.puts, st.evictions, u64map_len(&d->leases), d->n_clients,
         d->n_namespaces,
     };

@@ -407,13 +407,15 @@ int simcache_connect(const simcache_opts_t *o, simcache_t **out)
 void simcache_close(simcache_t *h)
 {
     if (!h) return;
+    /* Device mappings first: the daemon frees its staging buffers when the
+     * connection ends, and a legacy-IPC importer must be gone by then. */
+    gpu_arena_close(h->gstage);
+    gpu_arena_close(h->garena);
     if (h->fd >= 0) close(h->fd);
     if (h->pending_fd >= 0) close(h->pending_fd);
     for (int i = 0; i < MAX_STAGED; i++)
-        if (h->staged[i].token) munmap(h->staged[i].map, h->staged[i].size);
+        if (h->staged[i].token && h->staged[i].map) munmap(h->staged[i].map, h->staged[i].size);
     if (h->spare.map) munmap(h->spare.map, h->spare.size);
-    gpu_arena_close(h->gstage);
-    gpu_arena_close(h->garena);
     if (h->arena_pinned) gpu_host_unregister((void *)h->arena);
     if (h->arena) munmap((void *)h->arena, h->arena_size);
     proto_wr_free(&h->out);

@@ -144,7 +144,7 @@ typedef struct {
 } simcache_put_opts_t;
 
 typedef struct {
-    uint64_t entries;               /* in this daemon, all namespaces */
+    uint64_t entries;               /* in this daemon, all namespaces, memory tiers (GPU + host) */
     uint64_t ns_entries;            /* in this handle's namespace */
     uint64_t host_bytes_used;
     uint64_t host_bytes_capacity;
