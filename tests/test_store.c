@@ -490,6 +490,70 @@ static void delete_while_pinned_frees_after_last_unpin(void **state)
     store_free(s);
 }
 
+/* A bookkeeping-only store (the GPU tier's): same placement, LRU, pins and
+ * drops, but no memfd: base NULL, fd -1, arena_size = the rounded capacity. */
+static void store_without_arena_places_and_ages_extents(void **state)
+{
+    recorder_t r;
+    store_config_t cfg = { .capacity = 4 * PG + 1, .name = "nothing", .no_arena = 1,
+                           .on_drop = record_drop, .ctx = &r };
+    char err[128] = "";
+    uint64_t off[5], o2, sz;
+
+    (void)state;
+    memset(&r, 0, sizeof r);
+    store_t *s = store_new(&cfg, err, sizeof err);
+    if (s == NULL)
+        fail_msg("store_new: %s", err);
+    assert_null(store_base(s));
+    assert_int_equal(store_arena_fd(s), -1);
+    assert_int_equal(store_arena_size(s), 5 * PG);
+    for (uint64_t id = 1; id <= 5; id++) {
+        assert_int_equal(store_alloc(s, id, PG, user_of(id), &off[id - 1]), 0);
+        assert_true(off[id - 1] + PG <= 5 * PG);
+        assert_int_equal(store_commit(s, id), 0);
+    }
+    for (int i = 0; i < 5; i++)
+        for (int j = i + 1; j < 5; j++)
+            assert_true(off[i] + PG <= off[j] || off[j] + PG <= off[i]);
+    assert_int_equal(store_pin(s, 1, &o2, &sz), 0);
+    assert_int_equal(o2, off[0]);
+    /* Full: the LRU unpinned entry (2) goes, its extent is reused. */
+    assert_int_equal(store_alloc(s, 6, PG, user_of(6), &o2), 0);
+    assert_int_equal(drops_of(&r, 2, NULL), 1);
+    assert_int_equal(o2, off[1]);
+    assert_int_equal(store_unpin(s, 1), 0);
+    store_free(s);
+}
+
+/* store_set_user hands an entry's record elsewhere: the later drop (here at
+ * the last unpin of a deleted entry) reports the new user. */
+static void set_user_changes_what_the_drop_reports(void **state)
+{
+    recorder_t r;
+    store_t *s = new_store(&r, 4 * PG, 0);
+    uint64_t o2, sz;
+
+    (void)state;
+    put(s, 1, PG, 0x11);
+    assert_int_equal(store_set_user(s, 1, user_of(77)), 0);
+    assert_ptr_equal(store_user(s, 1), user_of(77));
+    assert_int_equal(store_pin(s, 1, &o2, &sz), 0);
+    assert_int_equal(store_delete(s, 1), 0);
+    assert_int_equal(store_set_user(s, 1, NULL), 0);   /* deleted but pinned: still there */
+    assert_int_equal(store_unpin(s, 1), 0);
+    assert_int_equal(drops_of(&r, 1, NULL), 1);
+    assert_null(r.drops[r.n - 1].user);
+    assert_int_equal(store_set_user(s, 1, user_of(1)), -ENOENT);
+    assert_int_equal(store_set_user(s, 99, NULL), -ENOENT);
+    /* pending entries too */
+    assert_int_equal(store_alloc(s, 2, PG, user_of(2), &o2), 0);
+    assert_int_equal(store_set_user(s, 2, user_of(3)), 0);
+    assert_int_equal(store_abort(s, 2), 0);
+    assert_ptr_equal(r.drops[r.n - 1].user, user_of(3));
+    store_free(s);
+}
+
 static void delete_unpinned_drops_at_once(void **state)
 {
     recorder_t r;
@@ -1080,6 +1144,8 @@ int main(void)
         cmocka_unit_test(store_free_runs_no_callbacks),
         cmocka_unit_test(pinned_tail_is_never_evicted),
         cmocka_unit_test(random_ops_keep_every_invariant),
+        cmocka_unit_test(store_without_arena_places_and_ages_extents),
+        cmocka_unit_test(set_user_changes_what_the_drop_reports),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
