@@ -308,6 +308,11 @@ static void cmd_info(admin_conn_t *a)
         rep_u64(&r, "disk_evictions", ds.evictions);
         rep_u64(&r, "disk_checksum_failures", ds.checksum_failures);
         rep_u64(&r, "disk_write_failures", d->disk_write_failures);
+        rep_u64(&r, "disk_flush_ms", d->flush_ev ? d->cfg.disk_flush_ms : 0);
+        rep_u64(&r, "disk_flushes", d->flushes);
+        rep_u64(&r, "disk_flush_failures", d->flush_failures);
+        rep_u64(&r, "disk_flush_queue", (uint64_t)(d->dirty_n - d->dirty_head));
+        rep_u64(&r, "disk_flush_inflight_bytes", d->flush_inflight);
         rep_u64(&r, "disk_writes", ds.writes);
         rep_u64(&r, "disk_reads", ds.reads);
         rep_u64(&r, "disk_direct_io", (uint64_t)ds.direct);

@@ -53,6 +53,8 @@ static const key_t_ keys[] = {
       "bytes of the disk tier's blob file in data_dir (0: no disk tier)" },
     { "disk_lmdb_max_size", T_SIZE, F(disk_lmdb_max_size), 0, 1ull << 46, 0,
       "largest the disk tier's LMDB map may grow to, 0 for 64 GiB (at the limit puts to disk are refused)" },
+    { "disk_flush_ms", T_U32, F(disk_flush_ms), 0, 60000, 0,
+      "async durability: write host entries to disk in the background every N ms, oldest first (0: only on demotion, checkpoint and shutdown)" },
     { "durability", T_STR, F(durability), 0, 0, 0,
       "async: a put is acknowledged in the host tier; sync: only once it is on disk" },
     { "max_entries", T_SIZE, F(max_entries), 0, 1ull << 40, 1,
@@ -160,6 +162,7 @@ void config_defaults(config_t *c)
     snprintf(c->gpu_ipc, sizeof c->gpu_ipc, "auto");
     c->disk_capacity = 0;
     c->disk_lmdb_max_size = 0;
+    c->disk_flush_ms = 100;
     snprintf(c->durability, sizeof c->durability, "async");
     c->default_threshold = 0.8;
     c->max_clients = 256;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "disk.h"
 #include "gpu.h"
 #include "log.h"
 #include "peers.h"
@@ -58,7 +59,9 @@ static void on_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t why)
 {
     daemon_t *d = ctx;
     entry_t *e = user;
-    (void)id;
+    /* These bytes are about to be reused: a write-behind of them must not
+     * record what lands there next. */
+    if (d->disk) disk_cancel_write(d->disk, id);
     if (!e) return;
     /* With a disk tier, an evicted entry moves there and stays findable. */
     if (why == STORE_DROP_EVICTED && e->indexed && tier_demote(d, e)) return;

@@ -116,6 +116,12 @@ struct daemon {
     struct event *disk_ev;        /* the disk tier's completion eventfd */
     uint64_t demotions, promotions, disk_write_failures;
     uint64_t promotions_async, promotion_waits;
+    /* write-behind (tier.c): host entries not yet on disk, oldest first */
+    struct event *flush_ev;
+    uint64_t *dirty;
+    size_t dirty_head, dirty_n, dirty_cap;
+    uint64_t flush_inflight;      /* bytes of asynchronous writes in flight */
+    uint64_t flushes, flush_failures;
 };
 
 /* A promotion in flight (tier.c): the entry is PENDING in the host store,
@@ -190,6 +196,9 @@ entry_t *tier_promote(daemon_t *d, uint64_t id);
 int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, client_t *c, int may_wait, entry_t **e);
 /* Client c is going away: take it off every promotion's waiters. */
 void tier_client_gone(daemon_t *d, client_t *c);
+/* A host entry not on disk yet: the write-behind will write it (async
+ * durability with disk_flush_ms). */
+void tier_note_dirty(daemon_t *d, uint64_t id);
 /* Write a host entry to disk now (sync puts, checkpoint). 0 or a SIMCACHE_E*. */
 int tier_persist(daemon_t *d, entry_t *e);
 /* Is the entry only on disk? Its record then, else NULL. */

@@ -76,6 +76,7 @@ static int demote(daemon_t *d, entry_t *e)
     e->on_gpu = 0;
     e->host_off = off;
     store_commit(d->store, e->id);
+    tier_note_dirty(d, e->id);
     d->gpu_demotions++;
     return 0;
 }
@@ -248,6 +249,7 @@ int gtier_to_host(daemon_t *d, entry_t *e)
     e->on_gpu = 0;
     e->host_off = off;
     store_commit(d->store, e->id);
+    tier_note_dirty(d, e->id);
     store_set_user(d->gstore, e->id, NULL);
     store_delete(d->gstore, e->id);
     d->gpu_to_host++;

@@ -710,6 +710,7 @@ static void commit_entry(req_t *r, put_t *p, entry_t *e, const float *unit, stor
     }
     e->indexed = 1;
     store_commit(st, e->id);
+    if (st == d->store) tier_note_dirty(d, e->id);
     peers_entry_added(d, c->ns, unit);
     c->ns->entries++;
     c->ns->bytes += e->size;

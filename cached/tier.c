@@ -12,8 +12,16 @@
  * store entry), starts the disk read and parks the asking client; the
  * completion (disk eventfd -> on_disk_event -> promo_done) commits the entry
  * and resumes every client that waited for it, which then replays its
- * request. Other clients' requests keep flowing meanwhile. Demotion writes
- * are still synchronous (they run inside the store's eviction).
+ * request. Other clients' requests keep flowing meanwhile.
+ *
+ * Writes: with async durability, a write-behind (disk_flush_ms) writes host
+ * entries to disk in the background, oldest first, with asynchronous
+ * io_uring writes (at most FLUSH_INFLIGHT bytes in flight), so that an
+ * eviction usually finds its entry on disk already and only records the
+ * move. An entry evicted before its write-behind still writes synchronously
+ * inside the store's eviction (the bytes are reused right after); that also
+ * cancels the background write, as every release of host bytes does
+ * (daemon.c on_drop).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,6 +36,7 @@
 #include "peers.h"
 
 #define REC_VERSION 1u
+#define FLUSH_INFLIGHT (64u << 20)   /* write-behind bytes in flight at most */
 
 static int is_sync(const daemon_t *d)
 {
@@ -233,6 +242,77 @@ static void on_disk_event(evutil_socket_t fd, short what, void *arg)
     disk_reap(d->disk);
 }
 
+/* ---- write-behind ---- */
+
+typedef struct {
+    daemon_t *d;
+    uint64_t size;
+} flush_t;
+
+void tier_note_dirty(daemon_t *d, uint64_t id)
+{
+    if (!d->flush_ev) return;
+    if (d->dirty_n == d->dirty_cap) {
+        if (d->dirty_head) {
+            memmove(d->dirty, d->dirty + d->dirty_head,
+                    (d->dirty_n - d->dirty_head) * sizeof *d->dirty);
+            d->dirty_n -= d->dirty_head;
+            d->dirty_head = 0;
+        }
+        if (d->dirty_n == d->dirty_cap) {
+            size_t cap = d->dirty_cap ? d->dirty_cap * 2 : 1024;
+            uint64_t *q = realloc(d->dirty, cap * sizeof *q);
+            if (!q) return;   /* it will be written on demotion instead */
+            d->dirty = q;
+            d->dirty_cap = cap;
+        }
+    }
+    d->dirty[d->dirty_n++] = id;
+}
+
+static void flush_done(void *arg, uint64_t id, int rc)
+{
+    flush_t *f = arg;
+    daemon_t *d = f->d;
+    d->flush_inflight -= f->size;
+    if (rc == 0) d->flushes++;
+    else if (rc != -ECANCELED) {
+        d->flush_failures++;
+        log_debug("disk tier: write-behind of entry %" PRIu64 " failed: %s", id, strerror(-rc));
+    }
+    free(f);
+}
+
+/* Start background writes of the oldest host entries not on disk. */
+static void on_flush_tick(evutil_socket_t fd, short what, void *arg)
+{
+    daemon_t *d = arg;
+    (void)fd;
+    (void)what;
+    while (d->flush_inflight < FLUSH_INFLIGHT && d->dirty_head < d->dirty_n) {
+        uint64_t id = d->dirty[d->dirty_head++];
+        entry_t *e = store_is_live(d->store, id) ? store_user(d->store, id) : NULL;
+        if (!e || !e->indexed || e->on_gpu || disk_has(d->disk, id)) continue;
+        const float *v = index_vector(e->ns->index, id);
+        uint32_t rl;
+        uint8_t *rec = v ? rec_build(e, v, &rl) : NULL;
+        flush_t *f = rec ? malloc(sizeof *f) : NULL;
+        int rc = f ? disk_write_async(d->disk, id, store_base(d->store) + e->host_off, e->size,
+                                      e->checksum, rec, rl, flush_done, f)
+                   : -ENOMEM;
+        free(rec);
+        if (rc) {
+            free(f);
+            if (rc != -EEXIST && rc != -EBUSY) d->flush_failures++;
+            continue;
+        }
+        f->d = d;
+        f->size = e->size;
+        d->flush_inflight += e->size;
+    }
+    if (d->dirty_head == d->dirty_n) d->dirty_head = d->dirty_n = 0;
+}
+
 int tier_open(daemon_t *d)
 {
     if (d->cfg.disk_capacity == 0) return 0;
@@ -278,7 +358,15 @@ int tier_open(daemon_t *d)
             return -1;
         }
     } else {
-        log_warn("disk tier: no asynchronous reads; promotions block the event loop");
+        log_warn("disk tier: no asynchronous I/O; promotions and writes block the event loop");
+    }
+    if (d->disk_ev && is_sync(d) == 0 && d->cfg.disk_flush_ms) {
+        struct timeval tv = { d->cfg.disk_flush_ms / 1000, (d->cfg.disk_flush_ms % 1000) * 1000 };
+        d->flush_ev = event_new(d->base, -1, EV_PERSIST, on_flush_tick, d);
+        if (!d->flush_ev || event_add(d->flush_ev, &tv)) {
+            log_error("disk tier: cannot start the write-behind timer");
+            return -1;
+        }
     }
     load_t l = { .d = d, .total = st.entries, .last_log_us = now_us() };
     if (l.total)
@@ -297,10 +385,16 @@ int tier_open(daemon_t *d)
 void tier_close(daemon_t *d)
 {
     if (!d->disk) return;
-    /* Reads in flight land in the host arena: finish them first. */
+    /* Reads in flight land in the host arena: finish them (and the
+     * write-behind) first. */
     disk_drain(d->disk);
     if (d->disk_ev) event_free(d->disk_ev);
     d->disk_ev = NULL;
+    if (d->flush_ev) event_free(d->flush_ev);
+    d->flush_ev = NULL;
+    free(d->dirty);
+    d->dirty = NULL;
+    d->dirty_head = d->dirty_n = d->dirty_cap = 0;
     u64map_clear(&d->promos);
     if (d->store) {
         int64_t n = tier_checkpoint(d);

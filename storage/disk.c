@@ -58,8 +58,15 @@ typedef struct achunk {
     struct achunk *qnext;         /* in the submission queue */
 } achunk_t;
 
+/* An asynchronous read (into dst) or write (from dst, disk_write_async): the
+ * same chunked I/O. A write's record r is not in the map, the LRU or LMDB
+ * until its last chunk is written; then it is committed, unless cancelled. */
 struct aread {
     drec_t *r;
+    int write;
+    int cancelled;                /* write: disk_put/disk_delete of its id meanwhile */
+    uint8_t *rec;                 /* write: the caller's record, copied */
+    uint32_t rec_len;
     uint64_t id;
     uint8_t *dst;
     disk_read_cb cb;
@@ -83,7 +90,8 @@ struct disk {
     int efd;
     uint32_t a_inflight;          /* SQEs submitted, not yet reaped */
     achunk_t *q_head, *q_tail;    /* chunks waiting for a free SQE */
-    aread_t *reads;               /* reads in flight */
+    aread_t *reads;               /* reads and writes in flight */
+    u64map_t wpend;               /* id -> aread_t: asynchronous writes in flight */
     MDB_env *env;
     MDB_dbi db_entries, db_meta;
     uint64_t map_size;
@@ -390,8 +398,17 @@ disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen)
     }
     /* One process per data directory: LMDB allows one writer, and two
      * allocators over one blob file would hand out the same bytes. The lock
-     * goes with the process, also on SIGKILL. */
-    if (flock(d->fd, LOCK_EX | LOCK_NB)) {
+     * goes with the process, also on SIGKILL, but not at once: the kernel
+     * tears down a killed process's io_uring (which holds the file while
+     * requests are in flight) after the process is reaped. A restart right
+     * after a crash therefore waits up to 3 s for the lock. */
+    int locked = flock(d->fd, LOCK_EX | LOCK_NB);
+    for (int i = 0; locked && errno == EWOULDBLOCK && i < 60; i++) {
+        struct timespec ts = { 0, 50 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+        locked = flock(d->fd, LOCK_EX | LOCK_NB);
+    }
+    if (locked) {
         snprintf(d->err, sizeof d->err, "%s: %s", path,
                  errno == EWOULDBLOCK ? "in use by another process" : strerror(errno));
         open_fail(d, err, errlen);
@@ -531,25 +548,26 @@ void disk_close(disk_t *d)
     void *val;
     while (u64map_next(&d->recs, &pos, &key, &val)) free(val);
     u64map_clear(&d->recs);
+    u64map_clear(&d->wpend);
     alloc_free(d->alloc);
     free(d);
 }
 
-int disk_put(disk_t *d, uint64_t id, const void *buf, uint64_t len, uint64_t checksum,
-             const void *rec, uint32_t rec_len)
+/* An asynchronous write of id in flight stops counting: its completion
+ * releases its extent and reports -ECANCELED. */
+static void cancel_write(disk_t *d, uint64_t id)
 {
-    if (id == 0 || len == 0 || ((uintptr_t)buf & (DISK_ALIGN - 1))) return -EINVAL;
-    uint64_t plen = disk_padded(len);
-    if (plen > d->st.capacity) return -EFBIG;
-    drec_t *old = u64map_get(&d->recs, id);
-    if (old) {
-        int rc = rec_drop(d, old);
-        if (rc) return rc;
-    }
-    uint64_t off;
+    aread_t *w = u64map_del(&d->wpend, id);
+    if (w) w->cancelled = 1;
+}
+
+/* Reserve plen bytes of the blob file, evicting LRU blobs (not those being
+ * read) to make room. 0, -ENOSPC, or an LMDB error of an eviction. */
+static int reserve_extent(disk_t *d, uint64_t plen, uint64_t *off)
+{
     int rc;
     drec_t *victim = d->tail;
-    while ((rc = alloc_reserve(d->alloc, plen, &off)) == -ENOSPC) {
+    while ((rc = alloc_reserve(d->alloc, plen, off)) == -ENOSPC) {
         /* A blob being read is not evicted under its read. */
         while (victim && victim->busy) victim = victim->prev;
         if (!victim) break;
@@ -561,6 +579,23 @@ int disk_put(disk_t *d, uint64_t id, const void *buf, uint64_t len, uint64_t che
         if (rc) return rc;
         victim = before;
     }
+    return rc;
+}
+
+int disk_put(disk_t *d, uint64_t id, const void *buf, uint64_t len, uint64_t checksum,
+             const void *rec, uint32_t rec_len)
+{
+    if (id == 0 || len == 0 || ((uintptr_t)buf & (DISK_ALIGN - 1))) return -EINVAL;
+    cancel_write(d, id);
+    uint64_t plen = disk_padded(len);
+    if (plen > d->st.capacity) return -EFBIG;
+    drec_t *old = u64map_get(&d->recs, id);
+    if (old) {
+        int rc = rec_drop(d, old);
+        if (rc) return rc;
+    }
+    uint64_t off;
+    int rc = reserve_extent(d, plen, &off);
     if (rc) return rc;
     drec_t *r = calloc(1, sizeof *r);
     if (!r) {
@@ -649,8 +684,14 @@ int disk_has(const disk_t *d, uint64_t id)
     return u64map_get(&d->recs, id) != NULL;
 }
 
+void disk_cancel_write(disk_t *d, uint64_t id)
+{
+    cancel_write(d, id);
+}
+
 int disk_delete(disk_t *d, uint64_t id)
 {
+    cancel_write(d, id);
     drec_t *r = u64map_get(&d->recs, id);
     if (!r) return -ENOENT;
     return rec_drop(d, r);
@@ -787,14 +828,20 @@ static void submit_queued(disk_t *d)
         achunk_t *c = d->q_head;
         d->q_head = c->qnext;
         if (!d->q_head) d->q_tail = NULL;
-        io_uring_prep_read(sqe, d->fd, c->rd->dst + c->off + c->done, c->len - c->done,
-                           c->rd->r->off + c->off + c->done);
+        if (c->rd->write)
+            io_uring_prep_write(sqe, d->fd, c->rd->dst + c->off + c->done, c->len - c->done,
+                                c->rd->r->off + c->off + c->done);
+        else
+            io_uring_prep_read(sqe, d->fd, c->rd->dst + c->off + c->done, c->len - c->done,
+                               c->rd->r->off + c->off + c->done);
         io_uring_sqe_set_data(sqe, c);
         d->a_inflight++;
         n++;
     }
     if (n) io_uring_submit(&d->aring);
 }
+
+static void aio_unlink(disk_t *d, aread_t *rd);
 
 static void aread_finish(disk_t *d, aread_t *rd)
 {
@@ -822,9 +869,7 @@ static void aread_finish(disk_t *d, aread_t *rd)
         lru_front(d, r);
         d->st.reads++;
     }
-    if (rd->prev) rd->prev->next = rd->next;
-    else d->reads = rd->next;
-    if (rd->next) rd->next->prev = rd->prev;
+    aio_unlink(d, rd);
     d->st.reads_inflight--;
     rd->cb(rd->arg, rd->id, rc);
     XXH3_freeState(rd->xs);
@@ -883,6 +928,115 @@ int disk_read_async(disk_t *d, uint64_t id, void *dst, disk_read_cb cb, void *ar
     return 0;
 }
 
+static void aio_unlink(disk_t *d, aread_t *rd)
+{
+    if (rd->prev) rd->prev->next = rd->next;
+    else d->reads = rd->next;
+    if (rd->next) rd->next->prev = rd->prev;
+}
+
+/* The last chunk of a write is on disk (or failed): commit its record, or
+ * give its extent back. */
+static void awrite_finish(disk_t *d, aread_t *rd)
+{
+    drec_t *r = rd->r;
+    int rc = rd->err;
+    if (u64map_get(&d->wpend, rd->id) == rd) u64map_del(&d->wpend, rd->id);
+    if (rd->cancelled) rc = -ECANCELED;
+    else if (rc == 0 && d->cfg.sync && fdatasync(d->fd)) rc = -errno;
+    if (rc && rc != -ECANCELED) {
+        snprintf(d->err, sizeof d->err, "blob write at %llu: %s", (unsigned long long)r->off,
+                 strerror(-rc));
+        d->st.write_errors++;
+        rc = rc == -ENOSPC ? -ENOSPC : -EIO;
+    }
+    if (rc == 0) {
+        disk_hdr_t h = { DISK_MAGIC, rd->rec_len, r->off, r->len, r->checksum, wall_us() };
+        rc = txn_write(d, d->db_entries, &r->id, sizeof r->id, &h, sizeof h, rd->rec, rd->rec_len, 0);
+        if (rc) d->st.write_errors++;
+    }
+    if (rc == 0 && u64map_put(&d->recs, r->id, r)) {
+        txn_write(d, d->db_entries, &r->id, sizeof r->id, NULL, 0, NULL, 0, 1);
+        rc = -ENOMEM;
+    }
+    if (rc == 0) {
+        lru_front(d, r);
+        d->st.entries++;
+        d->st.bytes_used += disk_padded(r->len);
+        d->st.writes++;
+    } else {
+        alloc_release(d->alloc, r->off, disk_padded(r->len));
+        free(r);
+    }
+    aio_unlink(d, rd);
+    d->st.writes_inflight--;
+    rd->cb(rd->arg, rd->id, rc);
+    free(rd->rec);
+    free(rd);
+}
+
+int disk_write_async(disk_t *d, uint64_t id, const void *buf, uint64_t len, uint64_t checksum,
+                     const void *rec, uint32_t rec_len, disk_read_cb cb, void *arg)
+{
+    if (!d->async) return -EOPNOTSUPP;
+    if (id == 0 || len == 0 || !cb || ((uintptr_t)buf & (DISK_ALIGN - 1))) return -EINVAL;
+    if (u64map_get(&d->recs, id)) return -EEXIST;
+    if (u64map_get(&d->wpend, id)) return -EBUSY;
+    uint64_t plen = disk_padded(len);
+    if (plen > d->st.capacity) return -EFBIG;
+    uint32_t n = (uint32_t)((plen + ACHUNK - 1) / ACHUNK);
+    aread_t *rd = calloc(1, sizeof *rd + (size_t)n * sizeof(achunk_t));
+    drec_t *r = calloc(1, sizeof *r);
+    uint8_t *rc_copy = rec_len ? malloc(rec_len) : NULL;
+    if (!rd || !r || (rec_len && !rc_copy)) {
+        free(rd);
+        free(r);
+        free(rc_copy);
+        return -ENOMEM;
+    }
+    uint64_t off;
+    int rc = reserve_extent(d, plen, &off);
+    if (rc == 0 && u64map_put(&d->wpend, id, rd)) {
+        alloc_release(d->alloc, off, plen);
+        rc = -ENOMEM;
+    }
+    if (rc) {
+        free(rd);
+        free(r);
+        free(rc_copy);
+        return rc;
+    }
+    if (rec_len) memcpy(rc_copy, rec, rec_len);
+    r->id = id;
+    r->off = off;
+    r->len = len;
+    r->checksum = checksum;
+    rd->r = r;
+    rd->write = 1;
+    rd->rec = rc_copy;
+    rd->rec_len = rec_len;
+    rd->id = id;
+    rd->dst = (uint8_t *)buf;
+    rd->cb = cb;
+    rd->arg = arg;
+    rd->left = n;
+    rd->nchunks = n;
+    for (uint32_t i = 0; i < n; i++) {
+        achunk_t *c = &rd->chunks[i];
+        c->rd = rd;
+        c->off = (uint64_t)i * ACHUNK;
+        c->len = (uint32_t)(plen - c->off < ACHUNK ? plen - c->off : ACHUNK);
+        queue_chunk(d, c);
+    }
+    rd->next = d->reads;
+    if (d->reads) d->reads->prev = rd;
+    d->reads = rd;
+    d->st.writes_inflight++;
+    d->st.async_writes++;
+    submit_queued(d);
+    return 0;
+}
+
 /* Take one completion; a finished read runs its callback. */
 static void reap_one(disk_t *d, struct io_uring_cqe *cqe)
 {
@@ -905,8 +1059,11 @@ static void reap_one(disk_t *d, struct io_uring_cqe *cqe)
         rd->err = res == 0 ? -ENODATA : res;
     }
     c->complete = 1;
-    if (rd->err == 0) hash_ready(rd);
-    if (--rd->left == 0) aread_finish(d, rd);
+    if (rd->err == 0 && !rd->write) hash_ready(rd);
+    if (--rd->left == 0) {
+        if (rd->write) awrite_finish(d, rd);
+        else aread_finish(d, rd);
+    }
 }
 
 int disk_reap(disk_t *d)

@@ -68,6 +68,8 @@ typedef struct {
     uint64_t map_size;        /* current LMDB map size */
     uint64_t async_reads;     /* disk_read_async calls accepted */
     uint64_t reads_inflight;  /* ... not yet completed */
+    uint64_t async_writes;    /* disk_write_async calls accepted */
+    uint64_t writes_inflight; /* ... not yet completed */
     int direct;               /* 1: O_DIRECT, 0: buffered */
     int uring;                /* 1: io_uring, 0: pread/pwrite */
     int async;                /* 1: disk_read_async available */
@@ -136,13 +138,29 @@ int disk_sync(disk_t *d);
  * disk_get). */
 typedef void (*disk_read_cb)(void *arg, uint64_t id, int rc);
 int disk_read_async(disk_t *d, uint64_t id, void *dst, disk_read_cb cb, void *arg);
+/* Asynchronous write of a new blob: buf (4096-aligned, disk_padded(len)
+ * bytes; the caller keeps it valid and unchanged until the callback) is
+ * written in chunks on the same ring as the reads; once every chunk is on
+ * disk (and flushed, for a sync tier) the record (rec, copied now) is
+ * committed to LMDB and the blob is most recently used. cb runs from
+ * disk_reap()/disk_drain() with rc 0, -ECANCELED (disk_put or disk_delete of
+ * id meanwhile: nothing recorded, the caller's newer call wins), -ENOSPC
+ * (LMDB full), -EIO, -ENOMEM. Until then id is not on disk (disk_has 0).
+ * The extent is reserved (evicting LRU blobs) now. Returns 0 (cb will run
+ * exactly once), -EEXIST (id already on disk), -EBUSY (a write of id in
+ * flight), -EFBIG, -ENOSPC, -EINVAL, -ENOMEM, -EOPNOTSUPP (no async ring). */
+int disk_write_async(disk_t *d, uint64_t id, const void *buf, uint64_t len, uint64_t checksum,
+                     const void *rec, uint32_t rec_len, disk_read_cb cb, void *arg);
+/* Cancel the asynchronous write of id, if one is in flight (its buffer is
+ * about to change): it records nothing and calls back -ECANCELED. */
+void disk_cancel_write(disk_t *d, uint64_t id);
 /* The eventfd that becomes readable when completions wait (nonblocking), or
  * -1 without async reads. Watch it for reading and call disk_reap(). */
 int disk_event_fd(const disk_t *d);
 /* Clear the eventfd, take every completion (running callbacks) and submit
  * queued chunks. Returns how many completions were taken. */
 int disk_reap(disk_t *d);
-/* Wait until every asynchronous read has completed (callbacks run). */
+/* Wait until every asynchronous read and write has completed (callbacks run). */
 void disk_drain(disk_t *d);
 
 /* Small named values in the "meta" database (key <= 64 bytes). get returns

@@ -554,6 +554,91 @@ static void close_drains_reads_in_flight(void **state)
     free(got);
 }
 
+/* Reap until every asynchronous write has called back. */
+static void reap_writes(disk_t *d)
+{
+    disk_stats_t st;
+    for (int i = 0; i < 10000; i++) {
+        disk_get_stats(d, &st);
+        if (st.writes_inflight == 0) return;
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+        disk_reap(d);
+    }
+    fail_msg("asynchronous writes never completed");
+}
+
+/* A write in the background: not on disk until its callback, then read back
+ * exact, and there after a restart; a second write of the same id while the
+ * first flies is -EBUSY, of an id already on disk -EEXIST. */
+static void async_write_round_trip_and_restart(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 16 << 20, 0);
+    assert_non_null(d);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    if (!st.async) skip();
+    uint64_t len = (5u << 19) + 77;   /* three chunks, the last short */
+    uint8_t *b = blob(len, 21);
+    done_t t = { 0 }, t2 = { 0 };
+    assert_int_equal(disk_write_async(d, 5, b, len, XXH3_64bits(b, len), "r5", 2, on_read_done, &t), 0);
+    assert_int_equal(disk_has(d, 5), 0);
+    assert_int_equal(disk_write_async(d, 5, b, len, 0, NULL, 0, on_read_done, &t2), -EBUSY);
+    assert_int_equal(disk_write_async(d, 6, b + 1, len, 0, NULL, 0, on_read_done, &t2), -EINVAL);
+    assert_int_equal(t.calls, 0);
+    reap_writes(d);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(t.id, 5);
+    assert_true(disk_has(d, 5));
+    assert_int_equal(check_blob(d, 5, len, 21), 0);
+    assert_int_equal(disk_write_async(d, 5, b, len, 0, NULL, 0, on_read_done, &t2), -EEXIST);
+    assert_int_equal(t2.calls, 0);
+    disk_get_stats(d, &st);
+    assert_int_equal(st.async_writes, 1);
+    assert_int_equal(st.entries, 1);
+    disk_close(d);
+    d = open_disk(f, 16 << 20, 0);
+    assert_non_null(d);
+    assert_int_equal(check_blob(d, 5, len, 21), 0);
+    disk_close(d);
+    free(b);
+}
+
+/* disk_delete or disk_put of the id while its write flies wins: the write
+ * reports -ECANCELED, records nothing and gives its extent back. */
+static void async_write_cancelled_by_delete_or_put(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 8 << 20, 0);
+    assert_non_null(d);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    if (!st.async) skip();
+    uint8_t *b = blob(2 << 20, 4);
+    done_t t1 = { 0 }, t2 = { 0 };
+    assert_int_equal(disk_write_async(d, 1, b, 2 << 20, XXH3_64bits(b, 2 << 20), NULL, 0,
+                                      on_read_done, &t1), 0);
+    assert_int_equal(disk_delete(d, 1), -ENOENT);   /* nothing recorded yet, but cancelled */
+    assert_int_equal(disk_write_async(d, 2, b, 2 << 20, XXH3_64bits(b, 2 << 20), NULL, 0,
+                                      on_read_done, &t2), 0);
+    put_blob(d, 2, 4096, 8);                        /* a newer synchronous put of 2 */
+    reap_writes(d);
+    assert_int_equal(t1.rc, -ECANCELED);
+    assert_int_equal(t2.rc, -ECANCELED);
+    assert_int_equal(disk_has(d, 1), 0);
+    assert_int_equal(check_blob(d, 2, 4096, 8), 0); /* the put's bytes, not the write's */
+    disk_get_stats(d, &st);
+    assert_int_equal(st.entries, 1);
+    assert_int_equal(st.bytes_used, disk_padded(4096));
+    /* The extents came back: 7 MiB still fit. */
+    put_blob(d, 3, 7 << 20, 9);
+    assert_int_equal(check_blob(d, 3, 7 << 20, 9), 0);
+    disk_close(d);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -573,6 +658,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(async_read_pins_its_extent, setup, teardown),
         cmocka_unit_test_setup_teardown(async_read_of_a_flipped_blob_is_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(close_drains_reads_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(async_write_round_trip_and_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(async_write_cancelled_by_delete_or_put, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -187,6 +187,45 @@ static void sync_puts_survive_sigkill(void **state)
     it_daemon_cleanup(&d);
 }
 
+/* async durability with the write-behind: entries still in the host tier
+ * reach the disk on their own (disk_flushes), so a SIGKILL after that loses
+ * none, and evicting them later writes nothing more (disk_writes stays). */
+static void write_behind_persists_async_puts(void **state)
+{
+    (void)state;
+    it_daemon_t d;
+    assert_int_equal(start(&d, "async", "4m"), 0);
+    if (it_admin_u64(&d, "info", "disk_async_io") != 1) {
+        it_daemon_stop(&d);
+        it_daemon_cleanup(&d);
+        skip();   /* no io_uring: only demotion and checkpoint write */
+    }
+    assert_int_equal(it_admin_u64(&d, "info", "disk_flush_ms"), 100);
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    for (uint64_t s = 300; s < 320; s++) assert_true(put_seed(h, s) != 0);
+    assert_int_equal(it_admin_wait_u64(&d, "info", "disk_flushes", 20), 20);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_entries"), 20);
+    assert_int_equal(it_admin_u64(&d, "info", "host_entries"), 20);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_demotions"), 0);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_flush_queue"), 0);
+    uint64_t writes = it_admin_u64(&d, "info", "disk_writes");
+    /* Push them out of the 4 MiB host tier: demotions record, write nothing. */
+    char out[256];
+    assert_int_equal(it_admin(&d, "evict 20", out, sizeof out), 0);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_demotions"), 20);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_writes"), writes);
+    simcache_close(h);
+    kill9(&d);
+    it_daemon_cleanup(&d);
+
+    assert_int_equal(start(&d, "async", "4m"), 0);
+    h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    for (uint64_t s = 300; s < 320; s++) assert_int_equal(lookup_seed(h, s), 1);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+}
+
 /* Child: put and look up until the daemon dies; report every acknowledged
  * seed on the pipe; exit 1 if wrong bytes were ever served. */
 typedef struct {
@@ -383,7 +422,7 @@ static void other_clients_flow_during_a_large_promotion(void **state)
     assert_true(id != 0);
     char out[4096];
     int seen = 0;
-    for (int attempt = 0; attempt < 8 && !seen; attempt++) {
+    for (int attempt = 0; attempt < 20 && !seen; attempt++) {
         assert_int_equal(it_admin(&d, "checkpoint", out, sizeof out), 0);
         assert_int_equal(it_admin(&d, "evict 1", out, sizeof out), 0);
         assert_int_equal(it_admin_u64(&d, "info", "disk_only_entries"), 1);
@@ -474,7 +513,7 @@ typedef int (*remove_fn)(it_daemon_t *d, simcache_t *h, uint64_t id);
 static int remove_while_waiting(it_daemon_t *d, simcache_t *h, uint64_t seed0, remove_fn remove)
 {
     int seen = 0;
-    for (int attempt = 0; attempt < 8 && !seen; attempt++) {
+    for (int attempt = 0; attempt < 20 && !seen; attempt++) {
         uint64_t id = put_big(h, seed0 + (uint64_t)attempt);
         to_disk(d);
         big_arg_t a = { d->sock, id };
@@ -567,7 +606,7 @@ static void client_killed_while_waiting(void **state)
     assert_non_null(h);
     uint64_t id = put_big(h, 9200);
     int seen = 0;
-    for (int attempt = 0; attempt < 8 && !seen; attempt++) {
+    for (int attempt = 0; attempt < 20 && !seen; attempt++) {
         to_disk(&d);
         big_arg_t a = { d.sock, id };
         pid_t child = it_fork(get_big_or_gone_child, &a);
@@ -606,7 +645,7 @@ static void two_clients_share_one_read(void **state)
     assert_non_null(h);
     uint64_t id = put_big(h, 9300);
     int seen = 0;
-    for (int attempt = 0; attempt < 8 && !seen; attempt++) {
+    for (int attempt = 0; attempt < 20 && !seen; attempt++) {
         to_disk(&d);
         uint64_t p0 = it_admin_u64(&d, "info", "disk_promotions_async");
         uint64_t w0 = it_admin_u64(&d, "info", "disk_promotion_waits");
@@ -705,6 +744,7 @@ int main(int argc, char **argv)
                                         rm_data),
         cmocka_unit_test_setup_teardown(full_disk_drops_lru_and_keeps_serving, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(sync_puts_survive_sigkill, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(write_behind_persists_async_puts, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(bit_flip_while_stopped_is_dropped, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(kill_loop_under_load_serves_no_corrupt_blob, mk_data,
                                         rm_data),
