@@ -15,6 +15,8 @@
  * Exits 77 (skip) when A finds no CUDA device. With --cpu-only it runs
  * anyway and checks instead that without a device nothing changes: A has
  * no scorer (gpu_score 0) and answers as B does (suite 'integration').
+ * Given simcached-gpuemu (gpu_ipc/gpu_emu.c: one emulated device that
+ * ranks on the host) it runs the whole daemon path without a GPU.
  * Takes the daemon's path as argv[1] (or $SIMCACHED).
  */
 #include "harness.h"
