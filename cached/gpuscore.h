@@ -70,8 +70,8 @@ typedef struct gpuscore gpuscore_t;          /* daemon-wide: the cuBLAS scorer *
 typedef struct gpuscore_ns gpuscore_ns_t;    /* one namespace's mirror */
 
 /* After gpu_probe: with a device and gpu_score_min_batch > 0, make the
- * scorer (d->gpuscore) on gpu_device (the GPU tier's device). Never fails the daemon: without a
- * scorer (logged) lookups stay on the CPU. */
+ * scorer (d->gpuscore) on gpu_device (the GPU tier's device). Never fails
+ * the daemon: without a scorer (logged) lookups stay on the CPU. */
 void gpuscore_open(daemon_t *d);
 /* Free the scorer. Call after every namespace's gpuscore_ns_free. */
 void gpuscore_close(daemon_t *d);
