@@ -23,6 +23,7 @@
 #include "admin_parse.h"
 #include "daemon.h"
 #include "disk.h"
+#include "gpuscore.h"
 #include "log.h"
 #include "peers.h"
 #include "vec.h"
@@ -324,6 +325,14 @@ static void cmd_info(admin_conn_t *a)
     rep_u64(&r, "namespaces", d->n_namespaces);
     rep_u64(&r, "namespaces_hashed", lsh);
     rep_u64(&r, "index_bytes", index_bytes);
+    gpuscore_stats_t gs;
+    gpuscore_get_stats(d, &gs);
+    rep_u64(&r, "gpu_score", gs.enabled);
+    rep_u64(&r, "gpu_score_batches", gs.batches);
+    rep_u64(&r, "gpu_score_queries", gs.queries);
+    rep_u64(&r, "gpu_score_errors", gs.errors);
+    rep_u64(&r, "gpu_score_rows", gs.rows);
+    rep_u64(&r, "gpu_score_bytes", gs.bytes);
     rep_u64(&r, "clients", d->n_clients);
     rep_u64(&r, "max_clients", d->cfg.max_clients);
     rep_u64(&r, "leases_active", u64map_len(&d->leases));

@@ -76,6 +76,11 @@ static const key_t_ keys[] = {
       "multi-probe: 1 also probes the keys one bit away along the closest hyperplanes" },
     { "index_exact_below", T_U32, F(index_exact_below), 0, 1u << 24, 0,
       "search exactly while a namespace has fewer entries (0: by dimension, 1024..4096)" },
+    { "gpu_score_min_batch", T_U32, F(gpu_score_min_batch), 0, 65536, 1,
+      "lookup batches of at least this many queries are scored on the GPU (cuBLAS) when one "
+      "was found; 0: off (0 at start: no GPU scoring until a restart)" },
+    { "gpu_score_min_entries", T_U32, F(gpu_score_min_entries), 0, 1u << 30, 1,
+      "... in namespaces of at least this many entries" },
     { "staging_keep_bytes", T_SIZE, F(staging_keep_bytes), 0, 1ull << 40, 1,
       "largest staging buffer a client keeps between puts (0: a fresh one per put)" },
     { "frame_timeout_ms", T_U32, F(frame_timeout_ms), 100, 3600000, 1,
@@ -177,6 +182,8 @@ void config_defaults(config_t *c)
     c->index_bits = 0;
     c->index_probes = 1;
     c->index_exact_below = 0;
+    c->gpu_score_min_batch = 8;
+    c->gpu_score_min_entries = 4096;
     c->drain_timeout_ms = 5000;
     c->frame_timeout_ms = 30000;
     c->staging_keep_bytes = 256ull << 20;

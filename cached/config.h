@@ -43,6 +43,8 @@ typedef struct {
     uint32_t index_bits;
     uint32_t index_probes;
     uint32_t index_exact_below;
+    uint32_t gpu_score_min_batch;   /* score lookup batches this large on the GPU; 0: off */
+    uint32_t gpu_score_min_entries; /* ... in namespaces this large */
     uint32_t drain_timeout_ms;
     uint32_t frame_timeout_ms;
     uint64_t staging_keep_bytes;

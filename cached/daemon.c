@@ -23,6 +23,7 @@
 #include "daemon.h"
 #include "disk.h"
 #include "gpu.h"
+#include "gpuscore.h"
 #include "log.h"
 #include "peers.h"
 #include "vec.h"
@@ -47,6 +48,7 @@ void daemon_entry_free(daemon_t *d, entry_t *e)
     if (e->indexed) {
         peers_entry_removed(d, e->ns, e->id);
         index_remove(e->ns->index, e->id);
+        gpuscore_remove(d, e->ns, e->id);
         e->indexed = 0;
         e->ns->entries--;
         e->ns->bytes -= e->size;
@@ -89,6 +91,7 @@ int daemon_entry_delete(daemon_t *d, uint64_t id)
     /* Unfindable at once; the bytes stay while leases hold them. */
     peers_entry_removed(d, e->ns, e->id);
     index_remove(e->ns->index, e->id);
+    gpuscore_remove(d, e->ns, e->id);
     e->indexed = 0;
     e->ns->entries--;
     e->ns->bytes -= e->size;
@@ -207,6 +210,7 @@ static char *dup_n(const char *s, size_t n)
 static void ns_free(ns_t *ns)
 {
     index_free(ns->index);
+    gpuscore_ns_free(ns);
     peers_ns_free(ns->cluster);
     free(ns->model);
     free(ns->layout_fp);
@@ -424,6 +428,7 @@ void daemon_reload(daemon_t *d)
         "max_leases_per_client", "max_puts_per_client", "max_namespaces", "log_level",
         "drain_timeout_ms", "allow_uids", "advertise", "heartbeat_ms", "node_ttl_ms",
         "prototype_refresh_puts", "prototype_refresh_ms", "route_load_weight",
+        "gpu_score_min_batch", "gpu_score_min_entries",
     };
     for (size_t i = 0; i < sizeof runtime_keys / sizeof runtime_keys[0]; i++) {
         config_get(&fresh, runtime_keys[i], want, sizeof want);
@@ -523,6 +528,7 @@ int daemon_init(daemon_t *d)
         return -1;
     d->gpu_devices = gpu_probe(d->gpu_desc, sizeof d->gpu_desc);
     log_info("GPU: %s", d->gpu_desc);
+    gpuscore_open(d);
     if (d->cfg.host_arena_size == 0) d->cfg.host_arena_size = d->cfg.host_capacity;
     if (d->cfg.host_capacity > d->cfg.host_arena_size) {
         log_error("host_capacity (%" PRIu64 ") above host_arena_size (%" PRIu64 ")",
@@ -591,6 +597,7 @@ void daemon_fini(daemon_t *d)
         d->namespaces = ns->next;
         ns_free(ns);
     }
+    gpuscore_close(d);
     if (d->sig_term) event_free(d->sig_term);
     if (d->sig_int) event_free(d->sig_int);
     if (d->sig_hup) event_free(d->sig_hup);

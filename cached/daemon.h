@@ -39,6 +39,7 @@ typedef struct ns {
     uint64_t lookups, hits, puts;
     uint32_t clients;
     struct ns_cluster *cluster;   /* prototypes and published hash (peers.c) */
+    struct gpuscore_ns *gpu;      /* device mirror for batched scoring (gpuscore.c), or NULL */
 } ns_t;
 
 /* The record of one entry (the store's user pointer). */
@@ -99,6 +100,7 @@ struct daemon {
     int host_pinned;              /* host arena registered with CUDA */
     char gpu_kind[8];             /* "vmm" or "legacy" */
     uint64_t gpu_demotions, gpu_promotions, gpu_to_host, gpu_move_failures;
+    struct gpuscore *gpuscore;    /* cuBLAS scorer of lookup batches (gpuscore.c), or NULL */
     /* host_prefault: a thread populating the arena (daemon.c) */
     pthread_t prefault_th;
     int prefault_running, prefault_stop;   /* stop: __atomic */

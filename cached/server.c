@@ -31,6 +31,7 @@
 #include "arena.h"
 #include "daemon.h"
 #include "gpu.h"
+#include "gpuscore.h"
 #include "log.h"
 #include "peers.h"
 #include "proto.h"
@@ -712,6 +713,7 @@ static void commit_entry(req_t *r, put_t *p, entry_t *e, const float *unit, stor
     store_commit(st, e->id);
     if (st == d->store) tier_note_dirty(d, e->id);
     peers_entry_added(d, c->ns, unit);
+    gpuscore_add(d, c->ns, e->id, unit);
     c->ns->entries++;
     c->ns->bytes += e->size;
     c->ns->puts++;
@@ -764,6 +766,18 @@ static void place(client_t *c, entry_t **e)
 /* Returned when the request must wait for a promotion (c->waits > 0). */
 #define WAIT 2
 
+/* Entry id (0: none) brought where c reads it: 0 with *e (NULL if it is
+ * gone), or WAIT. A disk hit comes back to the host tier; one whose blob
+ * failed its checksum has just been dropped: a miss. */
+static int fetch_hit(client_t *c, uint64_t id, entry_t **e)
+{
+    *e = NULL;
+    if (!id) return 0;
+    if (tier_fetch(c->d, id, NULL, c, c->replays < MAX_REPLAYS, e)) return WAIT;
+    place(c, e);
+    return 0;
+}
+
 /* The best entry for one unit embedding, brought into the host tier: 0 with
  * *id, *sim and *e (NULL on a miss), or WAIT. */
 static int search_one(client_t *c, const float *unit, float threshold, uint64_t *id, float *sim,
@@ -771,11 +785,7 @@ static int search_one(client_t *c, const float *unit, float threshold, uint64_t 
 {
     *e = NULL;
     if (index_search(c->ns->index, unit, threshold, id, sim) != 1) return 0;
-    /* A disk hit comes back to the host tier; one whose blob failed its
-     * checksum has just been dropped: a miss. */
-    if (tier_fetch(c->d, *id, NULL, c, c->replays < MAX_REPLAYS, e)) return WAIT;
-    place(c, e);
-    return 0;
+    return fetch_hit(c, *id, e);
 }
 
 /* Count a lookup and, on a hit (e not NULL), lease the entry. */
@@ -892,8 +902,12 @@ static void do_lookup_batch(req_t *r)
         goto out;
     }
     int wait = 0;
+    /* gpuscore.c answers the whole batch on the GPU where that applies
+     * (ids[i] 0: a miss); else each query is searched here. */
+    int gpu = gpuscore_batch(d, c->ns, units, n, threshold, ids, sims);
     for (uint32_t i = 0; i < n; i++)
-        if (search_one(c, units + (size_t)i * dim, threshold, &ids[i], &sims[i], &es[i]) == WAIT)
+        if ((gpu ? fetch_hit(c, ids[i], &es[i])
+                 : search_one(c, units + (size_t)i * dim, threshold, &ids[i], &sims[i], &es[i])) == WAIT)
             wait = 1;
     if (wait) goto out;
     size_t off = begin_ok(r);

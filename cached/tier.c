@@ -32,6 +32,7 @@
 
 #include "daemon.h"
 #include "disk.h"
+#include "gpuscore.h"
 #include "log.h"
 #include "peers.h"
 
@@ -115,6 +116,7 @@ static void forget_record(daemon_t *d, entry_t *e)
     if (e->indexed) {
         peers_entry_removed(d, e->ns, e->id);
         index_remove(e->ns->index, e->id);
+        gpuscore_remove(d, e->ns, e->id);
         e->indexed = 0;
         e->ns->entries--;
         e->ns->bytes -= e->size;
@@ -226,6 +228,7 @@ static int load_one(void *arg, uint64_t id, uint64_t len, uint64_t checksum, uin
     }
     e->indexed = 1;
     peers_entry_added(d, ns, u);
+    gpuscore_add(d, ns, id, u);
     free(u);
     ns->entries++;
     ns->bytes += e->size;

@@ -203,4 +203,80 @@ int gpu_score_batch(gpu_scorer_t *sc, const float *queries, size_t n,
 int gpu_score_cpu(const float *queries, size_t n, const float *candidates,
                   size_t m, size_t dim, float *out);
 
+/* ---- resident matrices and batched best match -------------------------- */
+
+/* Opaque: an embedding matrix kept on the device of a scorer, one row per
+ * entry, so a batch of queries is scored against it without copying it
+ * again. Row r lives at a fixed place until gpu_matrix_free; rows are set
+ * and cleared one at a time. Capacity starts at GPU_MATRIX_MIN_ROWS and
+ * doubles (a device-to-device copy) when a row beyond it is set.
+ *
+ * Scores are shifted so that cuBLAS's Isamax (max |x|) finds the highest
+ * dot product: each row is stored with one extra column (1.0) and each
+ * query gets one extra column (2.0), so a live row scores dot + 2 and a
+ * cleared or never-set row (all zero, extra column included) scores 0.
+ * Hence rows and queries should be finite unit vectors (any vectors with
+ * every dot product above -2 give the exact argmax): a cleared row then
+ * never wins over a live one. The matrix also keeps a host bitmap of its
+ * live rows, so a cleared winner is reported as "no row".
+ *
+ * Device memory: capacity * (dim + 1) floats, plus the scorer's scratch
+ * while gpu_score_best runs (see there). All work runs on the scorer's
+ * stream; a matrix must only be used with the scorer that made it, and
+ * neither is thread-safe: one thread at a time per scorer. */
+typedef struct gpu_matrix gpu_matrix_t;
+
+#define GPU_MATRIX_MIN_ROWS 256u
+#define GPU_MATRIX_MAX_ROWS ((size_t)1 << 30)
+#define GPU_MATRIX_NO_ROW UINT32_MAX   /* best_row when no live row */
+
+/* New empty matrix of dim-float rows on sc's device (capacity
+ * GPU_MATRIX_MIN_ROWS, all rows cleared). sc is borrowed and must outlive
+ * the matrix. *out owned by the caller; gpu_matrix_free.
+ * -ENODEV (no device or no CUDA build), -EINVAL (sc or out NULL, dim 0 or
+ * above 1 << 20), -ENOMEM, -EIO. */
+int gpu_matrix_new(gpu_scorer_t *sc, size_t dim, gpu_matrix_t **out);
+
+/* Copy v (dim floats, caller-owned; may be reused as soon as this returns)
+ * into row `row`, growing the capacity by doubling until it holds the row
+ * (rows between the old capacity and `row` stay cleared). Asynchronous on
+ * the scorer's stream: later gpu_score_best calls see the row.
+ * -EINVAL (NULL, row >= GPU_MATRIX_MAX_ROWS), -ENOMEM (growth failed: the
+ * matrix is unchanged), -EIO. */
+int gpu_matrix_set_row(gpu_matrix_t *m, size_t row, const float *v);
+
+/* Zero row `row` (extra column included): it never wins again until set.
+ * A row at or beyond the capacity is already clear (0, nothing done).
+ * -EINVAL (m NULL), -EIO. */
+int gpu_matrix_clear_row(gpu_matrix_t *m, size_t row);
+
+/* Rows the device memory holds now (a power of two >= GPU_MATRIX_MIN_ROWS);
+ * 0 for NULL. */
+size_t gpu_matrix_capacity(const gpu_matrix_t *m);
+size_t gpu_matrix_dim(const gpu_matrix_t *m);
+
+/* Frees the device memory. NULL is a no-op. */
+void gpu_matrix_free(gpu_matrix_t *m);
+
+/* For each of the n queries (row-major host array, n x dim floats, the
+ * matrix's dim) the row among [0, rows) with the highest dot product:
+ * best_row[i] gets it, and best_score[i] (if best_score is not NULL) its
+ * dot product as the device computed it. A query whose best is a cleared
+ * row (all of [0, rows) cleared, or rows == 0) gets GPU_MATRIX_NO_ROW and
+ * -INFINITY. Ties go to the lower row. Everything is computed on the device:
+ * the queries go up once, one SGEMM per chunk of queries into an
+ * (rows x chunk) score matrix (chunks keep it near 2^25 floats, 128 MiB
+ * of scratch), one cublasIsamax per query with its result left on the
+ * device, and the winners come back in one copy. best_score costs one more
+ * small copy per query (and a stream sync per chunk): pass NULL when the
+ * caller recomputes the score itself. A chunk has at least one query, so
+ * the scratch is at least rows floats. Synchronous: returns when the answers
+ * are in the caller's arrays (caller-owned, n elements each).
+ * flags: 0 for fp32 SGEMM, GPU_SCORE_FP16 for fp16 tensor-core math (a
+ * near-tie may then pick a slightly worse row).
+ * -EINVAL (NULL where n > 0, rows above the capacity, a matrix of another
+ * scorer), -ENODEV, -ENOMEM (scratch), -EIO. */
+int gpu_score_best(gpu_scorer_t *sc, gpu_matrix_t *m, size_t rows, const float *queries,
+                   size_t n, uint32_t *best_row, float *best_score, unsigned flags);
+
 #endif

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -295,8 +296,10 @@ int gpu_scorer_new(int device, gpu_scorer_t **out)
     if (!out) return gpu_fail(-EINVAL, "gpu_scorer_new: NULL out");
     *out = NULL;
     (void)device;
-    /* The emulated device scores on the CPU: callers take the NULL path. */
-    return gpu_fail(-ENODEV, "emulated device: scoring runs on the CPU");
+    /* The emulated device scores on the CPU (gpu_score_batch, and the
+     * resident matrices below, so the daemon's batched scoring runs). */
+    *out = calloc(1, sizeof **out);
+    return *out ? 0 : gpu_fail(-ENOMEM, "gpu_scorer_new: out of memory");
 }
 void gpu_scorer_free(gpu_scorer_t *sc) { free(sc); }
 
@@ -306,4 +309,107 @@ int gpu_score_batch(gpu_scorer_t *sc, const float *queries, size_t n, const floa
     (void)sc;
     (void)flags;
     return gpu_score_cpu(queries, n, candidates, m, dim, out);
+}
+
+/* ---- resident matrices: host rows, a brute-force best match ---- */
+
+struct gpu_matrix {
+    gpu_scorer_t *sc;
+    size_t dim, cap;
+    float *v;                   /* cap x dim */
+    unsigned char *live;
+};
+
+int gpu_matrix_new(gpu_scorer_t *sc, size_t dim, gpu_matrix_t **out)
+{
+    if (!out) return gpu_fail(-EINVAL, "gpu_matrix_new: out is NULL");
+    *out = NULL;
+    if (!sc || dim == 0 || dim > (1u << 20)) return gpu_fail(-EINVAL, "gpu_matrix_new: bad arguments");
+    gpu_matrix_t *m = calloc(1, sizeof *m);
+    if (m) {
+        m->v = calloc(GPU_MATRIX_MIN_ROWS * dim, sizeof *m->v);
+        m->live = calloc(GPU_MATRIX_MIN_ROWS, 1);
+    }
+    if (!m || !m->v || !m->live) {
+        gpu_matrix_free(m);
+        return gpu_fail(-ENOMEM, "gpu_matrix_new: out of memory");
+    }
+    m->sc = sc;
+    m->dim = dim;
+    m->cap = GPU_MATRIX_MIN_ROWS;
+    *out = m;
+    return 0;
+}
+
+void gpu_matrix_free(gpu_matrix_t *m)
+{
+    if (!m) return;
+    free(m->v);
+    free(m->live);
+    free(m);
+}
+
+int gpu_matrix_set_row(gpu_matrix_t *m, size_t row, const float *v)
+{
+    if (!m || !v || row >= GPU_MATRIX_MAX_ROWS) return gpu_fail(-EINVAL, "gpu_matrix_set_row: bad arguments");
+    if (row >= m->cap) {
+        size_t cap = m->cap;
+        while (cap <= row) cap *= 2;
+        float *nv = calloc(cap * m->dim, sizeof *nv);
+        unsigned char *nl = calloc(cap, 1);
+        if (!nv || !nl) {
+            free(nv);
+            free(nl);
+            return gpu_fail(-ENOMEM, "gpu_matrix_set_row: out of memory");
+        }
+        memcpy(nv, m->v, m->cap * m->dim * sizeof *nv);
+        memcpy(nl, m->live, m->cap);
+        free(m->v);
+        free(m->live);
+        m->v = nv;
+        m->live = nl;
+        m->cap = cap;
+    }
+    memcpy(m->v + row * m->dim, v, m->dim * sizeof *v);
+    m->live[row] = 1;
+    return 0;
+}
+
+int gpu_matrix_clear_row(gpu_matrix_t *m, size_t row)
+{
+    if (!m) return gpu_fail(-EINVAL, "gpu_matrix_clear_row: matrix is NULL");
+    if (row < m->cap) {
+        memset(m->v + row * m->dim, 0, m->dim * sizeof *m->v);
+        m->live[row] = 0;
+    }
+    return 0;
+}
+
+size_t gpu_matrix_capacity(const gpu_matrix_t *m) { return m ? m->cap : 0; }
+size_t gpu_matrix_dim(const gpu_matrix_t *m) { return m ? m->dim : 0; }
+
+int gpu_score_best(gpu_scorer_t *sc, gpu_matrix_t *m, size_t rows, const float *queries,
+                   size_t n, uint32_t *best_row, float *best_score, unsigned flags)
+{
+    (void)flags;
+    if (!sc || !m || m->sc != sc) return gpu_fail(-EINVAL, "gpu_score_best: scorer or matrix");
+    if (n == 0) return 0;
+    if (!queries || !best_row || rows > m->cap) return gpu_fail(-EINVAL, "gpu_score_best: bad arguments");
+    for (size_t i = 0; i < n; i++) {
+        const float *q = queries + i * m->dim;
+        float top = 0;
+        uint32_t arg = GPU_MATRIX_NO_ROW;
+        for (size_t r = 0; r < rows; r++) {
+            if (!m->live[r]) continue;
+            float d = 0;
+            for (size_t k = 0; k < m->dim; k++) d += q[k] * m->v[r * m->dim + k];
+            if (arg == GPU_MATRIX_NO_ROW || d > top) {
+                top = d;
+                arg = (uint32_t)r;
+            }
+        }
+        best_row[i] = arg;
+        if (best_score) best_score[i] = arg == GPU_MATRIX_NO_ROW ? -INFINITY : top;
+    }
+    return 0;
 }

@@ -78,3 +78,20 @@ int gpu_score_batch(gpu_scorer_t *sc, const float *queries, size_t n,
 {
     return gpu_score_cpu(queries, n, candidates, m, dim, out);
 }
+
+int gpu_matrix_new(gpu_scorer_t *sc, size_t dim, gpu_matrix_t **out)
+{
+    if (out) *out = NULL;
+    return NODEV();
+}
+int gpu_matrix_set_row(gpu_matrix_t *m, size_t row, const float *v) { return NODEV(); }
+int gpu_matrix_clear_row(gpu_matrix_t *m, size_t row) { return NODEV(); }
+size_t gpu_matrix_capacity(const gpu_matrix_t *m) { return 0; }
+size_t gpu_matrix_dim(const gpu_matrix_t *m) { return 0; }
+void gpu_matrix_free(gpu_matrix_t *m) { }
+
+int gpu_score_best(gpu_scorer_t *sc, gpu_matrix_t *m, size_t rows, const float *queries,
+                   size_t n, uint32_t *best_row, float *best_score, unsigned flags)
+{
+    return NODEV();
+}

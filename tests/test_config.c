@@ -258,6 +258,23 @@ static void integer_bounds_are_inclusive(void **state)
     assert_refuses("drain_timeout_ms", "600001");
 }
 
+static void gpu_score_keys_default_on_and_change_at_run_time(void **state)
+{
+    config_t c;
+    (void)state;
+    config_defaults(&c);
+    assert_int_equal(c.gpu_score_min_batch, 8);
+    assert_int_equal(c.gpu_score_min_entries, 4096);
+    assert_int_equal(config_key_runtime("gpu_score_min_batch"), 1);
+    assert_int_equal(config_key_runtime("gpu_score_min_entries"), 1);
+    assert_accepts("gpu_score_min_batch", "0");
+    assert_accepts("gpu_score_min_batch", "65536");
+    assert_refuses("gpu_score_min_batch", "65537");
+    assert_accepts("gpu_score_min_entries", "0");
+    assert_accepts("gpu_score_min_entries", "1073741824");
+    assert_refuses("gpu_score_min_entries", "1073741825");
+}
+
 static void integers_refuse_signs_suffixes_and_overflow(void **state)
 {
     (void)state;
@@ -797,7 +814,7 @@ static void foreach_values_round_trip_through_set(void **state)
     copy_ctx_t x = { .into = &b };
     config_foreach(&a, copy_key, &x);
     assert_int_equal(x.failures, 0);
-    assert_int_equal(x.count, 40);
+    assert_int_equal(x.count, 42);
     assert_true(x.runtime_keys > 0 && x.runtime_keys < x.count);
     const char *keys[] = { "socket", "socket_mode", "host_capacity", "host_arena_size",
                            "default_threshold", "max_frame", "log_level", "allow_uids",
@@ -876,6 +893,7 @@ int main(void)
         cmocka_unit_test(size_keys_accept_suffixes),
         cmocka_unit_test(size_bounds_are_inclusive),
         cmocka_unit_test(integer_bounds_are_inclusive),
+        cmocka_unit_test(gpu_score_keys_default_on_and_change_at_run_time),
         cmocka_unit_test(integers_refuse_signs_suffixes_and_overflow),
         cmocka_unit_test(threshold_accepts_minus_one_to_one_only),
         cmocka_unit_test(socket_mode_is_octal_and_keeps_owner_rw),

@@ -5,6 +5,7 @@
 #include "gpu.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,6 +61,17 @@ int main(void)
     CHECK(gpu_score_batch(NULL, q, 1, c, 2, 2, out, 0) == 0);
     CHECK(out[0] == 11.0f && out[1] == 17.0f);
 
+    /* No scorer, so no resident matrix and no best match. */
+    gpu_matrix_t *m = (gpu_matrix_t *)&failures;
+    CHECK(gpu_matrix_new(sc, 4, &m) < 0);
+    CHECK(m == NULL);
+    CHECK(gpu_matrix_new(NULL, 4, &m) < 0);
+    CHECK(m == NULL);
+    uint32_t best = 0;
+    CHECK(gpu_score_best(NULL, NULL, 1, q, 1, &best, NULL, 0) < 0);
+    CHECK(gpu_last_error()[0] != '\0');
+    CHECK(gpu_matrix_capacity(NULL) == 0);
+
     /* the frees accept NULL */
     gpu_arena_free(NULL);
     gpu_arena_close(NULL);
@@ -67,6 +79,7 @@ int main(void)
     gpu_event_free(NULL);
     gpu_event_close(NULL);
     gpu_scorer_free(NULL);
+    gpu_matrix_free(NULL);
 
     if (failures) {
         fprintf(stderr, "%d failure(s)\n", failures);
