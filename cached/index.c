@@ -651,7 +651,9 @@ static int list_split(index_t *ix, uint32_t k)
 {
     const uint32_t d = ix->dim, n = ix->lists[k].len;
     float *c = malloc(2 * (size_t)d * sizeof *c);
-    double *acc = malloc(2 * (size_t)d * sizeof *acc);
+    /* float sums: a few thousand unit vectors, vectorised; a centroid only
+     * steers which list an entry joins, so its rounding is harmless. */
+    float *acc = malloc(2 * (size_t)d * sizeof *acc);
     uint8_t *side = malloc(n ? n : 1);
     int rc = -ENOMEM;
 
@@ -671,7 +673,7 @@ static int list_split(index_t *ix, uint32_t k)
             const float *x = ix->vecs + (size_t)sl[i] * d;
             side[i] = vec_dot(x, c + d, d) - h1 > vec_dot(x, c, d) - h0;
             nb += side[i];
-            double *a = acc + (size_t)side[i] * d;
+            float *a = acc + (size_t)side[i] * d;
             for (uint32_t j = 0; j < d; j++)
                 a[j] += x[j];
         }
@@ -681,15 +683,15 @@ static int list_split(index_t *ix, uint32_t k)
                 side[i] = i & 1;
             nb = n / 2;
             for (uint32_t j = 0; j < d; j++)
-                c[j] = c[d + j] = (float)((acc[j] + acc[d + j]) / n);
+                c[j] = c[d + j] = (acc[j] + acc[d + j]) / (float)n;
             break;
         }
         /* The last round only assigns: members sit with their nearest. */
         if (it == SPLIT_ITERS)
             break;
         for (uint32_t j = 0; j < d; j++) {
-            c[j] = (float)(acc[j] / (n - nb));
-            c[d + j] = (float)(acc[d + j] / nb);
+            c[j] = acc[j] / (float)(n - nb);
+            c[d + j] = acc[d + j] / (float)nb;
         }
     }
     uint32_t b = ix->nlist;
