@@ -102,6 +102,10 @@
 
 #define EXACT_CHUNK 256u
 #define SCAN_CHUNK 64u
+/* Stage 3 goes best first only up to this many survivors (a threshold far
+ * below the data's cosines lets most candidates through: the order only
+ * saves work, and a Shell sort of 10^5 would cost more than it saves). */
+#define SORT_MAX 8192u
 #define NO_SLOT UINT32_MAX
 
 
@@ -1122,7 +1126,7 @@ static int search_ivf(index_t *ix, const float *q, float thr, uint32_t *best_s, 
      * those whose upper bound reaches thr. The best lower bound so far is a
      * floor under the answer: it tightens the sign cut for the rest, so
      * the likeliest (highest fstar) go first and raise it early. */
-    if (w)
+    if (w && ns <= SORT_MAX)
         sort_by_fstar(ix->cands, ix->fstar, ns);
     float ynorm = sqrtf(vec_dot(q, q, ix->dim)) * 1.0001f;
     float floor_lb = thr;
