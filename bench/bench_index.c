@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench_util.h"
@@ -124,7 +125,9 @@ typedef struct {
     int inproc;
     bench_stats_t ip_lat;
     double ip_add_rate, ip_recall, ip_cand, ip_coded, ip_quant, ip_exact;
-    uint64_t ip_bytes, ip_max_bucket, ip_buckets;
+    uint64_t ip_bytes, ip_max_bucket, ip_buckets, ip_splits;
+    double ip_add_max, ip_add_p999;    /* slowest add and p99.9, thread CPU ns */
+    uint64_t ip_add_max_at;
     double lat_kind_p50[WL_NKINDS], lat_kind_p99[WL_NKINDS];
     uint64_t kind_n[WL_NKINDS], kind_pos[WL_NKINDS], kind_correct[WL_NKINDS];
     uint64_t band_pos[SIM_BANDS], band_correct[SIM_BANDS];  /* by exact best similarity */
@@ -445,14 +448,32 @@ static void in_process(result_t *res, const float *rows, uint64_t n, uint32_t d,
         fprintf(stderr, "bench_index: index_new failed\n");
         return;
     }
+    /* Each add timed in thread CPU time: the pause it costs the daemon's
+     * thread, without the other jobs of a shared machine preempting it. */
+    double *addt = xmalloc(n * sizeof *addt);
     uint64_t t0 = bench_now_ns();
-    for (uint64_t i = 0; i < n; i++)
-        if (index_add(ix, i + 1, rows + i * d)) {
+    for (uint64_t i = 0; i < n; i++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+        int rc = index_add(ix, i + 1, rows + i * d);
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+        if (rc) {
             fprintf(stderr, "bench_index: index_add of row %" PRIu64 " failed\n", i);
+            free(addt);
             index_free(ix);
             return;
         }
+        addt[i] = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+        if (addt[i] > res->ip_add_max) {
+            res->ip_add_max = addt[i];
+            res->ip_add_max_at = i + 1;
+        }
+    }
     res->ip_add_rate = (double)n / secs(t0);
+    bench_stats_t as;
+    bench_stats(addt, n, &as);  /* sorts addt */
+    res->ip_add_p999 = p999_sorted(addt, n);
+    free(addt);
     index_stats_t st0, st1;
     uint64_t c0, q0, e0, c1, q1, e1;
     index_get_stats(ix, &st0);
@@ -482,6 +503,7 @@ static void in_process(result_t *res, const float *rows, uint64_t n, uint32_t d,
     res->ip_bytes = st1.bytes;
     res->ip_max_bucket = st1.max_bucket;
     res->ip_buckets = st1.buckets;
+    res->ip_splits = st1.splits;
     res->ip_recall = pos ? (double)correct / (double)pos : 1.0;
     bench_stats(lat, nq, &res->ip_lat);
     res->inproc = 1;
@@ -903,15 +925,9 @@ static void print_size(FILE *o, const opts_t *op, const result_t *r)
     char eb[32];
     if (r->exact_below) snprintf(eb, sizeof eb, "%u entries", r->exact_below);
     else snprintf(eb, sizeof eb, "the default");
-    if (r->bits)
-        fprintf(o, "index (daemon config): %u tables x %u bits, probes %u, exact below %s, hashed %" PRIu64
-                "; a query probes %u buckets, %.2f%% of the key space of each table\n\n",
-                r->tables, r->bits, r->probes, eb, r->hashed, r->tables * (1 + r->probes * r->bits),
-                100.0 * (1 + r->probes * r->bits) / (double)(1u << r->bits));
-    else
-        fprintf(o, "index (daemon config): %u tables, automatic key length (a mean bucket of 8 to "
-                "16 entries), probes %u (query-directed flips), exact below %s, hashed %" PRIu64 "\n\n",
-                r->tables, r->probes, eb, r->hashed);
+    fprintf(o, "index (daemon config): inverted lists (split past 2 sqrt(n) entries), probes %u "
+            "(1: sqrt(lists) / 2 lists, at least 8), exact below %s, lists on %" PRIu64 "\n\n",
+            r->probes, eb, r->hashed);
 
     static const bench_col_t cols[] = {
         { "what", 40, 0 }, { "p50 us", 9, 1 }, { "p99 us", 9, 1 }, { "p99.9 us", 9, 1 },
@@ -965,10 +981,12 @@ static void print_size(FILE *o, const opts_t *op, const result_t *r)
         fprintf(o, "in process (cached/index.c, no socket): p50/p99 %.1f/%.1f us, recall %.4f; per "
                 "query %.0f candidates from the buckets, %.0f sign-code checks, %.0f int8 scores, "
                 "%.1f exact dot products; index_add "
-                "%.0f/s; %" PRIu64 " buckets, largest %" PRIu64 " (mean %.1f)\n",
+                "%.0f/s, p99.9 %.2f ms, slowest %.1f ms (add %" PRIu64 ", thread CPU time); %" PRIu64
+                " lists (%" PRIu64 " splits), largest %" PRIu64 " (mean %.1f)\n",
                 r->ip_lat.p50 / 1e3, r->ip_lat.p99 / 1e3, r->ip_recall, r->ip_cand, r->ip_coded,
-                r->ip_quant, r->ip_exact, r->ip_add_rate, r->ip_buckets, r->ip_max_bucket,
-                r->ip_buckets ? (double)n * r->tables / (double)r->ip_buckets : 0.0);
+                r->ip_quant, r->ip_exact, r->ip_add_rate, r->ip_add_p999 / 1e6, r->ip_add_max / 1e6,
+                r->ip_add_max_at, r->ip_buckets, r->ip_splits, r->ip_max_bucket,
+                r->ip_buckets ? (double)n / (double)r->ip_buckets : 0.0);
     double rlo, rhi;
     wilson(r->correct, r->pos, &rlo, &rhi);
     fprintf(o, "recall 95%% interval %.4f to %.4f; by the exact best similarity:", rlo, rhi);
@@ -994,10 +1012,9 @@ static void print_size(FILE *o, const opts_t *op, const result_t *r)
                 r->gt_disagree);
     double per = n ? (double)r->index_bytes / (double)n : 0;
     fprintf(o, "memory: index %.0f B/entry (%.0f B beyond the 4*dim = %u B embedding); daemon RSS "
-            "%.2f GiB anon + %.2f GiB arena; largest bucket %" PRIu64 " (balanced: %.1f per bucket)\n",
+            "%.2f GiB anon + %.2f GiB arena; largest list %" PRIu64 "\n",
             per, per - 4.0 * d, 4 * d, (double)r->rss_anon / (1ull << 30),
-            (double)r->rss_shmem / (1ull << 30), r->max_bucket,
-            r->bits ? (double)n / (double)(1u << r->bits) : 0.0);
+            (double)r->rss_shmem / (1ull << 30), r->max_bucket);
     fprintf(o, "FAISS: single queries on 1 thread, batches on %d; IndexLSH builds %s\n", r->flat_threads,
             r->nlsh && r->lsh[0].ok ? "" : "(none)");
     for (int v = 0; v < r->nlsh; v++)
@@ -1061,7 +1078,7 @@ static void print_summary(FILE *o, const result_t *rs, int nr)
     static const bench_col_t cols[] = {
         { "entries", 7, 1 }, { "dim", 4, 1 }, { "p50 us", 7, 1 }, { "p99 us", 7, 1 },
         { "p99.9 us", 8, 1 }, { "batch q/s", 9, 1 }, { "recall", 6, 1 }, { "false hits", 10, 1 },
-        { "B/entry", 7, 1 }, { "max bucket", 10, 1 }, { "Flat p50 ms", 11, 1 },
+        { "B/entry", 7, 1 }, { "max list", 10, 1 }, { "Flat p50 ms", 11, 1 },
         { "Flat/p99", 8, 1 }, { "LSH p50 ms", 10, 1 }, { "LSH recall", 10, 1 }, { "LSH/p50", 7, 1 },
     };
     fprintf(o, "\n### Summary\n\n(LSH: the first IndexLSH variant; B/entry: the daemon's index "

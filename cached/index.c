@@ -1,21 +1,26 @@
 /* index.c - similarity index of one namespace (see index.h).
  *
- * Slot i holds vecs[i*dim] and ids[i]; once hashing is on, also its key
- * bits, a sign code record and an int8 code. Removal moves the last slot
- * into the hole, so every array stays dense. A hashed search narrows down in
- * stages, each cheaper per entry than the next:
- *  1. rotate the query (FWHTs) to get its T x K key margins from the
- *     namespace mean, and collect the entries of the probed buckets (exact
- *     key, and single flips of the bits with the smallest margins), each
- *     once thanks to an epoch stamp per slot;
- *  2. drop those whose CODE_BITS-bit sign code (of x - mean) is too far
- *     from the query's in Hamming distance to reach the threshold. The cut
- *     is a Chernoff bound under which a pair at the threshold is dropped with
- *     probability below CODE_DELTA: calibrated, not proven, so it may cost
- *     recall, never a false hit;
+ * Slot i holds vecs[i*dim] and ids[i]; once the lists are on, also an int8
+ * code and its place in one list. Removal moves the last slot into the
+ * hole, so every per-slot array stays dense. The lists are an inverted file
+ * (IVF): each has a centroid, and holds the sign code records of the
+ * entries closest to it, contiguous in list order, so that a search reads
+ * them sequentially. A search narrows down in stages, each cheaper per entry
+ * than the next:
+ *  1. score every centroid against the query and pick the nprobe nearest
+ *     lists (Euclidean, so the namespace's common direction cancels out);
+ *  2. scan their records and drop the entries whose CODE_BITS-bit sign code
+ *     (of x - mean) is too far from the query's in Hamming distance to reach
+ *     the threshold. The cut is a Chernoff bound under which a pair at the
+ *     threshold is dropped with probability below CODE_DELTA: calibrated,
+ *     not proven, so it may cost recall, never a false hit;
  *  3. bound each survivor's cosine from its int8 code (residual from the
  *     mean): a proven bound, rounding included, that rules out all but a few;
  *  4. take the exact fp32 cosine of what is left. Only this decides a hit.
+ * The lists grow with the namespace by splitting (2-means of one list's
+ * members) the list an add makes too long, and every add re-checks one
+ * older entry's list (a round-robin sweep), so no add pays for more than
+ * one split: there is no global retraining pause.
  */
 #include "index.h"
 
@@ -28,51 +33,43 @@
 #include "simcache.h"
 #include "vec.h"
 
-/* Defaults, measured in process on the benchmark's workload (bench/workload.c,
- * threshold 0.8, near-duplicate queries at 0.80-0.99; recall of 2,000):
- * 100k x 1024 with 13-bit keys: 32 tables x 13 flips 0.992 for 5.6k
- * candidates, 32 x 8 0.986 (3.7k), 40 x 6 0.991 (3.6k), 48 x 4 0.994
- * (3.1k), 64 x 3 0.995 (3.3k), 64 x 2 0.991 (2.5k); 48 x 4 with 14 bits
- * 0.975 (1.6k). 1M x 1024 (16 bits): 32 x 13 0.928 (7.6k), 64 x 9 0.981
- * (11k). More tables with fewer flips find more per candidate; the tables
- * cost ~10 B per entry each. Over the socket (bench_index, 100k x 2048),
- * 64 x 3 gave recall 0.9897 and 0.9899, just short of 0.99: hence 4. */
-#define DEF_TABLES 64u
 #define DEF_PROBES 1u
-/* Auto key length (bits = 0): the mean occupied bucket holds BUCKET_MEAN to
- * 2 * BUCKET_MEAN entries; each doubling of the namespace moves the tables
- * to one more bit, one table per add (table_rebuild). */
-#ifndef BUCKET_MEAN
-#define BUCKET_MEAN 8u
+/* List length: a list is split when an add takes it past 2 * LIST_K *
+ * sqrt(count) entries (at least 2 * LIST_MIN), so lists hold LIST_K sqrt(n)
+ * to twice that: about sqrt(n) / LIST_K / 1.4 lists, which balances
+ * the centroid scoring (nlist * dim) against the scan (nprobe * n / nlist). */
+#ifndef LIST_K
+#define LIST_K 1.0
 #endif
-#define AUTO_MIN_BITS 6u
-/* Query-directed multi-probe: beyond each table's exact key, the keys one
- * bit away along its `flips` closest hyperplanes: FLIPS at 13-bit keys and
- * below, FLIPS_PER_BIT more per bit beyond (a longer key splits a pair
- * more often, and the flips win it back); beyond 13 bits also the keys two
- * bits away among the PAIR_BITS closest (6 more). Measured at 1M x 1024
- * (16 bits, near-duplicate queries): 9 flips recall 0.981 for 11k
- * candidates, 9 flips + 6 pairs 0.995 for 17k. */
-#ifndef FLIPS
-#define FLIPS 4u
+#ifndef LIST_MIN
+#define LIST_MIN 32u
 #endif
-#ifndef FLIPS_PER_BIT
-#define FLIPS_PER_BIT 2u
+/* Lists probed per search (probes = 1, unless index_set_lists_probed):
+ * sqrt(nlist) / 2, at least NPROBE_MIN. More lists need more probes for
+ * the same recall: measured on the benchmark's workload (threshold 0.8),
+ * 100k x 2048 (444 lists): 4 probes recall 0.987-0.997, 8 0.998; 1M x 1024
+ * (1,033 lists): 8 probes 0.990, 12 0.992, 16 0.996. */
+#define NPROBE_MIN 8u
+#define MAX_NPROBE 1024u
+/* Centroid scoring in two steps: all centroids on COARSE_DIMS coordinates
+ * of the rotation the sign codes use (centred, so that the namespace's
+ * common direction drops out), then the RESCORE * nprobe best of those
+ * again exactly on all dim coordinates. */
+#ifndef COARSE_DIMS
+#define COARSE_DIMS 256u
 #endif
-#ifndef PAIR_BITS
-#define PAIR_BITS 4u
+#ifndef RESCORE
+#define RESCORE 4u
 #endif
-#define KEY_MIN_PAD 256u
+/* Lloyd iterations of a split's 2-means. */
+#define SPLIT_ITERS 4u
 /* Exact while count * dim < 2^21 floats, within these bounds. Measured: an
  * exact scan of 1024 x 2048 takes ~0.18 ms against ~0.12 ms hashed, of 4096
  * x 256 ~0.1 ms against ~0.05 ms; exact has recall 1, and a centre taken
- * from more entries hashes better. */
+ * from more entries serves the codes better. */
 #define EXACT_FLOATS (1u << 21)
 #define EXACT_MIN 1024u
 #define EXACT_MAX 4096u
-#define MAX_TABLES 64u
-#define MAX_BITS 24u
-#define MAX_PROBES (MAX_TABLES * (1u + MAX_BITS + 28u))
 
 /* Sign code: the first CODE_BITS signs of H D3 H D2 H D1 x (H Walsh-Hadamard,
  * Di random +-1 diagonals, x zero-padded to a power of two >= CODE_BITS), a
@@ -85,7 +82,12 @@
 #define CODE_WORDS (CODE_BITS / 64u)
 #define REC_WORDS 16u       /* a code record: the code, then mux and nx */
 #define CODE_MIN_DIM 64u
-#define CODE_DELTA 1e-9     /* bound on P(drop a pair at the threshold) */
+/* Bound on P(drop a pair at the threshold): 1e-5 costs at most that much
+ * recall, and halves the int8 scores of 1e-9 (84 -> 36 per query at 100k
+ * x 2048, 690 -> 320 at 1M x 1024: entries of the query's topic). */
+#ifndef CODE_DELTA
+#define CODE_DELTA 1e-5
+#endif
 #define CODE_MARGIN 0.02    /* calibrate as if the threshold were this lower */
 #define CODE_TAB 256u       /* cut table: thresholds -1 + k * 2/CODE_TAB */
 
@@ -99,7 +101,13 @@
 #define SIM_EPS 2e-6f
 
 #define EXACT_CHUNK 256u
+#define SCAN_CHUNK 64u
+/* Stage 3 goes best first only up to this many survivors (a threshold far
+ * below the data's cosines lets most candidates through: the order only
+ * saves work, and a Shell sort of 10^5 would cost more than it saves). */
+#define SORT_MAX 8192u
 #define NO_SLOT UINT32_MAX
+
 
 /* ---- deterministic PRNG: splitmix64 seeding xoshiro256** ---- */
 
@@ -158,73 +166,59 @@ typedef struct {
     uint64_t salt;
 } slotmap_t;
 
-struct bucket {
-    uint32_t *slots;
+/* One inverted list: the records of its entries, contiguous. */
+struct list {
+    uint64_t *recs;     /* cap * code_words: sign code records, list order */
+    uint32_t *slots;    /* cap: the slot of each record */
     uint32_t len, cap;
-    uint64_t key;   /* its key in bmap, to delete it when it empties */
 };
 
 struct index {
-    uint32_t dim, tables, bits, probes, exact_below;
+    uint32_t dim, probes, exact_below;
+    uint32_t nprobe;    /* lists probed; 0 = sqrt(nlist) / 2, at least NPROBE_MIN */
     uint64_t seed;
 
     size_t count, cap;
     float *vecs;        /* cap * dim, unit vectors */
     uint64_t *ids;      /* cap */
     slotmap_t idmap;    /* id -> slot */
-    uint32_t *stamp;    /* cap; search dedupe: == epoch means seen */
     uint32_t *cands;    /* cap; search scratch */
     float *ubound;      /* cap; search scratch: stage 3 bounds */
-    float *fstar;       /* cap; search scratch: stage 2 floors (see search_lsh) */
-    uint32_t epoch;
+    float *fstar;       /* cap; search scratch: stage 2 floors (see search_ivf) */
 
-    /* Hashing, allocated when it is switched on. bits is the key length in
-     * use; with auto_bits it grows by one each time count reaches grow_at. */
-    bool lsh, auto_bits;
-    uint64_t grow_at;
-    /* Key length of each table. Growing the keys (auto_bits) re-buckets one
-     * table per later add (index_add), not all at once: a 64-table rebuild
-     * at 1M entries would stall the daemon for seconds. Until it is done,
-     * tables [0, mig_next) use `bits` and the rest bits - 1. */
-    uint8_t tbits[MAX_TABLES];
-    bool migrating;
-    uint32_t mig_next;
-    uint32_t kstride;   /* key bits kept per table and slot (>= bits) */
-    uint32_t kwords;    /* words of key bits per slot */
-    uint32_t kpad, krot; /* key rotations: length and how many */
-    float *kdiag;       /* 3 * krot * kpad, +-1 */
-    float *koff;        /* krot * kpad: the mean rotated, the centring */
-    float *kbuf;        /* krot * kpad, scratch: margins */
-    uint64_t *kb;       /* cap * kwords: key bits of each slot */
+    /* Lists, allocated when switched on (ivf). */
+    bool ivf;
+    uint32_t *lof, *lpos; /* cap: each slot's list and place in it */
+    struct list *lists;
+    uint32_t nlist, lcap;
+    float *cent;        /* lcap * dim: centroids */
+    float *chn;         /* lcap: |centroid|^2 / 2 */
+    float *lscore;      /* lcap, scratch: centroid scores */
+    uint32_t *lorder;   /* MAX_NPROBE, scratch: the lists probed */
+    uint32_t cdims;     /* coarse scoring coordinates (0: exact only) */
+    float *crot;        /* lcap * cdims: centroids - mean, rotated, scaled */
+    float *chc;         /* lcap: |centroid - mean|^2 / 2 */
+    uint32_t *rorder;   /* RESCORE * MAX_NPROBE, scratch */
+    size_t sweep;       /* next slot the sweep re-checks */
+    rng_t rng;          /* split seeds */
     float *mean;        /* dim */
-    struct bucket *bk;  /* bucket pool; a free entry has key = next free */
-    uint32_t nbk, bkcap;
-    uint32_t free_head; /* first free pool entry, or NO_SLOT */
-    /* Per table: (table+1) << 32 | key -> pool entry. One map per table, so
-     * that a map's growth rehashes one table's buckets, not all of them (at
-     * 1M entries a single map held ~4M buckets: a 0.4 s rehash). */
-    slotmap_t bmap[MAX_TABLES];
 
-    /* Sign codes (code_words == 0: no filter), REC_WORDS per slot. */
+    /* Sign codes (code_words == 0: no filter), REC_WORDS per record. */
     uint32_t code_words, dpad;
     float *code_diag;   /* 3 * dpad, +-1 */
     float *code_off;    /* dpad: the mean rotated */
     float *code_buf;    /* dpad, scratch */
-    uint64_t *codes;    /* cap * code_words */
     float mu2;          /* |mean|^2 */
-    float cmax[CODE_BITS + 1]; /* see search_lsh */
+    float cmax[CODE_BITS + 1]; /* see search_ivf */
 
     /* int8 residuals: x ~ mean + qscale[s] * q8[s*dim..], off by <= qerr[s]. */
     int8_t *q8;         /* cap * dim */
     float *qscale, *qerr; /* cap */
     uint64_t qcode[REC_WORDS];
-    uint64_t probe_key[MAX_PROBES]; /* search scratch */
-    uint32_t probe_bk[MAX_PROBES];
-    float m2[MAX_BITS];      /* search scratch: squared margins, ascending */
-    uint8_t order[MAX_BITS]; /* their bit positions */
+    uint64_t rec[REC_WORDS]; /* add scratch */
     uint16_t cut[CODE_TAB + 1];
 
-    uint64_t searches, candidates, coded, quantized, exact;
+    uint64_t searches, candidates, coded, quantized, exact, splits;
 };
 
 /* ---- allocation ----
@@ -388,7 +382,7 @@ static int grow_slots(index_t *ix, size_t need)
         ncap = need;
     if (ncap > (size_t)UINT32_MAX - 1)
         ncap = (size_t)UINT32_MAX - 1;
-    size_t oc = ix->cap, d = ix->dim, w = ix->code_words;
+    size_t d = ix->dim;
     void *p;
 
     /* Each array grows on its own; one failing leaves the others larger,
@@ -402,23 +396,19 @@ static int grow_slots(index_t *ix, size_t need)
     if ((p = xrealloc(ix->cands, ncap, sizeof(uint32_t))) == NULL)
         return -ENOMEM;
     ix->cands = p;
-    if ((p = xrealloc(ix->stamp, ncap, sizeof(uint32_t))) == NULL)
-        return -ENOMEM;
-    ix->stamp = p;
     if ((p = xrealloc(ix->ubound, ncap, sizeof(float))) == NULL)
         return -ENOMEM;
     ix->ubound = p;
     if ((p = xrealloc(ix->fstar, ncap, sizeof(float))) == NULL)
         return -ENOMEM;
     ix->fstar = p;
-    if (ix->lsh) {
-        if ((p = xrealloc(ix->kb, ncap * ix->kwords, sizeof(uint64_t))) == NULL)
+    if (ix->ivf) {
+        if ((p = xrealloc(ix->lof, ncap, sizeof(uint32_t))) == NULL)
             return -ENOMEM;
-        ix->kb = p;
-        if (w && (p = xrealloc(ix->codes, ncap * w, sizeof(uint64_t))) == NULL)
+        ix->lof = p;
+        if ((p = xrealloc(ix->lpos, ncap, sizeof(uint32_t))) == NULL)
             return -ENOMEM;
-        if (w)
-            ix->codes = p;
+        ix->lpos = p;
         if ((p = xrealloc(ix->q8, ncap * d, sizeof(int8_t))) == NULL)
             return -ENOMEM;
         ix->q8 = p;
@@ -429,123 +419,8 @@ static int grow_slots(index_t *ix, size_t need)
             return -ENOMEM;
         ix->qerr = p;
     }
-    /* A fresh stamp must not equal the current epoch. */
-    memset(ix->stamp + oc, 0, (ncap - oc) * sizeof *ix->stamp);
     ix->cap = ncap;
     return 0;
-}
-
-/* ---- buckets ---- */
-
-static uint64_t bucket_key(uint32_t table, uint32_t key)
-{
-    return ((uint64_t)(table + 1) << 32) | key;
-}
-
-/* Pool entry of the bucket for key, created empty if absent, with room for
- * `room` more slots. Returns the entry or NO_SLOT on out of memory. */
-static slotmap_t *bmap_of(index_t *ix, uint64_t key)
-{
-    return &ix->bmap[(key >> 32) - 1];
-}
-
-static uint32_t bucket_reserve(index_t *ix, uint64_t key, uint32_t room)
-{
-    uint32_t b;
-    slotmap_t *m = bmap_of(ix, key);
-    size_t at = map_find(m, key);
-
-    if (at != SIZE_MAX) {
-        b = m->ents[at].val;
-    } else {
-        if (map_reserve(m) < 0)
-            return NO_SLOT;
-        if (ix->free_head == NO_SLOT && ix->nbk == ix->bkcap) {
-            uint32_t ncap = ix->bkcap ? ix->bkcap * 2 : 256;
-            void *p = xrealloc(ix->bk, ncap, sizeof *ix->bk);
-            if (p == NULL)
-                return NO_SLOT;
-            ix->bk = p;
-            ix->bkcap = ncap;
-        }
-        if (ix->free_head != NO_SLOT) {
-            b = ix->free_head;
-            ix->free_head = (uint32_t)ix->bk[b].key;
-        } else {
-            b = ix->nbk++;
-        }
-        ix->bk[b] = (struct bucket){ NULL, 0, 0, key };
-        map_insert_new(m, key, b);
-    }
-    struct bucket *bk = &ix->bk[b];
-    if (bk->cap - bk->len < room) {
-        uint32_t ncap = bk->cap ? bk->cap * 2 : 4;
-        if (ncap - bk->len < room)
-            ncap = bk->len + room;
-        void *p = xrealloc(bk->slots, ncap, sizeof *bk->slots);
-        if (p == NULL)
-            return NO_SLOT;
-        bk->slots = p;
-        bk->cap = ncap;
-    }
-    return b;
-}
-
-/* Release an empty bucket: out of the map, slots freed, entry reusable. */
-static void bucket_drop(index_t *ix, uint32_t b)
-{
-    struct bucket *bk = &ix->bk[b];
-    slotmap_t *m = bmap_of(ix, bk->key);
-    size_t at = map_find(m, bk->key);
-
-    if (at != SIZE_MAX)
-        map_delete_at(m, at);
-    free(bk->slots);
-    *bk = (struct bucket){ NULL, 0, 0, ix->free_head };
-    ix->free_head = b;
-}
-
-/* Key margins of v into out (krot * kpad floats): the coordinates of
- * R (v - mean), R a fast pseudo-random rotation per kpad outputs (three
- * rounds of random signs and Walsh-Hadamard, as for the sign code, with other
- * signs), computed as R v - R mean. Bit p of the keys is out[p] > 0: table t
- * uses bits t*kstride .. t*kstride+bits-1. raw: leave out the mean. */
-static void key_margins(const index_t *ix, const float *v, float *out, bool raw)
-{
-    size_t kp = ix->kpad;
-
-    for (uint32_t r = 0; r < ix->krot; r++) {
-        float *o = out + r * kp;
-        memcpy(o, v, ix->dim * sizeof *o);
-        memset(o + ix->dim, 0, (kp - ix->dim) * sizeof *o);
-        for (uint32_t k = 0; k < 3; k++)
-            vec_fwht(o, ix->kdiag + (3 * r + k) * kp, ix->kpad);
-    }
-    if (!raw)
-        for (size_t i = 0; i < ix->krot * kp; i++)
-            out[i] -= ix->koff[i];
-}
-
-/* Key of table t (the low `bits` bits of its range) from a slot's key bits. */
-static uint32_t key_of(const index_t *ix, const uint64_t *kb, uint32_t t)
-{
-    uint32_t p0 = t * ix->kstride, w = p0 / 64, o = p0 % 64;
-    uint64_t x = kb[w] >> o;
-
-    uint32_t bits = ix->tbits[t];
-
-    if (o + bits > 64)
-        x |= kb[w + 1] << (64 - o);
-    return (uint32_t)(x & ((1ull << bits) - 1));
-}
-
-/* Key length for n entries when it is automatic: mean bucket BUCKET_MEAN. */
-static uint32_t auto_bits(size_t n)
-{
-    uint32_t k = AUTO_MIN_BITS;
-    while (k < MAX_BITS && ((size_t)BUCKET_MEAN << (k + 1)) <= n)
-        k++;
-    return k;
 }
 
 /* int8 code of slot s: its residual from the mean on a per-vector scale,
@@ -574,126 +449,348 @@ static void quant_compute(index_t *ix, uint32_t s)
     ix->qerr[s] = nextafterf((float)sqrt(e2), INFINITY);
 }
 
-/* Put slot s (key bits already stored) into its buckets. Returns 0 or
- * -ENOMEM, in which case s is in no bucket. */
-static int lsh_link(index_t *ix, uint32_t s)
-{
-    const uint64_t *kb = ix->kb + (size_t)s * ix->kwords;
-    uint32_t keys[MAX_TABLES], bs[MAX_TABLES];
+/* ---- lists ---- */
 
-    for (uint32_t t = 0; t < ix->tables; t++)
-        keys[t] = key_of(ix, kb, t);
-    for (uint32_t t = 0; t < ix->tables; t++) {
-        bs[t] = bucket_reserve(ix, bucket_key(t, keys[t]), 1);
-        if (bs[t] == NO_SLOT) {
-            for (uint32_t u = 0; u < t; u++)
-                if (ix->bk[bs[u]].len == 0)
-                    bucket_drop(ix, bs[u]);
-            /* The failed one may have been created empty too. */
-            size_t at = map_find(&ix->bmap[t], bucket_key(t, keys[t]));
-            if (at != SIZE_MAX && ix->bk[ix->bmap[t].ents[at].val].len == 0)
-                bucket_drop(ix, ix->bmap[t].ents[at].val);
+/* Room for `room` more entries in list l. Returns 0 or -ENOMEM (unchanged). */
+static int list_reserve(index_t *ix, struct list *l, uint32_t room)
+{
+    if (l->cap - l->len >= room)
+        return 0;
+    /* x1.5 (records are 128 bytes an entry: doubling would waste more). */
+    uint32_t ncap = l->cap < 16 ? 16 : l->cap + l->cap / 2;
+    if (ncap - l->len < room)
+        ncap = l->len + room;
+    void *p;
+    if (ix->code_words) {
+        if ((p = xrealloc(l->recs, ncap, ix->code_words * sizeof(uint64_t))) == NULL)
             return -ENOMEM;
-        }
+        l->recs = p;
     }
-    for (uint32_t t = 0; t < ix->tables; t++) {
-        struct bucket *bk = &ix->bk[bs[t]];
-        bk->slots[bk->len++] = s;
-    }
+    if ((p = xrealloc(l->slots, ncap, sizeof(uint32_t))) == NULL)
+        return -ENOMEM;
+    l->slots = p;
+    l->cap = ncap;
     return 0;
 }
 
-/* Key bits, sign code and int8 code of slot s (vector already stored), then
- * into its buckets. Returns 0 or -ENOMEM, in which case s is in no bucket. */
-static int lsh_insert(index_t *ix, uint32_t s)
+/* Room for one more list. Returns 0 or -ENOMEM (unchanged). */
+static int lists_reserve(index_t *ix)
+{
+    if (ix->nlist < ix->lcap)
+        return 0;
+    uint32_t ncap = ix->lcap ? ix->lcap * 2 : 16;
+    void *p;
+    if ((p = xrealloc(ix->lists, ncap, sizeof *ix->lists)) == NULL)
+        return -ENOMEM;
+    ix->lists = p;
+    if ((p = xrealloc(ix->cent, (size_t)ncap * ix->dim, sizeof(float))) == NULL)
+        return -ENOMEM;
+    ix->cent = p;
+    if ((p = xrealloc(ix->chn, ncap, sizeof(float))) == NULL)
+        return -ENOMEM;
+    ix->chn = p;
+    if ((p = xrealloc(ix->lscore, ncap, sizeof(float))) == NULL)
+        return -ENOMEM;
+    ix->lscore = p;
+    if ((p = xrealloc(ix->chc, ncap, sizeof(float))) == NULL)
+        return -ENOMEM;
+    ix->chc = p;
+    if (ix->cdims && (p = xrealloc(ix->crot, (size_t)ncap * ix->cdims, sizeof(float))) == NULL)
+        return -ENOMEM;
+    if (ix->cdims)
+        ix->crot = p;
+    ix->lcap = ncap;
+    return 0;
+}
+
+/* The first cdims coordinates of the code rotation of v - mean into
+ * code_buf (scaled as the rotation leaves them). */
+static void rotate_centred(index_t *ix, const float *v)
+{
+    code_compute(ix, v, NULL, true);
+    for (uint32_t i = 0; i < ix->cdims; i++)
+        ix->code_buf[i] -= ix->code_off[i];
+}
+
+static void set_centroid(index_t *ix, uint32_t k, const float *c)
+{
+    float *dst = ix->cent + (size_t)k * ix->dim;
+    double c2 = 0.0;
+
+    memcpy(dst, c, ix->dim * sizeof *dst);
+    ix->chn[k] = 0.5f * vec_dot(dst, dst, ix->dim);
+    for (uint32_t i = 0; i < ix->dim; i++)
+        c2 += ((double)c[i] - ix->mean[i]) * ((double)c[i] - ix->mean[i]);
+    ix->chc[k] = (float)(0.5 * c2);
+    if (ix->cdims == 0)
+        return;
+    /* Each of the three Walsh-Hadamard rounds scales by sqrt(dpad), so a
+     * dot product of two rotations is dpad^3 times the true one; cdims of
+     * dpad coordinates hold cdims / dpad of it on average. */
+    rotate_centred(ix, c);
+    double sc = (double)ix->dpad / ix->cdims / ((double)ix->dpad * ix->dpad * ix->dpad);
+    float *r = ix->crot + (size_t)k * ix->cdims;
+    for (uint32_t i = 0; i < ix->cdims; i++)
+        r[i] = (float)(ix->code_buf[i] * sc);
+}
+
+/* Append slot s with record rec (code_words words, ignored without codes) to
+ * list k, which has room. */
+static void list_push(index_t *ix, uint32_t k, uint32_t s, const uint64_t *rec)
+{
+    struct list *l = &ix->lists[k];
+    uint32_t w = ix->code_words;
+
+    if (w)
+        memcpy(l->recs + (size_t)l->len * w, rec, w * sizeof *rec);
+    l->slots[l->len] = s;
+    ix->lof[s] = k;
+    ix->lpos[s] = l->len++;
+}
+
+/* Drop empty list k (not the only one): the last list takes its number. */
+static void list_drop(index_t *ix, uint32_t k)
+{
+    uint32_t last = ix->nlist - 1;
+
+    free(ix->lists[k].recs);
+    free(ix->lists[k].slots);
+    if (k != last) {
+        ix->lists[k] = ix->lists[last];
+        memcpy(ix->cent + (size_t)k * ix->dim, ix->cent + (size_t)last * ix->dim,
+               ix->dim * sizeof(float));
+        ix->chn[k] = ix->chn[last];
+        for (uint32_t i = 0; i < ix->lists[k].len; i++)
+            ix->lof[ix->lists[k].slots[i]] = k;
+    }
+    ix->nlist--;
+}
+
+/* Take the record at position p out of list k (the list's last record
+ * fills the hole); an emptied list is dropped unless it is the only one. */
+static void list_take(index_t *ix, uint32_t k, uint32_t p)
+{
+    struct list *l = &ix->lists[k];
+    uint32_t w = ix->code_words, last = --l->len;
+
+    if (p != last) {
+        if (w)
+            memcpy(l->recs + (size_t)p * w, l->recs + (size_t)last * w, w * sizeof(uint64_t));
+        l->slots[p] = l->slots[last];
+        ix->lpos[l->slots[p]] = p;
+    }
+    if (l->len == 0 && ix->nlist > 1)
+        list_drop(ix, k);
+}
+
+/* The (up to) want highest of sc[idx[i]] (idx NULL: sc[i]), i < n, into
+ * out as indices into sc, highest first. Returns how many. */
+static uint32_t top_k(const float *sc, const uint32_t *idx, uint32_t n, uint32_t want,
+                      uint32_t *out)
+{
+    uint32_t m = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k = idx ? idx[i] : i;
+        if (m == want && sc[k] <= sc[out[want - 1]])
+            continue;
+        uint32_t j = m < want ? m++ : want - 1;
+        while (j > 0 && sc[out[j - 1]] < sc[k]) {
+            out[j] = out[j - 1];
+            j--;
+        }
+        out[j] = k;
+    }
+    return m;
+}
+
+/* The `want` lists whose centroids are nearest v (Euclidean: the largest
+ * v.c - |c|^2/2) into out, nearest first; vrot: code_buf holds
+ * rotate_centred(v). Returns how many (min(want, nlist)). */
+static uint32_t nearest_lists(index_t *ix, const float *v, uint32_t want, uint32_t *out)
+{
+    float *sc = ix->lscore;
+    uint32_t nl = ix->nlist, r = want * RESCORE;
+
+    if (ix->cdims == 0 || nl <= r) {
+        vec_dot_many(ix->cent, nl, v, ix->dim, sc);
+        for (uint32_t k = 0; k < nl; k++)
+            sc[k] -= ix->chn[k];
+        return top_k(sc, NULL, nl, want, out);
+    }
+    /* Coarse: q'.c' - |c'|^2/2 ranks as q.c - |c|^2/2 (c' = c - mean). */
+    vec_dot_many(ix->crot, nl, ix->code_buf, ix->cdims, sc);
+    for (uint32_t k = 0; k < nl; k++)
+        sc[k] -= ix->chc[k];
+    r = top_k(sc, NULL, nl, r, ix->rorder);
+    for (uint32_t i = 0; i < r; i++) {
+        uint32_t k = ix->rorder[i];
+        sc[k] = vec_dot(ix->cent + (size_t)k * ix->dim, v, ix->dim) - ix->chn[k];
+    }
+    return top_k(sc, ix->rorder, r, want, out);
+}
+
+static uint32_t nearest_list(index_t *ix, const float *v)
+{
+    uint32_t k = 0;
+
+    if (ix->cdims)
+        rotate_centred(ix, v);
+    nearest_lists(ix, v, 1, &k);
+    return k;
+}
+
+/* Entries a list may hold before an add splits it. */
+static uint32_t split_at(size_t n)
+{
+    double t = LIST_K * sqrt((double)n);
+    return 2u * (t > LIST_MIN ? (uint32_t)t : LIST_MIN);
+}
+
+/* Split list k in two by 2-means over its members (SPLIT_ITERS Lloyd
+ * rounds from two random members): cost (SPLIT_ITERS + 1) * len * 2 dot
+ * products, about 1 ms at 2,000 x 1024. The second half becomes a new list.
+ * Returns 0, or -ENOMEM with nothing changed. */
+static int list_split(index_t *ix, uint32_t k)
+{
+    const uint32_t d = ix->dim, n = ix->lists[k].len;
+    float *c = malloc(2 * (size_t)d * sizeof *c);
+    /* float sums: a few thousand unit vectors, vectorised; a centroid only
+     * steers which list an entry joins, so its rounding is harmless. */
+    float *acc = malloc(2 * (size_t)d * sizeof *acc);
+    uint8_t *side = malloc(n ? n : 1);
+    int rc = -ENOMEM;
+
+    if (n < 2 || c == NULL || acc == NULL || side == NULL || lists_reserve(ix) < 0)
+        goto out;
+    const uint32_t *sl = ix->lists[k].slots;
+    uint32_t i0 = (uint32_t)(rng_next(&ix->rng) % n);
+    uint32_t i1 = (i0 + 1 + (uint32_t)(rng_next(&ix->rng) % (n - 1))) % n;
+    memcpy(c, ix->vecs + (size_t)sl[i0] * d, d * sizeof *c);
+    memcpy(c + d, ix->vecs + (size_t)sl[i1] * d, d * sizeof *c);
+    uint32_t nb = 0;
+    for (uint32_t it = 0; it <= SPLIT_ITERS; it++) {
+        float h0 = 0.5f * vec_dot(c, c, d), h1 = 0.5f * vec_dot(c + d, c + d, d);
+        nb = 0;
+        memset(acc, 0, 2 * (size_t)d * sizeof *acc);
+        for (uint32_t i = 0; i < n; i++) {
+            const float *x = ix->vecs + (size_t)sl[i] * d;
+            side[i] = vec_dot(x, c + d, d) - h1 > vec_dot(x, c, d) - h0;
+            nb += side[i];
+            float *a = acc + (size_t)side[i] * d;
+            for (uint32_t j = 0; j < d; j++)
+                a[j] += x[j];
+        }
+        if (nb == 0 || nb == n) {
+            /* Identical members: any halving will do, around one centroid. */
+            for (uint32_t i = 0; i < n; i++)
+                side[i] = i & 1;
+            nb = n / 2;
+            for (uint32_t j = 0; j < d; j++)
+                c[j] = c[d + j] = (acc[j] + acc[d + j]) / (float)n;
+            break;
+        }
+        /* The last round only assigns: members sit with their nearest. */
+        if (it == SPLIT_ITERS)
+            break;
+        for (uint32_t j = 0; j < d; j++) {
+            c[j] = acc[j] / (float)(n - nb);
+            c[d + j] = acc[d + j] / (float)nb;
+        }
+    }
+    uint32_t b = ix->nlist;
+    ix->lists[b] = (struct list){ NULL, NULL, 0, 0 };
+    if (list_reserve(ix, &ix->lists[b], nb) < 0) {
+        free(ix->lists[b].recs);
+        goto out;
+    }
+    ix->nlist++;
+    set_centroid(ix, k, c);
+    set_centroid(ix, b, c + d);
+    /* Downwards: the record that fills a hole comes from a position
+     * already visited (kept), so side[] still describes what is left. */
+    uint32_t w = ix->code_words;
+    for (uint32_t i = n; i-- > 0;) {
+        if (!side[i])
+            continue;
+        struct list *l = &ix->lists[k];
+        list_push(ix, b, l->slots[i], w ? l->recs + (size_t)i * w : NULL);
+        list_take(ix, k, i);
+    }
+    ix->splits++;
+    rc = 0;
+out:
+    free(c);
+    free(acc);
+    free(side);
+    return rc;
+}
+
+/* Sign code record and int8 code of slot s (vector stored) into list
+ * `to`, or its nearest if to is NO_SLOT. Returns 0 or -ENOMEM (s in no
+ * list). */
+static int ivf_insert(index_t *ix, uint32_t s, uint32_t to)
 {
     const float *v = ix->vecs + (size_t)s * ix->dim;
-    uint64_t *kb = ix->kb + (size_t)s * ix->kwords;
-    size_t np = (size_t)ix->tables * ix->kstride;
+    uint32_t k = to != NO_SLOT ? to : nearest_list(ix, v);
 
-    key_margins(ix, v, ix->kbuf, false);
-    memset(kb, 0, ix->kwords * sizeof *kb);
-    for (size_t p = 0; p < np; p++)
-        if (ix->kbuf[p] > 0.0f)
-            kb[p / 64] |= 1ull << (p % 64);
+    if (list_reserve(ix, &ix->lists[k], 1) < 0)
+        return -ENOMEM;
     if (ix->code_words)
-        code_compute(ix, v, ix->codes + (size_t)s * ix->code_words, false);
+        code_compute(ix, v, ix->rec, false);
     quant_compute(ix, s);
-    return lsh_link(ix, s);
+    list_push(ix, k, s, ix->rec);
+    return 0;
 }
 
-/* Pool entry of slot s's bucket in table t (from its key bits), and s's
- * position in it. No back-references are kept (they would cost 8 bytes per
- * table and entry): a bucket holds BUCKET_MEAN to 2 * BUCKET_MEAN entries on
- * average, so the scan is short. */
-static uint32_t bucket_of(const index_t *ix, uint32_t s, uint32_t t, uint32_t *pos)
+/* Move the sweep on by one slot: if the nearest list of that entry is no
+ * longer its own (splits made centroids since it was placed), move its
+ * record there. Returns the list it is in. */
+static uint32_t sweep_step(index_t *ix)
 {
-    uint64_t key = bucket_key(t, key_of(ix, ix->kb + (size_t)s * ix->kwords, t));
-    uint32_t b = ix->bmap[t].ents[map_find(&ix->bmap[t], key)].val;
-    const struct bucket *bk = &ix->bk[b];
-    uint32_t p = 0;
+    uint32_t s = (uint32_t)(ix->sweep++ % ix->count);
+    uint32_t from = ix->lof[s], p = ix->lpos[s];
+    uint32_t to = nearest_list(ix, ix->vecs + (size_t)s * ix->dim);
 
-    while (bk->slots[p] != s)
-        p++;
-    *pos = p;
-    return b;
+    if (to == from || list_reserve(ix, &ix->lists[to], 1) < 0)
+        return from;
+    uint32_t w = ix->code_words;
+    list_push(ix, to, s, w ? ix->lists[from].recs + (size_t)p * w : NULL);
+    list_take(ix, from, p);
+    return ix->lof[s];
 }
 
-/* Take slot s out of its buckets. */
-static void lsh_unlink(index_t *ix, uint32_t s)
+static void ivf_off(index_t *ix)
 {
-    for (uint32_t t = 0; t < ix->tables; t++) {
-        uint32_t p, b = bucket_of(ix, s, t, &p);
-        struct bucket *bk = &ix->bk[b];
-        bk->slots[p] = bk->slots[--bk->len];
-        if (bk->len == 0)
-            bucket_drop(ix, b);
+    for (uint32_t k = 0; k < ix->nlist; k++) {
+        free(ix->lists[k].recs);
+        free(ix->lists[k].slots);
     }
-}
-
-/* Slot `from` now lives at `to`: rename it in its buckets. */
-static void lsh_move(index_t *ix, uint32_t from, uint32_t to)
-{
-    for (uint32_t t = 0; t < ix->tables; t++) {
-        uint32_t p, b = bucket_of(ix, from, t, &p);
-        ix->bk[b].slots[p] = to;
-    }
-}
-
-static void buckets_clear(index_t *ix)
-{
-    for (uint32_t b = 0; b < ix->nbk; b++)
-        free(ix->bk[b].slots);
-    free(ix->bk);
-    ix->bk = NULL;
-    ix->nbk = ix->bkcap = 0;
-    ix->free_head = NO_SLOT;
-    for (uint32_t t = 0; t < MAX_TABLES; t++)
-        map_clear(&ix->bmap[t]);
-}
-
-static void lsh_off(index_t *ix)
-{
-    buckets_clear(ix);
-    free(ix->kdiag);
-    free(ix->koff);
-    free(ix->kbuf);
-    free(ix->kb);
+    free(ix->lists);
+    free(ix->cent);
+    free(ix->chn);
+    free(ix->lscore);
+    free(ix->lorder);
+    free(ix->crot);
+    free(ix->chc);
+    free(ix->rorder);
+    free(ix->lof);
+    free(ix->lpos);
     free(ix->mean);
-    free(ix->codes);
     free(ix->code_diag);
     free(ix->code_off);
     free(ix->code_buf);
     free(ix->q8);
     free(ix->qscale);
     free(ix->qerr);
+    ix->lists = NULL;
+    ix->nlist = ix->lcap = 0;
+    ix->cent = ix->chn = ix->lscore = ix->mean = ix->crot = ix->chc = NULL;
+    ix->lorder = ix->lof = ix->lpos = ix->rorder = NULL;
+    ix->code_diag = ix->code_off = ix->code_buf = NULL;
     ix->q8 = NULL;
     ix->qscale = ix->qerr = NULL;
-    ix->kdiag = ix->koff = ix->kbuf = ix->mean = NULL;
-    ix->kb = NULL;
-    ix->codes = NULL;
-    ix->code_diag = ix->code_buf = ix->code_off = NULL;
-    ix->lsh = false;
+    ix->ivf = false;
 }
 
 static void *alloc_n(size_t n, size_t size, bool *ok)
@@ -706,23 +803,22 @@ static void *alloc_n(size_t n, size_t size, bool *ok)
     return p;
 }
 
-/* Switch hashing on: centre on `center` (NULL: the mean of the entries), draw
- * the planes, hash every entry. Returns 0 or -ENOMEM (hashing stays off,
- * nothing else changes). */
-static int lsh_on(index_t *ix, const float *center)
+/* Switch the lists on: centre on `center` (NULL: the mean of the entries),
+ * one list of every entry, split until none is too long (a pause of about
+ * (SPLIT_ITERS + 1) * 2 * log2(n / LIST_MIN) dot products per entry).
+ * Returns 0 or -ENOMEM (lists stay off, nothing else changes). */
+static int ivf_on(index_t *ix, const float *center)
 {
     size_t c = ix->cap, d = ix->dim;
     bool ok = true;
 
-    ix->lsh = true; /* so that failures go through lsh_off */
-    size_t kn = (size_t)ix->krot * ix->kpad;
-    ix->kdiag = alloc_n(3 * kn, sizeof(float), &ok);
-    ix->koff = alloc_n(kn, sizeof(float), &ok);
-    ix->kbuf = alloc_n(kn, sizeof(float), &ok);
-    ix->kb = alloc_n(c * ix->kwords, sizeof(uint64_t), &ok);
+    ix->ivf = true; /* so that failures go through ivf_off */
+    ix->lof = alloc_n(c, sizeof(uint32_t), &ok);
+    ix->lpos = alloc_n(c, sizeof(uint32_t), &ok);
+    ix->lorder = alloc_n(MAX_NPROBE, sizeof(uint32_t), &ok);
+    ix->rorder = alloc_n(RESCORE * MAX_NPROBE, sizeof(uint32_t), &ok);
     ix->mean = alloc_n(d, sizeof(float), &ok);
     if (ix->code_words) {
-        ix->codes = alloc_n(c * ix->code_words, sizeof(uint64_t), &ok);
         ix->code_diag = alloc_n((size_t)3 * ix->dpad, sizeof(float), &ok);
         ix->code_off = alloc_n(ix->dpad, sizeof(float), &ok);
         ix->code_buf = alloc_n(ix->dpad, sizeof(float), &ok);
@@ -731,9 +827,9 @@ static int lsh_on(index_t *ix, const float *center)
     ix->qscale = alloc_n(c, sizeof(float), &ok);
     ix->qerr = alloc_n(c, sizeof(float), &ok);
     double *acc = calloc(d, sizeof *acc);
-    if (!ok || acc == NULL) {
+    if (!ok || acc == NULL || lists_reserve(ix) < 0) {
         free(acc);
-        lsh_off(ix);
+        ivf_off(ix);
         return -ENOMEM;
     }
 
@@ -749,19 +845,6 @@ static int lsh_on(index_t *ix, const float *center)
     free(acc);
 
     rng_t r;
-    rng_init(&r, ix->seed, 1);
-    for (size_t i = 0; i < 3 * kn; i += 64) {
-        uint64_t bits = rng_next(&r);
-        for (size_t j = i; j < 3 * kn && j < i + 64; j++)
-            ix->kdiag[j] = (bits >> (j - i)) & 1 ? 1.0f : -1.0f;
-    }
-    key_margins(ix, ix->mean, ix->koff, true);
-    if (ix->auto_bits) {
-        ix->bits = auto_bits(ix->count);
-        ix->grow_at = ix->bits < MAX_BITS ? (uint64_t)BUCKET_MEAN << (ix->bits + 1) : UINT64_MAX;
-    }
-    memset(ix->tbits, (int)ix->bits, sizeof ix->tbits);
-    ix->migrating = false;
     if (ix->code_words) {
         for (uint32_t k = 0; k <= CODE_TAB; k++)
             ix->cut[k] = (uint16_t)code_cut_for(-1.0 + 2.0 * k / CODE_TAB);
@@ -789,65 +872,25 @@ static int lsh_on(index_t *ix, const float *center)
         }
     }
 
+    rng_init(&ix->rng, ix->seed, 5);
+    ix->lists[0] = (struct list){ NULL, NULL, 0, 0 };
+    ix->nlist = 1;
+    set_centroid(ix, 0, ix->mean);
+    ix->sweep = 0;
+    if (list_reserve(ix, &ix->lists[0], ix->count ? (uint32_t)ix->count : 1) < 0) {
+        ivf_off(ix);
+        return -ENOMEM;
+    }
     for (size_t s = 0; s < ix->count; s++)
-        if (lsh_insert(ix, (uint32_t)s) < 0) {
-            lsh_off(ix);
-            return -ENOMEM;
-        }
+        (void)ivf_insert(ix, (uint32_t)s, 0); /* room reserved: cannot fail */
+    uint32_t lim = split_at(ix->count);
+    for (uint32_t k = 0; k < ix->nlist; k++)
+        while (ix->lists[k].len > lim)
+            if (list_split(ix, k) < 0) {
+                ivf_off(ix);
+                return -ENOMEM;
+            }
     return 0;
-}
-
-/* Re-bucket table t on keys of `bits` bits, from the stored key bits (no
- * projection): drop its buckets (found from the entries' current keys), then
- * a counting pass sizes every bucket exactly and a second pass fills them:
- * per entry two reads of its key bits and one store, instead of a hash-map
- * lookup and a growing array per entry. Measured for all 64 tables at once
- * (256k entries, loaded 2-core VM): 4.3 s against 9.5 s, most of what is
- * left being bucket creation and faulting in their fresh memory; hence one
- * table per add (index_add). Returns 0, or -ENOMEM with hashing switched off
- * (lsh_on switches it on again later). */
-static int table_rebuild(index_t *ix, uint32_t t, uint32_t bits)
-{
-    size_t nk = (size_t)1 << bits, n = ix->count, w = ix->kwords;
-
-    for (size_t s = 0; s < n; s++) {
-        size_t at = map_find(&ix->bmap[t], bucket_key(t, key_of(ix, ix->kb + s * w, t)));
-        if (at != SIZE_MAX)
-            bucket_drop(ix, ix->bmap[t].ents[at].val);
-    }
-    ix->tbits[t] = (uint8_t)bits;
-    uint32_t *at = calloc(nk, sizeof *at);
-    if (at == NULL)
-        goto fail;
-    for (size_t s = 0; s < n; s++)
-        at[key_of(ix, ix->kb + s * w, t)]++;
-    for (size_t k = 0; k < nk; k++) {
-        if (at[k] == 0)
-            continue;
-        uint32_t b = bucket_reserve(ix, bucket_key(t, (uint32_t)k), at[k]);
-        if (b == NO_SLOT)
-            goto fail;
-        at[k] = b;
-    }
-    for (size_t s = 0; s < n; s++) {
-        struct bucket *bk = &ix->bk[at[key_of(ix, ix->kb + s * w, t)]];
-        bk->slots[bk->len++] = (uint32_t)s;
-    }
-    free(at);
-    return 0;
-fail:
-    free(at);
-    lsh_off(ix);
-    return -ENOMEM;
-}
-
-/* One step of a key growth: the next table moves to `bits` bits. */
-static void migrate_step(index_t *ix)
-{
-    if (table_rebuild(ix, ix->mig_next, ix->bits) < 0)
-        return;
-    if (++ix->mig_next == ix->tables)
-        ix->migrating = false;
 }
 
 /* ---- public ---- */
@@ -860,8 +903,6 @@ index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p)
         d = *p;
     if (dim == 0 || dim > SIMCACHE_MAX_DIM)
         return NULL;
-    if (d.tables == 0)
-        d.tables = DEF_TABLES;
     if (p == NULL)
         d.probes = DEF_PROBES;
     if (d.exact_below == 0) {
@@ -869,43 +910,28 @@ index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p)
         d.exact_below = d.exact_below < EXACT_MIN ? EXACT_MIN : d.exact_below;
         d.exact_below = d.exact_below > EXACT_MAX ? EXACT_MAX : d.exact_below;
     }
-    if (d.tables > MAX_TABLES || d.bits > MAX_BITS || d.probes > 1)
+    if (d.tables > 64 || d.bits > 24 || d.probes > 1)
         return NULL;
 
     index_t *ix = calloc(1, sizeof *ix);
     if (ix == NULL)
         return NULL;
-    ix->free_head = NO_SLOT;
     ix->dim = dim;
     ix->seed = seed;
-    ix->tables = d.tables;
-    ix->bits = d.bits;
-    ix->auto_bits = d.bits == 0;
-    ix->kstride = d.bits ? d.bits : MAX_BITS;
-    ix->kwords = (d.tables * ix->kstride + 63) / 64;
-    ix->grow_at = UINT64_MAX;
     ix->probes = d.probes;
+    ix->nprobe = !d.probes ? 1 : 0;
     ix->exact_below = d.exact_below;
-    ix->epoch = 0;
 
     rng_t r;
     rng_init(&r, seed, 3);
     ix->idmap.salt = rng_next(&r);
-    uint64_t bsalt = rng_next(&r);
-    for (uint32_t t = 0; t < MAX_TABLES; t++)
-        ix->bmap[t].salt = bsalt;
-
-    uint32_t kp = KEY_MIN_PAD;
-    while (kp < dim)
-        kp *= 2;
-    ix->kpad = kp;
-    ix->krot = (d.tables * ix->kstride + kp - 1) / kp;
     if (dim >= CODE_MIN_DIM) {
         uint32_t dp = 1024; /* a power of two >= CODE_BITS */
         while (dp < dim)
             dp *= 2;
         ix->dpad = dp;
         ix->code_words = REC_WORDS;
+        ix->cdims = COARSE_DIMS;
     }
     return ix;
 }
@@ -914,11 +940,10 @@ void index_free(index_t *ix)
 {
     if (ix == NULL)
         return;
-    if (ix->lsh)
-        lsh_off(ix);
+    if (ix->ivf)
+        ivf_off(ix);
     free(ix->vecs);
     free(ix->ids);
-    free(ix->stamp);
     free(ix->cands);
     free(ix->ubound);
     free(ix->fstar);
@@ -950,22 +975,21 @@ int index_add(index_t *ix, uint64_t id, const float *unit)
     uint32_t s = (uint32_t)ix->count;
     memcpy(ix->vecs + (size_t)s * ix->dim, unit, ix->dim * sizeof(float));
     ix->ids[s] = id;
-    if (ix->lsh && lsh_insert(ix, s) < 0)
+    if (ix->ivf && ivf_insert(ix, s, NO_SLOT) < 0)
         return -ENOMEM;
     map_insert_new(&ix->idmap, id, s);
     ix->count++;
-    /* Failures here only make searches exact until a later add. A key
-     * growth starts here and moves one table per add. */
-    if (ix->lsh && !ix->migrating && ix->count >= ix->grow_at) {
-        ix->bits++;
-        ix->grow_at = ix->bits < MAX_BITS ? (uint64_t)BUCKET_MEAN << (ix->bits + 1) : UINT64_MAX;
-        ix->migrating = true;
-        ix->mig_next = 0;
+    if (ix->ivf) {
+        /* At most one split per add: the list this add or the sweep made
+         * too long. A failed split (no memory) only leaves it long. */
+        uint32_t lim = split_at(ix->count), k2 = sweep_step(ix), k = ix->lof[s];
+        if (ix->lists[k].len <= lim)
+            k = k2;
+        if (ix->lists[k].len > lim)
+            (void)list_split(ix, k);
     }
-    if (ix->lsh && ix->migrating)
-        migrate_step(ix);
-    if (!ix->lsh && ix->count >= ix->exact_below)
-        (void)lsh_on(ix, NULL);
+    if (!ix->ivf && ix->count >= ix->exact_below)
+        (void)ivf_on(ix, NULL);
     return 0;
 }
 
@@ -978,20 +1002,17 @@ int index_remove(index_t *ix, uint64_t id)
     uint32_t s = ix->idmap.ents[at].val;
     uint32_t last = (uint32_t)ix->count - 1;
     map_delete_at(&ix->idmap, at);
-    if (ix->lsh)
-        lsh_unlink(ix, s);
+    if (ix->ivf)
+        list_take(ix, ix->lof[s], ix->lpos[s]);
     if (s != last) {
         size_t d = ix->dim;
         memcpy(ix->vecs + s * d, ix->vecs + last * d, d * sizeof(float));
         ix->ids[s] = ix->ids[last];
         ix->idmap.ents[map_find(&ix->idmap, ix->ids[s])].val = s;
-        if (ix->lsh) {
-            lsh_move(ix, last, s);
-            if (ix->code_words)
-                memcpy(ix->codes + s * ix->code_words, ix->codes + last * ix->code_words,
-                       ix->code_words * sizeof(uint64_t));
-            memcpy(ix->kb + s * ix->kwords, ix->kb + last * ix->kwords,
-                   ix->kwords * sizeof(uint64_t));
+        if (ix->ivf) {
+            ix->lof[s] = ix->lof[last];
+            ix->lpos[s] = ix->lpos[last];
+            ix->lists[ix->lof[s]].slots[ix->lpos[s]] = s;
             memcpy(ix->q8 + s * d, ix->q8 + last * d, d);
             ix->qscale[s] = ix->qscale[last];
             ix->qerr[s] = ix->qerr[last];
@@ -1021,110 +1042,46 @@ static int search_exact(index_t *ix, const float *q, float thr, uint32_t *best_s
     return found;
 }
 
-/* Bucket keys to probe for query q into ix->probe_key; returns how many.
- * The exact key of every table first (the likeliest matches, and an early
- * good match raises the floor for the rest), then (probes = 1) in each table
- * the keys one bit away along the `flips` bits where the query lies closest
- * to the hyperplane (smallest |margin|), and past 13-bit keys the pairs of
- * the PAIR_BITS closest: query-directed multi-probe (Lv et al., VLDB 2007)
- * with a fixed shape. Measured on the benchmark's workload at 100k, it finds
- * more matches per candidate than flipping each of 13 bits, and more than
- * a heap over multi-bit flip sets (Lv's full scheme, ordered across tables)
- * at the same count, for far less work per query. */
-static size_t probe_keys(index_t *ix, const float *q)
+/* Sort the n pairs (cands[i], fstar[i]) by fstar, highest first (Shell
+ * sort: a few hundred pairs, no allocation). */
+static void sort_by_fstar(uint32_t *cands, float *fstar, size_t n)
 {
-    const uint32_t T = ix->tables;
-    uint64_t *pk = ix->probe_key;
-    size_t np = T;
+    static const size_t gaps[] = { 701, 301, 132, 57, 23, 10, 4, 1 };
 
-    key_margins(ix, q, ix->kbuf, false);
-    for (uint32_t t = 0; t < T; t++) {
-        const uint32_t K = ix->tbits[t];
-        uint32_t flips = FLIPS + (K > 13 ? FLIPS_PER_BIT * (K - 13) : 0);
-        flips = !ix->probes ? 0 : flips < K ? flips : K;
-        uint32_t pairs = K > 13 ? PAIR_BITS : 0;
-        const float *m = ix->kbuf + (size_t)t * ix->kstride;
-        float *m2 = ix->m2;
-        uint8_t *ord = ix->order;
-        uint32_t k = 0, n = 0;
-        for (uint32_t j = 0; j < K; j++)
-            if (m[j] > 0.0f)
-                k |= 1u << j;
-        pk[t] = bucket_key(t, k);
-        if (flips == 0)
-            continue;
-        /* The `flips` smallest squared margins, ascending (insertion). */
-        for (uint32_t j = 0; j < K; j++) {
-            float v = m[j] * m[j];
-            if (n == flips && v >= m2[flips - 1])
-                continue;
-            uint32_t i = n < flips ? n++ : flips - 1;
-            while (i > 0 && m2[i - 1] > v) {
-                m2[i] = m2[i - 1];
-                ord[i] = ord[i - 1];
-                i--;
+    for (size_t g = 0; g < sizeof gaps / sizeof *gaps; g++) {
+        size_t gap = gaps[g];
+        for (size_t i = gap; i < n; i++) {
+            uint32_t c = cands[i];
+            float f = fstar[i];
+            size_t j = i;
+            for (; j >= gap && fstar[j - gap] < f; j -= gap) {
+                cands[j] = cands[j - gap];
+                fstar[j] = fstar[j - gap];
             }
-            m2[i] = v;
-            ord[i] = (uint8_t)j;
+            cands[j] = c;
+            fstar[j] = f;
         }
-        for (uint32_t i = 0; i < n; i++)
-            pk[np++] = bucket_key(t, k ^ (1u << ord[i]));
-        for (uint32_t i = 1; i < n && i < pairs; i++)
-            for (uint32_t j = 0; j < i; j++)
-                pk[np++] = bucket_key(t, k ^ (1u << ord[i]) ^ (1u << ord[j]));
     }
-    return np;
 }
 
-/* Candidates of the probed buckets, each slot once, into ix->cands.
- * Returns their number. */
-static size_t lsh_candidates(index_t *ix, const float *q)
+static int search_ivf(index_t *ix, const float *q, float thr, uint32_t *best_s, float *best)
 {
-    uint64_t *pk = ix->probe_key;
-    uint32_t *pb = ix->probe_bk;
-    size_t np, nb = 0, n = 0;
-
-    if (++ix->epoch == 0) {
-        memset(ix->stamp, 0, ix->cap * sizeof *ix->stamp);
-        ix->epoch = 1;
+    uint32_t w = ix->code_words, np = ix->nprobe;
+    float muy = vec_dot(ix->mean, q, ix->dim);
+    float qf[2] = { 0.0f, 0.0f };
+    if (w) {
+        code_compute(ix, q, ix->qcode, false);
+        memcpy(qf, &ix->qcode[CODE_WORDS], sizeof qf);
     }
-    np = probe_keys(ix, q);
-    /* Each lookup is a chain of cache misses (map, bucket, slots): walk all
-     * probes one level at a time so the misses of a level overlap. */
-    for (size_t i = 0; i < np; i++)
-        __builtin_prefetch(&bmap_of(ix, pk[i])->ents[map_home(bmap_of(ix, pk[i]), pk[i])]);
-    for (size_t i = 0; i < np; i++) {
-        const slotmap_t *m = bmap_of(ix, pk[i]);
-        size_t at = map_find(m, pk[i]);
-        if (at != SIZE_MAX) {
-            pb[nb] = m->ents[at].val;
-            __builtin_prefetch(&ix->bk[pb[nb]]);
-            nb++;
-        }
+    if (np == 0) {
+        np = (uint32_t)ceil(sqrt((double)ix->nlist) / 2.0);
+        np = np < NPROBE_MIN ? NPROBE_MIN : np > MAX_NPROBE ? MAX_NPROBE : np;
     }
-    for (size_t i = 0; i < nb; i++)
-        __builtin_prefetch(ix->bk[pb[i]].slots);
-    for (size_t i = 0; i < nb; i++) {
-        const struct bucket *bk = &ix->bk[pb[i]];
-        for (uint32_t k = 0; k < bk->len; k++) {
-            uint32_t s = bk->slots[k];
-            if (ix->stamp[s] != ix->epoch) {
-                ix->stamp[s] = ix->epoch;
-                ix->cands[n++] = s;
-            }
-        }
-    }
-    return n;
-}
-
-static int search_lsh(index_t *ix, const float *q, float thr, uint32_t *best_s, float *best)
-{
-    size_t n = lsh_candidates(ix, q), ns = 0, nu = 0;
-    uint32_t w = ix->code_words;
+    np = nearest_lists(ix, q, np, ix->lorder);
+    size_t n = 0, ns = 0, nu = 0;
     int found = 0;
 
-    ix->candidates += n;
-    /* Stage 2: keep the candidates whose sign code can reach thr. Codes are
+    /* Stage 2: keep the entries whose sign code can reach thr. Codes are
      * of x' = x - mean, and x.y >= f implies x'.y' >= f - mux - muy + mu2
      * (mux = mean.x), so cos(x', y') >= c(f) = (f - mux - muy + mu2) / (nx ny)
      * (nx = |x'|). A pair whose centred cosine is at least c keeps Hamming
@@ -1132,41 +1089,45 @@ static int search_lsh(index_t *ix, const float *q, float thr, uint32_t *best_s, 
      * f <= fstar = cmax[h] nx ny + mux + muy - mu2: one multiply-add per
      * candidate, and fstar still serves when the floor rises in stage 3.
      * (With nx ny = 0, x'.y' = 0 and fstar = x.y exactly.) */
-    float muy = vec_dot(ix->mean, q, ix->dim);
-    if (w) {
-        size_t lines = (w * sizeof(uint64_t) + 63) / 64;
-        code_compute(ix, q, ix->qcode, false);
-        float qf[2];
-        memcpy(qf, &ix->qcode[CODE_WORDS], sizeof qf);
-        const float ny = qf[1], base = muy - ix->mu2;
-        for (size_t i = 0; i < n; i++) {
-            if (i + 16 < n) {
-                const char *c = (const char *)(ix->codes + (size_t)ix->cands[i + 16] * w);
-                for (size_t l = 0; l < lines; l++)
-                    __builtin_prefetch(c + 64 * l);
+    const float ny = qf[1], base = muy - ix->mu2;
+    for (uint32_t j = 0; j < np; j++) {
+        const struct list *l = &ix->lists[ix->lorder[j]];
+        n += l->len;
+        if (!w) {
+            for (uint32_t i = 0; i < l->len; i++) {
+                ix->cands[ns] = l->slots[i];
+                ix->fstar[ns++] = 2.0f;
             }
-            uint32_t s = ix->cands[i];
-            const uint64_t *rec = ix->codes + (size_t)s * w;
-            uint32_t h = vec_hamming(rec, ix->qcode, CODE_WORDS);
-            float xf[2];
-            memcpy(xf, &rec[CODE_WORDS], sizeof xf);
-            float fs = ix->cmax[h] * xf[1] * ny + xf[0] + base;
-            if (fs >= thr) {
-                ix->cands[ns] = s;
-                ix->fstar[ns] = fs;
-                ns++;
+            continue;
+        }
+        /* Sequential, in chunks: distances first (q in registers), then
+         * the floors. */
+        for (uint32_t i0 = 0; i0 < l->len; i0 += SCAN_CHUNK) {
+            uint32_t h[SCAN_CHUNK], m = l->len - i0 < SCAN_CHUNK ? l->len - i0 : SCAN_CHUNK;
+            const uint64_t *rec = l->recs + (size_t)i0 * w;
+            vec_hamming_many(rec, w, m, ix->qcode, CODE_WORDS, h);
+            for (uint32_t i = 0; i < m; i++) {
+                float xf[2];
+                memcpy(xf, &rec[(size_t)i * w + CODE_WORDS], sizeof xf);
+                float fs = ix->cmax[h[i]] * xf[1] * ny + xf[0] + base;
+                if (fs >= thr) {
+                    ix->cands[ns] = l->slots[i0 + i];
+                    ix->fstar[ns] = fs;
+                    ns++;
+                }
             }
         }
-        ix->coded += n;
-    } else {
-        ns = n;
-        for (size_t i = 0; i < n; i++)
-            ix->fstar[i] = 2.0f;
     }
+    ix->candidates += n;
+    if (w)
+        ix->coded += n;
 
     /* Stage 3: bounds of each survivor's cosine from its int8 code. Keep
      * those whose upper bound reaches thr. The best lower bound so far is a
-     * floor under the answer: it tightens the sign cut for the rest. */
+     * floor under the answer: it tightens the sign cut for the rest, so
+     * the likeliest (highest fstar) go first and raise it early. */
+    if (w && ns <= SORT_MAX)
+        sort_by_fstar(ix->cands, ix->fstar, ns);
     float ynorm = sqrtf(vec_dot(q, q, ix->dim)) * 1.0001f;
     float floor_lb = thr;
     size_t qb = ix->dim;
@@ -1223,10 +1184,10 @@ int index_search(index_t *ix, const float *unit, float threshold, uint64_t *id, 
      * 1 would miss. Compare with SIM_EPS of slack and report the similarity
      * clamped to [threshold, 1]: within rounding, it met the threshold. */
     float thr = threshold - SIM_EPS;
-    if (!ix->lsh || ix->count < ix->exact_below)
+    if (!ix->ivf || ix->count < ix->exact_below)
         found = search_exact(ix, unit, thr, &s, &best);
     else
-        found = search_lsh(ix, unit, thr, &s, &best);
+        found = search_ivf(ix, unit, thr, &s, &best);
     if (!found)
         return 0;
     if (best < threshold)
@@ -1294,36 +1255,34 @@ void index_get_stats(const index_t *ix, index_stats_t *st)
 {
     memset(st, 0, sizeof *st);
     st->count = ix->count;
-    st->lsh_active = ix->lsh;
+    st->lsh_active = ix->ivf;
     st->searches = ix->searches;
     st->candidates = ix->candidates;
+    st->splits = ix->splits;
     uint64_t c = ix->cap, by = sizeof *ix;
-    by += c * ((uint64_t)ix->dim * sizeof(float) + sizeof *ix->ids + sizeof *ix->stamp +
-               sizeof *ix->cands + sizeof *ix->ubound + sizeof *ix->fstar);
+    by += c * ((uint64_t)ix->dim * sizeof(float) + sizeof *ix->ids + sizeof *ix->cands +
+               sizeof *ix->ubound + sizeof *ix->fstar);
     by += ix->idmap.cap * sizeof *ix->idmap.ents;
-    if (ix->lsh) {
-        for (uint32_t t = 0; t < MAX_TABLES; t++) {
-            st->buckets += ix->bmap[t].len;
-            by += ix->bmap[t].cap * sizeof *ix->bmap[t].ents;
+    if (ix->ivf) {
+        st->buckets = ix->nlist;
+        for (uint32_t k = 0; k < ix->nlist; k++) {
+            const struct list *l = &ix->lists[k];
+            if (l->len > st->max_bucket)
+                st->max_bucket = l->len;
+            by += (uint64_t)l->cap * (ix->code_words * sizeof(uint64_t) + sizeof(uint32_t));
         }
-        for (uint32_t b = 0; b < ix->nbk; b++) {
-            if (ix->bk[b].len > st->max_bucket)
-                st->max_bucket = ix->bk[b].len;
-            by += (uint64_t)ix->bk[b].cap * sizeof(uint32_t);
-        }
-        by += (uint64_t)ix->bkcap * sizeof *ix->bk;
-        by += ((uint64_t)5 * ix->krot * ix->kpad + ix->dim) * sizeof(float);
-        by += c * ix->kwords * sizeof(uint64_t);
-        by += c * ix->code_words * sizeof(uint64_t);
+        by += (uint64_t)ix->lcap * (sizeof *ix->lists + ((uint64_t)ix->dim + 2) * sizeof(float));
+        by += MAX_NPROBE * sizeof(uint32_t);
+        by += (uint64_t)ix->dim * sizeof(float);
         by += (uint64_t)5 * ix->dpad * sizeof(float);
-        by += c * ((uint64_t)ix->dim + 2 * sizeof(float));
+        by += c * ((uint64_t)ix->dim + 4 * sizeof(uint32_t));
     }
     st->bytes = by;
 }
 
 const float *index_center(const index_t *ix)
 {
-    return ix->lsh ? ix->mean : NULL;
+    return ix->ivf ? ix->mean : NULL;
 }
 
 int index_set_center(index_t *ix, const float *center)
@@ -1340,9 +1299,17 @@ int index_set_center(index_t *ix, const float *center)
         if (ss > 1.0 + 1e-3)
             return -EINVAL;
     }
-    if (ix->lsh)
-        lsh_off(ix);
-    return lsh_on(ix, center);
+    if (ix->ivf)
+        ivf_off(ix);
+    return ivf_on(ix, center);
+}
+
+int index_set_lists_probed(index_t *ix, uint32_t n)
+{
+    if (ix == NULL || n == 0 || n > MAX_NPROBE)
+        return -EINVAL;
+    ix->nprobe = n;
+    return 0;
 }
 
 void index_get_rerank_counts(const index_t *ix, uint64_t *coded, uint64_t *quantized,

@@ -313,6 +313,23 @@ static uint32_t hamming_avx512(const uint64_t *a, const uint64_t *b, size_t word
     return (uint32_t)_mm512_reduce_add_epi64(acc);
 }
 
+/* Up to 16 words of code: q in two registers for the whole run. */
+__attribute__((target("avx512f,avx512vpopcntdq")))
+static void hamming_many_avx512(const uint64_t *recs, size_t stride, size_t n, const uint64_t *q,
+                                size_t words, uint32_t *out)
+{
+    __mmask8 m0 = (__mmask8)(words >= 8 ? 0xffu : (1u << words) - 1u);
+    __mmask8 m1 = (__mmask8)(words >= 16 ? 0xffu : words > 8 ? (1u << (words - 8)) - 1u : 0u);
+    __m512i q0 = _mm512_maskz_loadu_epi64(m0, q), q1 = _mm512_maskz_loadu_epi64(m1, q + 8);
+    for (size_t r = 0; r < n; r++) {
+        const uint64_t *a = recs + r * stride;
+        __m512i x0 = _mm512_xor_si512(_mm512_maskz_loadu_epi64(m0, a), q0);
+        __m512i x1 = _mm512_xor_si512(_mm512_maskz_loadu_epi64(m1, a + 8), q1);
+        __m512i c = _mm512_add_epi64(_mm512_popcnt_epi64(x0), _mm512_popcnt_epi64(x1));
+        out[r] = (uint32_t)_mm512_reduce_add_epi64(c);
+    }
+}
+
 __attribute__((target("avx2,fma")))
 static void dot_many_avx2(const float *rows, size_t n, const float *x, uint32_t dim, float *out)
 {
@@ -374,6 +391,19 @@ uint32_t vec_hamming(const uint64_t *a, const uint64_t *b, size_t words)
         return vpopcnt_get() ? hamming_avx512(a, b, words) : hamming_popcnt(a, b, words);
 #endif
     return hamming_scalar(a, b, words);
+}
+
+void vec_hamming_many(const uint64_t *recs, size_t stride, size_t n, const uint64_t *q,
+                      size_t words, uint32_t *out)
+{
+#ifdef VEC_X86
+    if (impl_get() == IMPL_AVX2 && vpopcnt_get() && words <= 16) {
+        hamming_many_avx512(recs, stride, n, q, words, out);
+        return;
+    }
+#endif
+    for (size_t r = 0; r < n; r++)
+        out[r] = vec_hamming(recs + r * stride, q, words);
 }
 
 float vec_dot_i8(const int8_t *a, const float *b, uint32_t dim)

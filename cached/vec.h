@@ -42,6 +42,12 @@ void vec_sign_bits(const float *x, uint32_t n, uint64_t *bits);
  * (AVX-512 VPOPCNTQ where the CPU has it, else POPCNT or plain C). */
 uint32_t vec_hamming(const uint64_t *a, const uint64_t *b, size_t words);
 
+/* out[r] = vec_hamming(recs + r * stride, q, words) for r < n: a run of
+ * code records (stride >= words 64-bit words apart) against one code, with
+ * q kept in registers where words <= 16. */
+void vec_hamming_many(const uint64_t *recs, size_t stride, size_t n, const uint64_t *q,
+                      size_t words, uint32_t *out);
+
 /* Name of the variant in use ("avx2", "scalar"). */
 const char *vec_impl(void);
 
