@@ -71,8 +71,7 @@ static void on_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t why)
     daemon_entry_free(d, e);
 }
 
-/* The entry's record, whichever memory tier holds it (live or pending). */
-static entry_t *mem_entry(daemon_t *d, uint64_t id)
+entry_t *daemon_mem_entry(daemon_t *d, uint64_t id)
 {
     entry_t *e = d->gstore ? store_user(d->gstore, id) : NULL;
     return e ? e : store_user(d->store, id);
@@ -80,7 +79,7 @@ static entry_t *mem_entry(daemon_t *d, uint64_t id)
 
 int daemon_entry_delete(daemon_t *d, uint64_t id)
 {
-    entry_t *e = mem_entry(d, id);
+    entry_t *e = daemon_mem_entry(d, id);
     if (!e && (e = tier_disk_entry(d, id)) && e->indexed) {
         tier_forget(d, id);
         d->stats.deletes++;

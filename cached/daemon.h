@@ -164,6 +164,9 @@ void daemon_lease_end(daemon_t *d, lease_t *l);
 /* Take a record out of its namespace and index (if still indexed) and free
  * it: an entry that leaves the last tier holding it. */
 void daemon_entry_free(daemon_t *d, entry_t *e);
+/* The record of entry id, whichever memory tier (GPU or host) holds it,
+ * live or pending (a put, a promotion); NULL if neither does. */
+entry_t *daemon_mem_entry(daemon_t *d, uint64_t id);
 /* Delete an entry: unfindable now, bytes freed after the last lease. */
 int daemon_entry_delete(daemon_t *d, uint64_t id);
 /* Delete every entry of ns (NULL: all). Returns how many. */

@@ -39,12 +39,14 @@ static uint8_t *gbase(const daemon_t *d)
     return gpu_arena_ptr(d->garena);
 }
 
+enum copy_dir { H2D, D2H, D2D };
+
 /* Copy on the tier's stream and wait for it. 0 or -1 (logged). */
-static int copy_sync(daemon_t *d, int dir, void *dst, const void *src, size_t n)
+static int copy_sync(daemon_t *d, enum copy_dir dir, void *dst, const void *src, size_t n)
 {
-    int rc = dir == 0   ? gpu_copy_h2d(dst, src, n, d->gstream)
-             : dir == 1 ? gpu_copy_d2h(dst, src, n, d->gstream)
-                        : gpu_copy_d2d(dst, src, n, d->gstream);
+    int rc = dir == H2D   ? gpu_copy_h2d(dst, src, n, d->gstream)
+             : dir == D2H ? gpu_copy_d2h(dst, src, n, d->gstream)
+                          : gpu_copy_d2d(dst, src, n, d->gstream);
     if (rc == 0) rc = gpu_stream_sync(d->gstream);
     if (rc) {
         log_warn("GPU tier: copy of %zu bytes failed: %s", n, gpu_last_error());
@@ -60,23 +62,30 @@ static void sum_if_pending(entry_t *e, const void *host)
     e->sum_pending = 0;
 }
 
-/* Bring evicted GPU entry e into the host tier. Its device bytes are intact:
- * the allocation that evicted it has not copied anything yet. 0 or -1. */
-static int demote(daemon_t *d, entry_t *e)
+/* Copy GPU entry e into a new live host extent and make the host tier its
+ * owner (e->on_gpu 0). Its GPU extent is left to the caller. 0 or -1 (e
+ * unchanged, nothing reserved). */
+static int copy_to_host(daemon_t *d, entry_t *e)
 {
     uint64_t off;
     if (store_alloc(d->store, e->id, e->size, e, &off)) return -1;
-    uint8_t *dst = store_base(d->store) + off;
-    if (copy_sync(d, 1, dst, gbase(d) + e->gpu_off, e->size)) {
+    if (gtier_read(d, e, store_base(d->store) + off)) {
         store_set_user(d->store, e->id, NULL);
         store_abort(d->store, e->id);
         return -1;
     }
-    sum_if_pending(e, dst);
     e->on_gpu = 0;
     e->host_off = off;
     store_commit(d->store, e->id);
     tier_note_dirty(d, e->id);
+    return 0;
+}
+
+/* Bring evicted GPU entry e into the host tier. Its device bytes are intact:
+ * the allocation that evicted it has not copied anything yet. 0 or -1. */
+static int demote(daemon_t *d, entry_t *e)
+{
+    if (copy_to_host(d, e)) return -1;
     d->gpu_demotions++;
     return 0;
 }
@@ -189,7 +198,7 @@ int gtier_put(daemon_t *d, entry_t *e, const void *src_dev)
     int rc = store_alloc(d->gstore, e->id, e->size, e, &off);
     if (rc)
         return rc == -EFBIG ? SIMCACHE_ETOOBIG : rc == -ENOSPC ? SIMCACHE_ENOSPC : SIMCACHE_ENOMEM;
-    if (copy_sync(d, 2, gbase(d) + off, src_dev, e->size)) {
+    if (copy_sync(d, D2D, gbase(d) + off, src_dev, e->size)) {
         store_set_user(d->gstore, e->id, NULL);
         store_abort(d->gstore, e->id);
         return SIMCACHE_EIO;
@@ -212,7 +221,7 @@ int gtier_promote(daemon_t *d, entry_t *e)
         d->gpu_move_failures++;
         return -1;
     }
-    if (copy_sync(d, 0, gbase(d) + goff, store_base(d->store) + hoff, e->size)) {
+    if (copy_sync(d, H2D, gbase(d) + goff, store_base(d->store) + hoff, e->size)) {
         store_set_user(d->gstore, e->id, NULL);
         store_abort(d->gstore, e->id);
         store_unpin(d->store, e->id);
@@ -233,23 +242,10 @@ int gtier_promote(daemon_t *d, entry_t *e)
 int gtier_to_host(daemon_t *d, entry_t *e)
 {
     if (!e->on_gpu) return 0;
-    uint64_t off;
-    if (store_alloc(d->store, e->id, e->size, e, &off)) {
+    if (copy_to_host(d, e)) {
         d->gpu_move_failures++;
         return -1;
     }
-    uint8_t *dst = store_base(d->store) + off;
-    if (copy_sync(d, 1, dst, gbase(d) + e->gpu_off, e->size)) {
-        store_set_user(d->store, e->id, NULL);
-        store_abort(d->store, e->id);
-        d->gpu_move_failures++;
-        return -1;
-    }
-    sum_if_pending(e, dst);
-    e->on_gpu = 0;
-    e->host_off = off;
-    store_commit(d->store, e->id);
-    tier_note_dirty(d, e->id);
     store_set_user(d->gstore, e->id, NULL);
     store_delete(d->gstore, e->id);
     d->gpu_to_host++;
@@ -258,7 +254,7 @@ int gtier_to_host(daemon_t *d, entry_t *e)
 
 int gtier_read(daemon_t *d, entry_t *e, void *dst)
 {
-    if (!e->on_gpu || copy_sync(d, 1, dst, gbase(d) + e->gpu_off, e->size)) return -1;
+    if (!e->on_gpu || copy_sync(d, D2H, dst, gbase(d) + e->gpu_off, e->size)) return -1;
     sum_if_pending(e, dst);
     return 0;
 }

@@ -987,8 +987,7 @@ static void do_release(req_t *r)
 static int own_entry(client_t *c, uint64_t id)
 {
     daemon_t *d = c->d;
-    entry_t *e = store_user(d->store, id);   /* live, or pending: a put or a promotion */
-    if (!e && d->gstore) e = store_user(d->gstore, id);
+    entry_t *e = daemon_mem_entry(d, id);
     if (!e) e = tier_disk_entry(d, id);
     return e && e->ns == c->ns && e->indexed;
 }

@@ -433,27 +433,48 @@ static staged_t *find_staged(simcache_t *h, uint64_t token)
     return NULL;
 }
 
+/* The put_begin round trip: on success *r is positioned after the reply's
+ * four fields (a device reply's GPU region follows), *p holds them and *fd
+ * the fd that came with the reply (or -1; the caller owns it). */
+typedef struct {
+    uint64_t token, staging_id, staging_size;
+    uint32_t fresh;
+} put_reply_t;
+
+static int put_begin_request(simcache_t *h, uint64_t size, uint32_t flags, proto_rd_t *r,
+                             put_reply_t *p, int *fd)
+{
+    size_t off = begin(h, OP_PUT_BEGIN);
+    proto_wr_u64(&h->out, size);
+    proto_wr_u32(&h->out, flags);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, OP_PUT_BEGIN, &len);
+    *fd = take_fd(h);
+    if (rc) {
+        if (*fd >= 0) close(*fd);
+        *fd = -1;
+        return rc;
+    }
+    proto_rd_init(r, h->in, len);
+    p->token = proto_rd_u64(r);
+    p->staging_id = proto_rd_u64(r);
+    p->staging_size = proto_rd_u64(r);
+    p->fresh = proto_rd_u32(r);
+    return 0;
+}
+
 static int put_begin_locked(simcache_t *h, uint64_t size, void **buf, uint64_t *token)
 {
     staged_t *slot = find_staged(h, 0);
     if (!slot) return fail(h, SIMCACHE_ELIMIT, "%d puts already begun on this handle", MAX_STAGED);
-    size_t off = begin(h, OP_PUT_BEGIN);
-    proto_wr_u64(&h->out, size);
-    proto_wr_u32(&h->out, 0);
-    proto_wr_frame_end(&h->out, off);
-    size_t len;
-    int rc = roundtrip(h, OP_PUT_BEGIN, &len);
-    int fd = take_fd(h);
-    if (rc) {
-        if (fd >= 0) close(fd);
-        return rc;
-    }
     proto_rd_t r;
-    proto_rd_init(&r, h->in, len);
-    uint64_t t = proto_rd_u64(&r);
-    uint64_t sid = proto_rd_u64(&r);
-    uint64_t ssize = proto_rd_u64(&r);
-    uint32_t fresh = proto_rd_u32(&r);
+    put_reply_t p;
+    int fd;
+    int rc = put_begin_request(h, size, 0, &r, &p, &fd);
+    if (rc) return rc;
+    uint64_t t = p.token, sid = p.staging_id, ssize = p.staging_size;
+    uint32_t fresh = p.fresh;
     if (proto_rd_done(&r) || t == 0 || ssize < size || (fresh != 0) != (fd >= 0) ||
         (!fresh && (!h->spare.map || h->spare.id != sid || h->spare.size != ssize))) {
         if (fd >= 0) close(fd);
@@ -577,23 +598,13 @@ static int put_begin_device_locked(simcache_t *h, uint64_t size, void **dev, uin
 {
     staged_t *slot = find_staged(h, 0);
     if (!slot) return fail(h, SIMCACHE_ELIMIT, "%d puts already begun on this handle", MAX_STAGED);
-    size_t off = begin(h, OP_PUT_BEGIN);
-    proto_wr_u64(&h->out, size);
-    proto_wr_u32(&h->out, PROTO_PUT_DEVICE);
-    proto_wr_frame_end(&h->out, off);
-    size_t len;
-    int rc = roundtrip(h, OP_PUT_BEGIN, &len);
-    int fd = take_fd(h);
-    if (rc) {
-        if (fd >= 0) close(fd);
-        return rc;
-    }
     proto_rd_t r;
-    proto_rd_init(&r, h->in, len);
-    uint64_t t = proto_rd_u64(&r);
-    uint64_t sid = proto_rd_u64(&r);
-    uint64_t ssize = proto_rd_u64(&r);
-    uint32_t fresh = proto_rd_u32(&r);
+    put_reply_t p;
+    int fd;
+    int rc = put_begin_request(h, size, PROTO_PUT_DEVICE, &r, &p, &fd);
+    if (rc) return rc;
+    uint64_t t = p.token, sid = p.staging_id, ssize = p.staging_size;
+    uint32_t fresh = p.fresh;
     if (r.err || t == 0 || ssize < size || (!fresh && (!h->gstage || h->gstage_id != sid))) {
         if (fd >= 0) close(fd);
         return fail(h, SIMCACHE_EPROTO, "bad put_begin reply");

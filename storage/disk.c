@@ -843,6 +843,24 @@ static void submit_queued(disk_t *d)
 
 static void aio_unlink(disk_t *d, aread_t *rd);
 
+/* Cut rd's plen bytes into its n chunks, queue them, and list rd as in
+ * flight (aio_unlink undoes the listing); the caller submits. */
+static void aio_queue(disk_t *d, aread_t *rd, uint32_t n, uint64_t plen)
+{
+    rd->left = n;
+    rd->nchunks = n;
+    for (uint32_t i = 0; i < n; i++) {
+        achunk_t *c = &rd->chunks[i];
+        c->rd = rd;
+        c->off = (uint64_t)i * ACHUNK;
+        c->len = (uint32_t)(plen - c->off < ACHUNK ? plen - c->off : ACHUNK);
+        queue_chunk(d, c);
+    }
+    rd->next = d->reads;
+    if (d->reads) d->reads->prev = rd;
+    d->reads = rd;
+}
+
 static void aread_finish(disk_t *d, aread_t *rd)
 {
     drec_t *r = rd->r;
@@ -909,19 +927,8 @@ int disk_read_async(disk_t *d, uint64_t id, void *dst, disk_read_cb cb, void *ar
     rd->dst = dst;
     rd->cb = cb;
     rd->arg = arg;
-    rd->left = n;
-    rd->nchunks = n;
-    for (uint32_t i = 0; i < n; i++) {
-        achunk_t *c = &rd->chunks[i];
-        c->rd = rd;
-        c->off = (uint64_t)i * ACHUNK;
-        c->len = (uint32_t)(plen - c->off < ACHUNK ? plen - c->off : ACHUNK);
-        queue_chunk(d, c);
-    }
     r->busy++;
-    rd->next = d->reads;
-    if (d->reads) d->reads->prev = rd;
-    d->reads = rd;
+    aio_queue(d, rd, n, plen);
     d->st.reads_inflight++;
     d->st.async_reads++;
     submit_queued(d);
@@ -1019,18 +1026,7 @@ int disk_write_async(disk_t *d, uint64_t id, const void *buf, uint64_t len, uint
     rd->dst = (uint8_t *)buf;
     rd->cb = cb;
     rd->arg = arg;
-    rd->left = n;
-    rd->nchunks = n;
-    for (uint32_t i = 0; i < n; i++) {
-        achunk_t *c = &rd->chunks[i];
-        c->rd = rd;
-        c->off = (uint64_t)i * ACHUNK;
-        c->len = (uint32_t)(plen - c->off < ACHUNK ? plen - c->off : ACHUNK);
-        queue_chunk(d, c);
-    }
-    rd->next = d->reads;
-    if (d->reads) d->reads->prev = rd;
-    d->reads = rd;
+    aio_queue(d, rd, n, plen);
     d->st.writes_inflight++;
     d->st.async_writes++;
     submit_queued(d);

@@ -399,18 +399,19 @@ static void on_read_done(void *arg, uint64_t id, int rc)
     t->id = id;
 }
 
-/* Reap until every read has called back (eventfd-driven, as in the daemon). */
+/* Reap until every read and write has called back (eventfd-driven, as in
+ * the daemon). */
 static void reap_all(disk_t *d)
 {
     disk_stats_t st;
     for (int i = 0; i < 10000; i++) {
         disk_get_stats(d, &st);
-        if (st.reads_inflight == 0) return;
+        if (st.reads_inflight == 0 && st.writes_inflight == 0) return;
         struct timespec ts = { 0, 100000 };
         nanosleep(&ts, NULL);
         disk_reap(d);
     }
-    fail_msg("asynchronous reads never completed");
+    fail_msg("asynchronous I/O never completed");
 }
 
 static void async_read_round_trip(void **state)
@@ -554,20 +555,6 @@ static void close_drains_reads_in_flight(void **state)
     free(got);
 }
 
-/* Reap until every asynchronous write has called back. */
-static void reap_writes(disk_t *d)
-{
-    disk_stats_t st;
-    for (int i = 0; i < 10000; i++) {
-        disk_get_stats(d, &st);
-        if (st.writes_inflight == 0) return;
-        struct timespec ts = { 0, 100000 };
-        nanosleep(&ts, NULL);
-        disk_reap(d);
-    }
-    fail_msg("asynchronous writes never completed");
-}
-
 /* A write in the background: not on disk until its callback, then read back
  * exact, and there after a restart; a second write of the same id while the
  * first flies is -EBUSY, of an id already on disk -EEXIST. */
@@ -587,7 +574,7 @@ static void async_write_round_trip_and_restart(void **state)
     assert_int_equal(disk_write_async(d, 5, b, len, 0, NULL, 0, on_read_done, &t2), -EBUSY);
     assert_int_equal(disk_write_async(d, 6, b + 1, len, 0, NULL, 0, on_read_done, &t2), -EINVAL);
     assert_int_equal(t.calls, 0);
-    reap_writes(d);
+    reap_all(d);
     assert_int_equal(t.calls, 1);
     assert_int_equal(t.rc, 0);
     assert_int_equal(t.id, 5);
@@ -624,7 +611,7 @@ static void async_write_cancelled_by_delete_or_put(void **state)
     assert_int_equal(disk_write_async(d, 2, b, 2 << 20, XXH3_64bits(b, 2 << 20), NULL, 0,
                                       on_read_done, &t2), 0);
     put_blob(d, 2, 4096, 8);                        /* a newer synchronous put of 2 */
-    reap_writes(d);
+    reap_all(d);
     assert_int_equal(t1.rc, -ECANCELED);
     assert_int_equal(t2.rc, -ECANCELED);
     assert_int_equal(disk_has(d, 1), 0);

@@ -16,6 +16,7 @@
  * path as argv[1] (or $SIMCACHED).
  */
 #include "gpu.h"
+#include "gpu_test.h"
 #include "harness.h"
 #include "simcache.h"
 
@@ -146,15 +147,7 @@ static void writer_main(int fd, int unused)
 int main(int argc, char **argv)
 {
     it_init(argc, argv);
-    pid_t p = fork();
-    if (p == 0) {
-        char why[160];
-        _exit(gpu_probe(why, sizeof why) > 0 ? 0 : 77);
-    }
-    if (it_wait_pid(p, IT_TIMEOUT_MS) != 0) {
-        printf("no CUDA device: skipping\n");
-        return 77;
-    }
+    if (!gpu_device_present()) return 77;
     it_daemon_t d;
     /* No GPU tier: device puts are staged through the host (test_gpu_tier
      * covers the GPU tier). */

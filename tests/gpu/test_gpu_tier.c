@@ -23,6 +23,7 @@
  * daemon's path as argv[1] (or $SIMCACHED). Not yet run on a GPU.
  */
 #include "gpu.h"
+#include "gpu_test.h"
 #include "harness.h"
 #include "simcache.h"
 
@@ -262,15 +263,7 @@ static int expect_info(const it_daemon_t *d, const char *key, uint64_t min)
 int main(int argc, char **argv)
 {
     it_init(argc, argv);
-    pid_t p = fork();
-    if (p == 0) {
-        char why[160];
-        _exit(gpu_probe(why, sizeof why) > 0 ? 0 : 77);
-    }
-    if (it_wait_pid(p, IT_TIMEOUT_MS) != 0) {
-        printf("no CUDA device: skipping\n");
-        return 77;
-    }
+    if (!gpu_device_present()) return 77;
     it_daemon_t d;
     /* SIMCACHE_TEST_GPU_IPC=legacy: the daemon shares through legacy IPC. */
     const char *ipc = getenv("SIMCACHE_TEST_GPU_IPC");
