@@ -12,7 +12,7 @@
  *  2. scan their records and drop the entries whose CODE_BITS-bit sign code
  *     (of x - mean) is too far from the query's in Hamming distance to reach
  *     the threshold. The cut is a Chernoff bound under which a pair at the
- *     threshold is dropped with probability below CODE_DELTA: calibrated,
+ *     threshold is dropped with probability below CODE_DROP: calibrated,
  *     not proven, so it may cost recall, never a false hit;
  *  3. bound each survivor's cosine from its int8 code (residual from the
  *     mean): a proven bound, rounding included, that rules out all but a few;
@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "simcache.h"
 #include "vec.h"
@@ -82,11 +83,11 @@
 #define CODE_WORDS (CODE_BITS / 64u)
 #define REC_WORDS 16u       /* a code record: the code, then mux and nx */
 #define CODE_MIN_DIM 64u
-/* Bound on P(drop a pair at the threshold): 1e-5 costs at most that much
- * recall, and halves the int8 scores of 1e-9 (84 -> 36 per query at 100k
- * x 2048, 690 -> 320 at 1M x 1024: entries of the query's topic). */
-#ifndef CODE_DELTA
-#define CODE_DELTA 1e-5
+/* Bound on P(drop a pair at the threshold), under the binomial model of
+ * the code bits, with the threshold taken CODE_MARGIN lower; see
+ * code_cut_for. */
+#ifndef CODE_DROP
+#define CODE_DROP 1e-2
 #endif
 #define CODE_MARGIN 0.02    /* calibrate as if the threshold were this lower */
 #define CODE_TAB 256u       /* cut table: thresholds -1 + k * 2/CODE_TAB */
@@ -102,10 +103,15 @@
 
 #define EXACT_CHUNK 256u
 #define SCAN_CHUNK 64u
-/* Stage 3 goes best first only up to this many survivors (a threshold far
- * below the data's cosines lets most candidates through: the order only
- * saves work, and a Shell sort of 10^5 would cost more than it saves). */
-#define SORT_MAX 8192u
+/* Stage 3 goes best first, by a counting sort of the survivors' sign-code
+ * floors into this many buckets: linear in the survivors (a comparison
+ * sort of a few thousand cost more than the int8 stage it orders), and
+ * within a bucket the order only matters for work, never for the answer. */
+#define ORDER_BUCKETS 256u
+/* int8 rows prefetched this many candidates ahead of stage 3. */
+#ifndef PF_AHEAD
+#define PF_AHEAD 3u
+#endif
 #define NO_SLOT UINT32_MAX
 
 
@@ -185,6 +191,7 @@ struct index {
     uint32_t *cands;    /* cap; search scratch */
     float *ubound;      /* cap; search scratch: stage 3 bounds */
     float *fstar;       /* cap; search scratch: stage 2 floors (see search_ivf) */
+    uint32_t *order;    /* cap; search scratch: stage 3 order, then survivors */
 
     /* Lists, allocated when switched on (ivf). */
     bool ivf;
@@ -214,6 +221,8 @@ struct index {
     /* int8 residuals: x ~ mean + qscale[s] * q8[s*dim..], off by <= qerr[s]. */
     int8_t *q8;         /* cap * dim */
     float *qscale, *qerr; /* cap */
+    int16_t *y16;       /* dim, search scratch: the query in int16 */
+    float munorm;       /* |mean| */
     uint64_t qcode[REC_WORDS];
     uint64_t rec[REC_WORDS]; /* add scratch */
     uint16_t cut[CODE_TAB + 1];
@@ -225,11 +234,27 @@ struct index {
  * Memory is accounted from the capacities (index_get_stats), not counted on
  * the fly, so a half-done growth cannot skew it. */
 
+/* Arrays this large are read at random addresses (stage 3's int8 rows, the
+ * exact stage's vectors): asking for transparent huge pages saves a TLB
+ * miss per row where the kernel grants them (THP "madvise" mode). Pages
+ * already there stay as they are; only an advice, so failure is ignored. */
+#define HUGE_ADVISE_MIN (8u << 20)
+#define HUGE_PAGE (2u << 20)
+
 static void *xrealloc(void *p, size_t n, size_t size)
 {
     if (n == 0 || n > SIZE_MAX / size)
         return NULL;
-    return realloc(p, n * size);
+    void *q = realloc(p, n * size);
+#ifdef MADV_HUGEPAGE
+    if (q != NULL && n * size >= HUGE_ADVISE_MIN) {
+        uintptr_t a = ((uintptr_t)q + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+        uintptr_t e = ((uintptr_t)q + n * size) & ~(uintptr_t)(HUGE_PAGE - 1);
+        if (e > a)
+            (void)madvise((void *)a, e - a, MADV_HUGEPAGE);
+    }
+#endif
+    return q;
 }
 
 /* ---- slotmap ---- */
@@ -336,36 +361,31 @@ static void code_compute(index_t *ix, const float *v, uint64_t *rec, bool raw)
     memcpy(&rec[CODE_WORDS], f, sizeof f);
 }
 
-/* Kullback-Leibler divergence of Bernoulli(q) from Bernoulli(p). */
-static double kl_bern(double q, double p)
-{
-    double a = q > 0.0 ? q * log(q / p) : 0.0;
-    double b = q < 1.0 ? (1.0 - q) * log((1.0 - q) / (1.0 - p)) : 0.0;
-    return a + b;
-}
-
-/* Largest Hamming distance a pair at cosine >= t keeps with probability
- * >= 1 - CODE_DELTA: for Hamming ~ Bin(m, p), p = acos(t)/pi, Chernoff gives
- * P(H >= m q) <= exp(-m KL(q || p)), so cut at the q where that is delta. */
+/* Largest Hamming distance a pair at centred cosine >= t keeps with
+ * probability >= 1 - CODE_DROP, t taken CODE_MARGIN lower: the smallest c
+ * with P(H > c) <= CODE_DROP for H ~ Bin(CODE_BITS, acos(t) / pi), the
+ * binomial tail summed exactly (in logs, from the top down). */
 static uint32_t code_cut_for(double t)
 {
-    const double m = CODE_BITS, need = log(1.0 / CODE_DELTA) / m;
+    const uint32_t m = CODE_BITS;
 
     t -= CODE_MARGIN;
     if (!(t > -1.0))
-        return CODE_BITS;
+        return m;
+    if (t >= 1.0)
+        return 0;
     double p = acos(t) / 3.141592653589793;
-    if (kl_bern(1.0, p) <= need)
-        return CODE_BITS;
-    double lo = p, hi = 1.0;
-    for (int it = 0; it < 60; it++) {
-        double mid = 0.5 * (lo + hi);
-        if (kl_bern(mid, p) <= need)
-            lo = mid;
-        else
-            hi = mid;
+    double lp = log(p), lodds = log1p(-p) - lp;
+    double lpmf = m * lp, tail = 0.0; /* log P(H = c), P(H > c) */
+    for (uint32_t c = m; c > 0; c--) {
+        double pm = exp(lpmf);
+        if (tail + pm > CODE_DROP)
+            return c;
+        tail += pm;
+        /* P(H = c-1) / P(H = c) = c / (m - c + 1) * (1 - p) / p */
+        lpmf += log((double)c / (m - c + 1)) + lodds;
     }
-    return (uint32_t)floor(m * lo);
+    return 0;
 }
 
 /* ---- capacity ---- */
@@ -402,6 +422,9 @@ static int grow_slots(index_t *ix, size_t need)
     if ((p = xrealloc(ix->fstar, ncap, sizeof(float))) == NULL)
         return -ENOMEM;
     ix->fstar = p;
+    if ((p = xrealloc(ix->order, ncap, sizeof(uint32_t))) == NULL)
+        return -ENOMEM;
+    ix->order = p;
     if (ix->ivf) {
         if ((p = xrealloc(ix->lof, ncap, sizeof(uint32_t))) == NULL)
             return -ENOMEM;
@@ -783,6 +806,8 @@ static void ivf_off(index_t *ix)
     free(ix->q8);
     free(ix->qscale);
     free(ix->qerr);
+    free(ix->y16);
+    ix->y16 = NULL;
     ix->lists = NULL;
     ix->nlist = ix->lcap = 0;
     ix->cent = ix->chn = ix->lscore = ix->mean = ix->crot = ix->chc = NULL;
@@ -817,6 +842,7 @@ static int ivf_on(index_t *ix, const float *center)
     ix->lpos = alloc_n(c, sizeof(uint32_t), &ok);
     ix->lorder = alloc_n(MAX_NPROBE, sizeof(uint32_t), &ok);
     ix->rorder = alloc_n(RESCORE * MAX_NPROBE, sizeof(uint32_t), &ok);
+    ix->y16 = alloc_n(d, sizeof(int16_t), &ok);
     ix->mean = alloc_n(d, sizeof(float), &ok);
     if (ix->code_words) {
         ix->code_diag = alloc_n((size_t)3 * ix->dpad, sizeof(float), &ok);
@@ -843,6 +869,10 @@ static int ivf_on(index_t *ix, const float *center)
             ix->mean[i] = ix->count ? (float)(acc[i] / (double)ix->count) : 0.0f;
     }
     free(acc);
+    double mn2 = 0.0;
+    for (size_t i = 0; i < d; i++)
+        mn2 += (double)ix->mean[i] * ix->mean[i];
+    ix->munorm = nextafterf((float)sqrt(mn2), INFINITY);
 
     rng_t r;
     if (ix->code_words) {
@@ -947,6 +977,7 @@ void index_free(index_t *ix)
     free(ix->cands);
     free(ix->ubound);
     free(ix->fstar);
+    free(ix->order);
     free(ix->idmap.ents);
     free(ix);
 }
@@ -1042,26 +1073,27 @@ static int search_exact(index_t *ix, const float *q, float thr, uint32_t *best_s
     return found;
 }
 
-/* Sort the n pairs (cands[i], fstar[i]) by fstar, highest first (Shell
- * sort: a few hundred pairs, no allocation). */
-static void sort_by_fstar(uint32_t *cands, float *fstar, size_t n)
+/* order[0..n) = the positions 0..n-1 of fstar, highest fstar first to
+ * within one of ORDER_BUCKETS buckets spanning [lo, max fstar]; every
+ * fstar[i] >= lo. */
+static void order_by_fstar(const float *fstar, size_t n, float lo, uint32_t *order)
 {
-    static const size_t gaps[] = { 701, 301, 132, 57, 23, 10, 4, 1 };
+    uint32_t start[ORDER_BUCKETS + 1];
+    float hi = lo;
 
-    for (size_t g = 0; g < sizeof gaps / sizeof *gaps; g++) {
-        size_t gap = gaps[g];
-        for (size_t i = gap; i < n; i++) {
-            uint32_t c = cands[i];
-            float f = fstar[i];
-            size_t j = i;
-            for (; j >= gap && fstar[j - gap] < f; j -= gap) {
-                cands[j] = cands[j - gap];
-                fstar[j] = fstar[j - gap];
-            }
-            cands[j] = c;
-            fstar[j] = f;
-        }
-    }
+    memset(start, 0, sizeof start);
+    for (size_t i = 0; i < n; i++)
+        if (fstar[i] > hi)
+            hi = fstar[i];
+    float sc = hi > lo ? (float)(ORDER_BUCKETS - 1) / (hi - lo) : 0.0f;
+#define BUCKET(f) ((uint32_t)fminf((hi - (f)) * sc, (float)(ORDER_BUCKETS - 1)))
+    for (size_t i = 0; i < n; i++)
+        start[BUCKET(fstar[i]) + 1]++;
+    for (uint32_t k = 1; k <= ORDER_BUCKETS; k++)
+        start[k] += start[k - 1];
+    for (size_t i = 0; i < n; i++)
+        order[start[BUCKET(fstar[i])]++] = (uint32_t)i;
+#undef BUCKET
 }
 
 static int search_ivf(index_t *ix, const float *q, float thr, uint32_t *best_s, float *best)
@@ -1125,27 +1157,43 @@ static int search_ivf(index_t *ix, const float *q, float thr, uint32_t *best_s, 
     /* Stage 3: bounds of each survivor's cosine from its int8 code. Keep
      * those whose upper bound reaches thr. The best lower bound so far is a
      * floor under the answer: it tightens the sign cut for the rest, so
-     * the likeliest (highest fstar) go first and raise it early. */
-    if (w && ns <= SORT_MAX)
-        sort_by_fstar(ix->cands, ix->fstar, ns);
-    float ynorm = sqrtf(vec_dot(q, q, ix->dim)) * 1.0001f;
+     * the likeliest (highest fstar) go first and raise it early.
+     * The query goes to int16 too, y = sy y16 + ey, so that each row costs
+     * one exact integer dot product: with x = mean + qs q8 + ex,
+     *   x.y = muy + qs sy (q8.y16) + ex.y + qs q8.ey,
+     * |ex.y| <= qerr |y| and |qs q8| <= |x - mean| + qerr <= 1.001 + |mean| + qerr (an
+     * entry's norm is within 1e-3 of 1, see is_unit),
+     * so the bound's half-width is qerr (|y| + |ey|) + (1.001 + |mean|) |ey|,
+     * plus QUANT_SLACK for the float rounding of the rest. */
+    uint32_t *ord = ix->order;
+    if (w)
+        order_by_fstar(ix->fstar, ns, thr, ord);
+    else
+        for (size_t i = 0; i < ns; i++)
+            ord[i] = (uint32_t)i;
+    float ynorm = sqrtf(vec_dot(q, q, ix->dim)) * 1.0001f, ey = 0.0f;
+    float sy = vec_quant_i16(q, ix->dim, ix->y16, &ey);
+    float ewide = ynorm + ey, efix = (1.001f + ix->munorm) * ey + QUANT_SLACK;
     float floor_lb = thr;
     size_t qb = ix->dim;
+    /* The survivors go to ord[nu] as slots: nu <= i, so ord[i] was read. */
     for (size_t i = 0; i < ns; i++) {
-        if (i + 3 < ns) {
-            const char *nx = (const char *)(ix->q8 + (size_t)ix->cands[i + 3] * qb);
+        uint32_t at = ord[i];
+        if (ix->fstar[at] < floor_lb)
+            continue;
+        if (i + PF_AHEAD < ns) {
+            const char *nx = (const char *)(ix->q8 + (size_t)ix->cands[ord[i + PF_AHEAD]] * qb);
             for (size_t off = 0; off < qb; off += 64)
                 __builtin_prefetch(nx + off);
         }
-        if (ix->fstar[i] < floor_lb)
-            continue;
-        uint32_t s = ix->cands[i];
-        float approx = muy + ix->qscale[s] * vec_dot_i8(ix->q8 + (size_t)s * qb, q, ix->dim);
-        float err = ix->qerr[s] * ynorm + QUANT_SLACK;
+        uint32_t s = ix->cands[at];
+        int64_t dq = vec_dot_i8_i16(ix->q8 + (size_t)s * qb, ix->y16, ix->dim);
+        float approx = muy + ix->qscale[s] * sy * (float)dq;
+        float err = ix->qerr[s] * ewide + efix;
         ix->quantized++;
         if (approx + err < floor_lb)
             continue;
-        ix->cands[nu] = s;
+        ord[nu] = s;
         ix->ubound[nu] = approx + err;
         nu++;
         if (approx - err > floor_lb)
@@ -1154,7 +1202,7 @@ static int search_ivf(index_t *ix, const float *q, float thr, uint32_t *best_s, 
 
     /* Stage 4: exact cosine, which alone decides, for the few left. */
     for (size_t i = 0; i < nu; i++) {
-        uint32_t s = ix->cands[i];
+        uint32_t s = ord[i];
         if (ix->ubound[i] < floor_lb || (found && ix->ubound[i] <= *best))
             continue;
         ix->exact++;
@@ -1261,7 +1309,7 @@ void index_get_stats(const index_t *ix, index_stats_t *st)
     st->splits = ix->splits;
     uint64_t c = ix->cap, by = sizeof *ix;
     by += c * ((uint64_t)ix->dim * sizeof(float) + sizeof *ix->ids + sizeof *ix->cands +
-               sizeof *ix->ubound + sizeof *ix->fstar);
+               sizeof *ix->ubound + sizeof *ix->fstar + sizeof *ix->order);
     by += ix->idmap.cap * sizeof *ix->idmap.ents;
     if (ix->ivf) {
         st->buckets = ix->nlist;

@@ -10,6 +10,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <string.h>
 
 #include "simcache.h"
 
@@ -44,6 +45,23 @@ static int impl_get(void)
         __atomic_store_n(&impl_level, l, __ATOMIC_RELAXED);
     }
     return l;
+}
+
+/* AVX-512BW for vec_dot_i8_i16, on top of IMPL_AVX2 (same rules). */
+static int has_avx512bw = -1;
+
+static int avx512bw_get(void)
+{
+    int v = __atomic_load_n(&has_avx512bw, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = 0;
+#ifdef VEC_X86
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+#endif
+        __atomic_store_n(&has_avx512bw, v, __ATOMIC_RELAXED);
+    }
+    return v;
 }
 
 static int vpopcnt_get(void)
@@ -169,6 +187,14 @@ static uint32_t hamming_scalar(const uint64_t *a, const uint64_t *b, size_t word
     return h;
 }
 
+static int64_t dot_i8_i16_scalar(const int8_t *a, const int16_t *b, uint32_t dim)
+{
+    int64_t r = 0;
+    for (uint32_t i = 0; i < dim; i++)
+        r += (int32_t)a[i] * b[i];
+    return r;
+}
+
 /* ---- AVX2 + FMA (and POPCNT, which every AVX2 CPU has) ---- */
 
 #ifdef VEC_X86
@@ -246,14 +272,29 @@ __attribute__((target("avx2,fma")))
 static void fwht_avx2(float *x, const float *diag, uint32_t n)
 {
     uint32_t h = 1;
-    if (diag != NULL) {
-        uint32_t i = 0;
-        for (; i + 8 <= n; i += 8)
-            _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(diag + i)));
-        for (; i < n; i++)
+    if (n >= 8) {
+        /* The diagonal and the strides 1, 2 and 4 (inside one register)
+         * in one pass, in the scalar variant's order, so both round alike:
+         * each stage adds the partner lane (a permutation of v) where the
+         * lane is the lower of a pair, and subtracts v from it where upper. */
+        for (uint32_t i = 0; i < n; i += 8) {
+            __m256 v = _mm256_loadu_ps(x + i), t;
+            if (diag != NULL)
+                v = _mm256_mul_ps(v, _mm256_loadu_ps(diag + i));
+            t = _mm256_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1));
+            v = _mm256_blend_ps(_mm256_add_ps(v, t), _mm256_sub_ps(t, v), 0xAA);
+            t = _mm256_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2));
+            v = _mm256_blend_ps(_mm256_add_ps(v, t), _mm256_sub_ps(t, v), 0xCC);
+            t = _mm256_permute2f128_ps(v, v, 0x01);
+            v = _mm256_blend_ps(_mm256_add_ps(v, t), _mm256_sub_ps(t, v), 0xF0);
+            _mm256_storeu_ps(x + i, v);
+        }
+        h = 8;
+    } else if (diag != NULL) {
+        for (uint32_t i = 0; i < n; i++)
             x[i] *= diag[i];
     }
-    /* Strides below one register: plain butterflies. */
+    /* n below one register: plain butterflies. */
     for (; h < n && h < 8; h *= 2)
         for (uint32_t i = 0; i < n; i += 2 * h)
             for (uint32_t j = i; j < i + h; j++) {
@@ -268,6 +309,104 @@ static void fwht_avx2(float *x, const float *diag, uint32_t n)
                 _mm256_storeu_ps(x + j, _mm256_add_ps(a, b));
                 _mm256_storeu_ps(x + j + h, _mm256_sub_ps(a, b));
             }
+}
+
+/* Integer dot products: each madd lane adds two products of at most
+ * 127 * 16383 in magnitude, so an int32 lane holds 256 madds (2^31 / 2^22
+ * per pair, halved for margin) before it is flushed into int64. */
+#define I16_BLOCK 256u
+
+__attribute__((target("avx2")))
+static int64_t dot_i8_i16_avx2(const int8_t *a, const int16_t *b, uint32_t dim)
+{
+    int64_t r = 0;
+    uint32_t i = 0;
+    while (i + 16 <= dim) {
+        __m256i acc = _mm256_setzero_si256();
+        for (uint32_t k = 0; k < I16_BLOCK && i + 16 <= dim; k++, i += 16) {
+            __m256i x = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a + i)));
+            __m256i y = _mm256_loadu_si256((const __m256i *)(b + i));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
+        }
+        int32_t lane[8];
+        _mm256_storeu_si256((__m256i *)lane, acc);
+        for (int l = 0; l < 8; l++)
+            r += lane[l];
+    }
+    for (; i < dim; i++)
+        r += (int32_t)a[i] * b[i];
+    return r;
+}
+
+__attribute__((target("avx512f,avx512bw")))
+static int64_t dot_i8_i16_avx512(const int8_t *a, const int16_t *b, uint32_t dim)
+{
+    int64_t r = 0;
+    uint32_t i = 0;
+    while (i + 32 <= dim) {
+        __m512i acc = _mm512_setzero_si512();
+        for (uint32_t k = 0; k < I16_BLOCK && i + 32 <= dim; k++, i += 32) {
+            __m512i x = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(a + i)));
+            __m512i y = _mm512_loadu_si512((const void *)(b + i));
+            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(x, y));
+        }
+        /* Widen before the sum: 16 lanes of up to 2^30 could overflow int32. */
+        r += _mm512_reduce_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc)));
+        r += _mm512_reduce_add_epi64(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc, 1)));
+    }
+    for (; i < dim; i++)
+        r += (int32_t)a[i] * b[i];
+    return r;
+}
+
+/* Max |y[i]| (INFINITY if any y[i] is not finite), and y / sc rounded to int16 (ties to even: within 0.5 all
+ * the same, which is all vec_quant_i16 promises). */
+__attribute__((target("avx2,fma")))
+static float absmax_avx2(const float *y, uint32_t dim)
+{
+    const __m256 nosign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 inf = _mm256_set1_ps(INFINITY);
+    __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+    uint32_t i = 0;
+    for (; i + 8 <= dim; i += 8) {
+        __m256 a = _mm256_and_ps(_mm256_loadu_ps(y + i), nosign);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, inf, _CMP_NLT_UQ)); /* Inf, NaN */
+        m = _mm256_max_ps(m, a);
+    }
+    if (_mm256_movemask_ps(bad))
+        return INFINITY;
+    float lane[8], mx = 0.0f;
+    _mm256_storeu_ps(lane, m);
+    for (int l = 0; l < 8; l++)
+        mx = lane[l] > mx ? lane[l] : mx;
+    for (; i < dim; i++) {
+        if (!(fabsf(y[i]) < INFINITY))
+            return INFINITY;
+        mx = fabsf(y[i]) > mx ? fabsf(y[i]) : mx;
+    }
+    return mx;
+}
+
+__attribute__((target("avx2,fma")))
+static void quant_i16_avx2(const float *y, uint32_t dim, float inv, int16_t *out)
+{
+    const __m256 vinv = _mm256_set1_ps(inv), hi = _mm256_set1_ps(16383.0f),
+                 lo = _mm256_set1_ps(-16383.0f);
+    uint32_t i = 0;
+    for (; i + 16 <= dim; i += 16) {
+        __m256 a = _mm256_mul_ps(_mm256_loadu_ps(y + i), vinv);
+        __m256 b = _mm256_mul_ps(_mm256_loadu_ps(y + i + 8), vinv);
+        a = _mm256_max_ps(_mm256_min_ps(a, hi), lo);
+        b = _mm256_max_ps(_mm256_min_ps(b, hi), lo);
+        __m256i p = _mm256_packs_epi32(_mm256_cvtps_epi32(a), _mm256_cvtps_epi32(b));
+        p = _mm256_permute4x64_epi64(p, _MM_SHUFFLE(3, 1, 2, 0));
+        _mm256_storeu_si256((__m256i *)(out + i), p);
+    }
+    for (; i < dim; i++) {
+        float t = y[i] * inv;
+        t = t > 16383.0f ? 16383.0f : t < -16383.0f ? -16383.0f : t;
+        out[i] = (int16_t)(int)(t >= 0.0f ? t + 0.5f : t - 0.5f);
+    }
 }
 
 __attribute__((target("avx2,fma")))
@@ -413,4 +552,56 @@ float vec_dot_i8(const int8_t *a, const float *b, uint32_t dim)
         return dot_i8_avx2(a, b, dim);
 #endif
     return dot_i8_scalar(a, b, dim);
+}
+
+float vec_quant_i16(const float *y, uint32_t dim, int16_t *out, float *err)
+{
+    float mx = 0.0f;
+#ifdef VEC_X86
+    if (impl_get() == IMPL_AVX2)
+        mx = absmax_avx2(y, dim);
+    else
+#endif
+        for (uint32_t i = 0; i < dim && mx < INFINITY; i++)
+            mx = !(fabsf(y[i]) < INFINITY) ? INFINITY : fabsf(y[i]) > mx ? fabsf(y[i]) : mx;
+    /* Zero, subnormal-small (where 1 / sc would overflow) or not finite:
+     * all zeros, which is within |y| of y. */
+    if (!(mx >= 1e-30f) || !isfinite(mx)) {
+        double n2 = 0.0;
+        for (uint32_t i = 0; i < dim; i++)
+            n2 += (double)y[i] * y[i];
+        memset(out, 0, dim * sizeof *out);
+        *err = !(n2 < INFINITY) ? INFINITY
+               : n2 > 0.0    ? nextafterf((float)sqrt(n2), INFINITY)
+                             : 0.0f;
+        return 0.0f;
+    }
+    float sc = mx / 16383.0f, inv = 1.0f / sc;
+    /* y[i] * inv is y[i] / sc to within a few units in the last place of
+     * 16383 (< 0.005), so out[i], rounded to nearest and clamped, is within
+     * 0.51 of y[i] / sc: |y - sc out| <= 0.51 sc sqrt(dim), the float
+     * rounding of that product covered by the 1.001. */
+#ifdef VEC_X86
+    if (impl_get() == IMPL_AVX2) {
+        quant_i16_avx2(y, dim, inv, out);
+    } else
+#endif
+    {
+        for (uint32_t i = 0; i < dim; i++) {
+            float t = y[i] * inv;
+            t = t > 16383.0f ? 16383.0f : t < -16383.0f ? -16383.0f : t;
+            out[i] = (int16_t)(int)(t >= 0.0f ? t + 0.5f : t - 0.5f);
+        }
+    }
+    *err = 0.51f * 1.001f * sc * sqrtf((float)dim);
+    return sc;
+}
+
+int64_t vec_dot_i8_i16(const int8_t *a, const int16_t *b, uint32_t dim)
+{
+#ifdef VEC_X86
+    if (impl_get() == IMPL_AVX2)
+        return avx512bw_get() ? dot_i8_i16_avx512(a, b, dim) : dot_i8_i16_avx2(a, b, dim);
+#endif
+    return dot_i8_i16_scalar(a, b, dim);
 }

@@ -30,6 +30,17 @@ void vec_dot_many(const float *rows, size_t n, const float *x, uint32_t dim, flo
 /* Dot product of dim int8 values (as integers) with dim floats. */
 float vec_dot_i8(const int8_t *a, const float *b, uint32_t dim);
 
+/* out[i] = y[i] / s rounded to nearest (ties either way), s = max |y[i]| /
+ * 16383, so that y ~ s * out; *err >= |y - s * out| (Euclidean: a bound,
+ * 0.51 s sqrt(dim), not a measurement). Returns s; 0 (out all zero, *err =
+ * |y| rounded up) if y is zero, below 1e-30 everywhere, or not finite. */
+float vec_quant_i16(const float *y, uint32_t dim, int16_t *out, float *err);
+
+/* Exact integer dot product of dim int8 and dim int16 values, |b[i]| <=
+ * 16383 (AVX-512BW or AVX2 madd, int32 lanes widened before they could
+ * overflow; plain C otherwise): the same answer on every path. */
+int64_t vec_dot_i8_i16(const int8_t *a, const int16_t *b, uint32_t dim);
+
 /* x = H (diag .* x) in place: the Walsh-Hadamard transform of n floats (n a
  * power of two), without the 1/sqrt(n) scaling, so it multiplies norms by
  * sqrt(n); diag (n floats) is applied elementwise first, or skipped if NULL. */

@@ -275,6 +275,120 @@ static void fwht_matches_naive_hadamard(void **state)
     vec_force_scalar(0);
 }
 
+/* Both variants run the butterflies in the same order, so their outputs
+ * are bit-identical: sign codes do not depend on the CPU. */
+static void fwht_variants_agree_bitwise(void **state)
+{
+    (void)state;
+    for (uint32_t n = 1; n <= 4096; n *= 2) {
+        float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *z = malloc(n * sizeof *z);
+        float *dg = malloc(n * sizeof *dg);
+        fill(x, n);
+        for (uint32_t i = 0; i < n; i++)
+            dg[i] = (i * 7919u) % 3u ? 1.0f : -1.0f;
+        for (int withdiag = 0; withdiag < 2; withdiag++) {
+            memcpy(y, x, n * sizeof *x);
+            memcpy(z, x, n * sizeof *x);
+            vec_force_scalar(1);
+            vec_fwht(y, withdiag ? dg : NULL, n);
+            vec_force_scalar(0);
+            vec_fwht(z, withdiag ? dg : NULL, n);
+            assert_memory_equal(y, z, n * sizeof *y);
+        }
+        free(dg);
+        free(x);
+        free(y);
+        free(z);
+    }
+}
+
+/* The int16 query code: within the promised bound of y on every variant,
+ * for odd lengths, tiny and huge scales; zero and non-finite go to zeros. */
+static void quant_i16_is_within_its_bound(void **state)
+{
+    (void)state;
+    static const uint32_t dims[] = { 1, 7, 16, 33, 1024, 2047, 16384 };
+    static const float scales[] = { 1.0f, 1e-20f, 3e20f };
+    for (size_t v = 0; v < 2; v++) {
+        vec_force_scalar(variants[v]);
+        for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
+            for (size_t si = 0; si < sizeof scales / sizeof *scales; si++) {
+                uint32_t n = dims[di];
+                float *y = malloc(n * sizeof *y);
+                int16_t *q = malloc(n * sizeof *q);
+                fill(y, n);
+                for (uint32_t i = 0; i < n; i++)
+                    y[i] *= scales[si];
+                float err = -1.0f, sc = vec_quant_i16(y, n, q, &err);
+                assert_true(sc > 0.0f);
+                double e2 = 0.0;
+                int top = 0;
+                for (uint32_t i = 0; i < n; i++) {
+                    assert_true(q[i] >= -16383 && q[i] <= 16383);
+                    top |= q[i] == 16383 || q[i] == -16383;
+                    double r = (double)y[i] - (double)sc * q[i];
+                    e2 += r * r;
+                }
+                assert_true(top); /* the largest |y[i]| uses the full range */
+                assert_true(sqrt(e2) <= err);
+                free(y);
+                free(q);
+            }
+        int16_t q[9];
+        float err = -1.0f, y[9] = { 0 };
+        assert_true(vec_quant_i16(y, 9, q, &err) == 0.0f);
+        assert_true(err == 0.0f);
+        y[3] = NAN;
+        assert_true(vec_quant_i16(y, 9, q, &err) == 0.0f);
+        assert_true(err == INFINITY);
+        y[3] = INFINITY;
+        assert_true(vec_quant_i16(y, 9, q, &err) == 0.0f);
+        assert_true(err == INFINITY);
+        for (int i = 0; i < 9; i++)
+            assert_int_equal(q[i], 0);
+    }
+    vec_force_scalar(0);
+}
+
+/* The integer dot product is exact on every variant, at the extremes of
+ * both ranges (where int32 lanes would overflow without widening) and for
+ * lengths that leave a tail. */
+static void dot_i8_i16_is_exact(void **state)
+{
+    (void)state;
+    static const uint32_t dims[] = { 1, 15, 16, 31, 32, 33, 1000, 4096, 8200, 16384 };
+    for (size_t v = 0; v < 2; v++) {
+        vec_force_scalar(variants[v]);
+        for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
+            uint32_t n = dims[di];
+            int8_t *a = malloc(n);
+            int16_t *b = malloc(n * sizeof *b);
+            for (int pat = 0; pat < 3; pat++) {
+                int64_t want = 0;
+                for (uint32_t i = 0; i < n; i++) {
+                    if (pat == 0) {         /* all at the extreme, same sign */
+                        a[i] = -127;
+                        b[i] = -16383;
+                    } else if (pat == 1) {  /* extreme, alternating */
+                        a[i] = 127;
+                        b[i] = i % 2 ? 16383 : -16383;
+                    } else {                /* pseudo-random */
+                        a[i] = (int8_t)((int)((i * 2654435761u) >> 24) - 128);
+                        if (a[i] == -128)
+                            a[i] = -127;
+                        b[i] = (int16_t)((int)((i * 40503u) % 32767u) - 16383);
+                    }
+                    want += (int64_t)a[i] * b[i];
+                }
+                assert_true(vec_dot_i8_i16(a, b, n) == want);
+            }
+            free(a);
+            free(b);
+        }
+    }
+    vec_force_scalar(0);
+}
+
 static void sign_bits_mark_positives(void **state)
 {
     (void)state;
@@ -344,6 +458,9 @@ int main(void)
         cmocka_unit_test(dot_i8_matches_reference),
         cmocka_unit_test(variants_agree),
         cmocka_unit_test(fwht_matches_naive_hadamard),
+        cmocka_unit_test(fwht_variants_agree_bitwise),
+        cmocka_unit_test(quant_i16_is_within_its_bound),
+        cmocka_unit_test(dot_i8_i16_is_exact),
         cmocka_unit_test(sign_bits_mark_positives),
         cmocka_unit_test(hamming_counts_differing_bits),
         cmocka_unit_test(impl_names_the_variant),
