@@ -13,6 +13,7 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gpu.h"
@@ -35,11 +37,15 @@ typedef struct {
     uint64_t size;      /* bytes mapped (the buffer's size) */
 } staged_t;
 
+/* How long a request waits for its reply awake before it sleeps (us). */
+#define DEFAULT_SPIN_US 200
+
 struct simcache {
     pthread_mutex_t lock;
     int fd;
     uint32_t dim;
     int timeout_ms;
+    int spin_us;                 /* wait for a reply this long awake (see wait_fd) */
     uint64_t next_req;
     const uint8_t *arena;
     uint64_t arena_size;
@@ -103,11 +109,32 @@ static void default_socket(char *out, size_t n)
 
 /* ---- raw I/O ---- */
 
+static uint64_t mono_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* Wait until the socket is ready for ev. A reply usually comes within tens
+ * of microseconds; a thread that sleeps for it pays a wake-up on top, which
+ * on a virtual machine whose CPU went idle costs as much again. So a reply
+ * is first waited for awake, polling without sleeping, for up to spin_us
+ * (SIMCACHE_SPIN_US, default DEFAULT_SPIN_US; 0 turns this off), giving
+ * the CPU up between polls to whatever else is runnable. */
 static int wait_fd(simcache_t *h, short ev)
 {
-    if (h->timeout_ms <= 0) return 0;
     struct pollfd p = { h->fd, ev, 0 };
     int rc;
+    if (ev == POLLIN && h->spin_us > 0) {
+        uint64_t until = mono_us() + (uint64_t)h->spin_us;
+        do {
+            rc = poll(&p, 1, 0);
+            if (rc > 0) return 0;
+            sched_yield(); /* the daemon may be waiting for this CPU */
+        } while (mono_us() < until);
+    }
+    if (h->timeout_ms <= 0) return 0;
     do rc = poll(&p, 1, h->timeout_ms);
     while (rc < 0 && errno == EINTR);
     if (rc == 0) return fail(h, SIMCACHE_EIO, "timed out after %d ms", h->timeout_ms);
@@ -340,6 +367,13 @@ int simcache_connect(const simcache_opts_t *o, simcache_t **out)
     h->pending_fd = -1;
     h->dim = o->dim;
     h->timeout_ms = o->timeout_ms;
+    h->spin_us = DEFAULT_SPIN_US;
+    const char *spin = getenv("SIMCACHE_SPIN_US");
+    if (spin && *spin) {
+        char *end;
+        long v = strtol(spin, &end, 10);
+        if (*end == 0 && v >= 0 && v <= 100000) h->spin_us = (int)v;
+    }
     proto_wr_init(&h->out);
     *out = h;
 

@@ -113,7 +113,8 @@ typedef struct {
     const char *tenant;             /* tenant salt; NULL or "" for none */
     uint32_t dim;                   /* embedding dimension, required */
     int gpu_device;                 /* CUDA device ordinal, or -1 for none */
-    int timeout_ms;                 /* per request; 0 = wait forever */
+    int timeout_ms;                 /* per request; 0 = wait forever (a reply is first
+                                     * waited for awake, $SIMCACHE_SPIN_US, default 200 us) */
     uint32_t flags;                 /* SIMCACHE_PREFER_DEVICE, or 0 */
 } simcache_opts_t;
 
