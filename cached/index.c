@@ -92,9 +92,11 @@
 #define CODE_MARGIN 0.02    /* calibrate as if the threshold were this lower */
 #define CODE_TAB 256u       /* cut table: thresholds -1 + k * 2/CODE_TAB */
 
-/* Stage 3 bound: |x.y - (mean.y + scale * q8.y)| <= qerr * |y|, and every
- * float rounding on the way (three dot products of at most SIMCACHE_MAX_DIM
- * terms, each off by < 4e-4 there) fits in QUANT_SLACK. */
+/* Stage 3 bound: |x.y - (mean.y + scale * q8.y)| <= qerr * |y| (plus the
+ * query's int16 rounding, see search_ivf), and every float rounding on the
+ * way (mean.y and |y|, dot products of at most SIMCACHE_MAX_DIM terms, each
+ * off by < 4e-4 there, and a few products; the integer dot product is
+ * exact) fits in QUANT_SLACK. */
 #define QUANT_SLACK 2e-3f
 
 /* Slack on the threshold for float rounding of the exact cosine (see
