@@ -1323,7 +1323,7 @@ void index_get_stats(const index_t *ix, index_stats_t *st)
         }
         by += (uint64_t)ix->lcap * (sizeof *ix->lists + ((uint64_t)ix->dim + 2) * sizeof(float));
         by += MAX_NPROBE * sizeof(uint32_t);
-        by += (uint64_t)ix->dim * sizeof(float);
+        by += (uint64_t)ix->dim * (sizeof(float) + sizeof(int16_t)); /* mean, y16 */
         by += (uint64_t)5 * ix->dpad * sizeof(float);
         by += c * ((uint64_t)ix->dim + 4 * sizeof(uint32_t));
     }
