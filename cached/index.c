@@ -1184,9 +1184,12 @@ static int search_ivf(index_t *ix, const float *q, float thr, uint32_t *best_s, 
         if (ix->fstar[at] < floor_lb)
             continue;
         if (i + PF_AHEAD < ns) {
-            const char *nx = (const char *)(ix->q8 + (size_t)ix->cands[ord[i + PF_AHEAD]] * qb);
+            uint32_t t = ix->cands[ord[i + PF_AHEAD]];
+            const char *nx = (const char *)(ix->q8 + (size_t)t * qb);
             for (size_t off = 0; off < qb; off += 64)
                 __builtin_prefetch(nx + off);
+            __builtin_prefetch(&ix->qscale[t]);
+            __builtin_prefetch(&ix->qerr[t]);
         }
         uint32_t s = ix->cands[at];
         int64_t dq = vec_dot_i8_i16(ix->q8 + (size_t)s * qb, ix->y16, ix->dim);
