@@ -141,20 +141,6 @@ static float dot_scalar(const float *a, const float *b, uint32_t dim)
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
 }
 
-static float dot_i8_scalar(const int8_t *a, const float *b, uint32_t dim)
-{
-    float s[8] = { 0 };
-    uint32_t i = 0;
-
-    for (; i + 8 <= dim; i += 8)
-        for (uint32_t k = 0; k < 8; k++)
-            s[k] += (float)a[i + k] * b[i + k];
-    float t = 0.0f;
-    for (; i < dim; i++)
-        t += (float)a[i] * b[i];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
-}
-
 static void fwht_scalar(float *x, const float *diag, uint32_t n)
 {
     if (diag != NULL)
@@ -243,29 +229,6 @@ __attribute__((target("avx2,fma")))
 static float dot_avx2(const float *a, const float *b, uint32_t dim)
 {
     return dot_avx2_kernel(a, b, dim);
-}
-
-__attribute__((target("avx2,fma")))
-static float dot_i8_avx2(const int8_t *a, const float *b, uint32_t dim)
-{
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    uint32_t i = 0;
-
-    for (; i + 16 <= dim; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(a + i));
-        __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
-        __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
-        s0 = _mm256_fmadd_ps(f0, _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(f1, _mm256_loadu_ps(b + i + 8), s1);
-    }
-    s0 = _mm256_add_ps(s0, s1);
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    float r = _mm_cvtss_f32(h);
-    for (; i < dim; i++)
-        r += (float)a[i] * b[i];
-    return r;
 }
 
 __attribute__((target("avx2,fma")))
@@ -543,15 +506,6 @@ void vec_hamming_many(const uint64_t *recs, size_t stride, size_t n, const uint6
 #endif
     for (size_t r = 0; r < n; r++)
         out[r] = vec_hamming(recs + r * stride, q, words);
-}
-
-float vec_dot_i8(const int8_t *a, const float *b, uint32_t dim)
-{
-#ifdef VEC_X86
-    if (impl_get() == IMPL_AVX2)
-        return dot_i8_avx2(a, b, dim);
-#endif
-    return dot_i8_scalar(a, b, dim);
 }
 
 float vec_quant_i16(const float *y, uint32_t dim, int16_t *out, float *err)

@@ -27,9 +27,6 @@ float vec_dot(const float *a, const float *b, uint32_t dim);
  * Each out[i] is bit-identical to vec_dot(rows + i*dim, x, dim). */
 void vec_dot_many(const float *rows, size_t n, const float *x, uint32_t dim, float *out);
 
-/* Dot product of dim int8 values (as integers) with dim floats. */
-float vec_dot_i8(const int8_t *a, const float *b, uint32_t dim);
-
 /* out[i] = y[i] / s rounded to nearest (ties either way), s = max |y[i]| /
  * 16383, so that y ~ s * out; *err >= |y - s * out| (Euclidean: a bound,
  * 0.51 s sqrt(dim), not a measurement). Returns s; 0 (out all zero, *err =

@@ -199,34 +199,6 @@ static void dot_many_agrees_with_dot(void **state)
     vec_force_scalar(0);
 }
 
-static void dot_i8_matches_reference(void **state)
-{
-    (void)state;
-    const uint32_t maxd = 2100;
-    int8_t *a = malloc(maxd);
-    float *b = malloc(maxd * sizeof *b);
-    for (uint32_t i = 0; i < maxd; i++)
-        a[i] = (int8_t)((int)(rnd() % 255) - 127);
-    fill(b, maxd);
-    for (size_t v = 0; v < 2; v++) {
-        vec_force_scalar(variants[v]);
-        for (uint32_t dim = 0; dim <= maxd; dim += dim < 70 ? 1 : 13) {
-            double ref = 0, mag = 0;
-            for (uint32_t i = 0; i < dim; i++) {
-                ref += (double)a[i] * b[i];
-                mag += fabs((double)a[i] * b[i]);
-            }
-            float got = vec_dot_i8(a, b, dim);
-            double tol = (dim / 8.0 + 16.0) * FLT_EPSILON * mag + 1e-30;
-            if (fabs(got - ref) > tol)
-                fail_msg("%s dim %u: got %.9g want %.9g", vec_impl(), dim, got, ref);
-        }
-    }
-    vec_force_scalar(0);
-    free(a);
-    free(b);
-}
-
 static void variants_agree(void **state)
 {
     (void)state;
@@ -455,7 +427,6 @@ int main(void)
         cmocka_unit_test(normalize_gives_unit_length),
         cmocka_unit_test(dot_matches_double_reference),
         cmocka_unit_test(dot_many_agrees_with_dot),
-        cmocka_unit_test(dot_i8_matches_reference),
         cmocka_unit_test(variants_agree),
         cmocka_unit_test(fwht_matches_naive_hadamard),
         cmocka_unit_test(fwht_variants_agree_bitwise),
