@@ -23,8 +23,10 @@ enum { IMPL_UNKNOWN = 0, IMPL_SCALAR = 1, IMPL_AVX2 = 2 };
 
 /* Written once, racy-but-idempotent: every thread computes the same value. */
 static int impl_level = IMPL_UNKNOWN;
-/* AVX-512 VPOPCNTDQ for vec_hamming, on top of IMPL_AVX2 (same rules). */
-static int has_vpopcnt = -1;
+/* AVX-512 extensions used on top of IMPL_AVX2 (same rules): VPOPCNTDQ for
+ * vec_hamming, BW for vec_dot_i8_i16. EXT_KNOWN once probed. */
+enum { EXT_KNOWN = 1, EXT_VPOPCNT = 2, EXT_AVX512BW = 4 };
+static int ext_flags = 0;
 
 static int impl_detect(void)
 {
@@ -47,33 +49,19 @@ static int impl_get(void)
     return l;
 }
 
-/* AVX-512BW for vec_dot_i8_i16, on top of IMPL_AVX2 (same rules). */
-static int has_avx512bw = -1;
-
-static int avx512bw_get(void)
+static int ext_get(void)
 {
-    int v = __atomic_load_n(&has_avx512bw, __ATOMIC_RELAXED);
-    if (v < 0) {
-        v = 0;
+    int v = __atomic_load_n(&ext_flags, __ATOMIC_RELAXED);
+    if (!v) {
+        v = EXT_KNOWN;
 #ifdef VEC_X86
         __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq"))
+            v |= EXT_VPOPCNT;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+            v |= EXT_AVX512BW;
 #endif
-        __atomic_store_n(&has_avx512bw, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
-
-static int vpopcnt_get(void)
-{
-    int v = __atomic_load_n(&has_vpopcnt, __ATOMIC_RELAXED);
-    if (v < 0) {
-        v = 0;
-#ifdef VEC_X86
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
-#endif
-        __atomic_store_n(&has_vpopcnt, v, __ATOMIC_RELAXED);
+        __atomic_store_n(&ext_flags, v, __ATOMIC_RELAXED);
     }
     return v;
 }
@@ -179,6 +167,27 @@ static int64_t dot_i8_i16_scalar(const int8_t *a, const int16_t *b, uint32_t dim
     for (uint32_t i = 0; i < dim; i++)
         r += (int32_t)a[i] * b[i];
     return r;
+}
+
+/* out[i] = y[i] * inv rounded to nearest and clamped to +-16383, i < n. */
+static void quant_i16_scalar(const float *y, uint32_t n, float inv, int16_t *out)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        float t = y[i] * inv;
+        t = t > 16383.0f ? 16383.0f : t < -16383.0f ? -16383.0f : t;
+        out[i] = (int16_t)(int)(t >= 0.0f ? t + 0.5f : t - 0.5f);
+    }
+}
+
+/* max(mx, max |y[i]|) over i < n, or INFINITY if any y[i] is not finite. */
+static float absmax_scalar(const float *y, uint32_t n, float mx)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (!(fabsf(y[i]) < INFINITY))
+            return INFINITY;
+        mx = fabsf(y[i]) > mx ? fabsf(y[i]) : mx;
+    }
+    return mx;
 }
 
 /* ---- AVX2 + FMA (and POPCNT, which every AVX2 CPU has) ---- */
@@ -296,9 +305,7 @@ static int64_t dot_i8_i16_avx2(const int8_t *a, const int16_t *b, uint32_t dim)
         for (int l = 0; l < 8; l++)
             r += lane[l];
     }
-    for (; i < dim; i++)
-        r += (int32_t)a[i] * b[i];
-    return r;
+    return r + dot_i8_i16_scalar(a + i, b + i, dim - i);
 }
 
 __attribute__((target("avx512f,avx512bw")))
@@ -317,9 +324,7 @@ static int64_t dot_i8_i16_avx512(const int8_t *a, const int16_t *b, uint32_t dim
         r += _mm512_reduce_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc)));
         r += _mm512_reduce_add_epi64(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc, 1)));
     }
-    for (; i < dim; i++)
-        r += (int32_t)a[i] * b[i];
-    return r;
+    return r + dot_i8_i16_scalar(a + i, b + i, dim - i);
 }
 
 /* Max |y[i]| (INFINITY if any y[i] is not finite), and y / sc rounded to int16 (ties to even: within 0.5 all
@@ -342,12 +347,7 @@ static float absmax_avx2(const float *y, uint32_t dim)
     _mm256_storeu_ps(lane, m);
     for (int l = 0; l < 8; l++)
         mx = lane[l] > mx ? lane[l] : mx;
-    for (; i < dim; i++) {
-        if (!(fabsf(y[i]) < INFINITY))
-            return INFINITY;
-        mx = fabsf(y[i]) > mx ? fabsf(y[i]) : mx;
-    }
-    return mx;
+    return absmax_scalar(y + i, dim - i, mx);
 }
 
 __attribute__((target("avx2,fma")))
@@ -365,11 +365,7 @@ static void quant_i16_avx2(const float *y, uint32_t dim, float inv, int16_t *out
         p = _mm256_permute4x64_epi64(p, _MM_SHUFFLE(3, 1, 2, 0));
         _mm256_storeu_si256((__m256i *)(out + i), p);
     }
-    for (; i < dim; i++) {
-        float t = y[i] * inv;
-        t = t > 16383.0f ? 16383.0f : t < -16383.0f ? -16383.0f : t;
-        out[i] = (int16_t)(int)(t >= 0.0f ? t + 0.5f : t - 0.5f);
-    }
+    quant_i16_scalar(y + i, dim - i, inv, out + i);
 }
 
 __attribute__((target("avx2,fma")))
@@ -490,7 +486,7 @@ uint32_t vec_hamming(const uint64_t *a, const uint64_t *b, size_t words)
 {
 #ifdef VEC_X86
     if (impl_get() == IMPL_AVX2)
-        return vpopcnt_get() ? hamming_avx512(a, b, words) : hamming_popcnt(a, b, words);
+        return (ext_get() & EXT_VPOPCNT) ? hamming_avx512(a, b, words) : hamming_popcnt(a, b, words);
 #endif
     return hamming_scalar(a, b, words);
 }
@@ -499,7 +495,7 @@ void vec_hamming_many(const uint64_t *recs, size_t stride, size_t n, const uint6
                       size_t words, uint32_t *out)
 {
 #ifdef VEC_X86
-    if (impl_get() == IMPL_AVX2 && vpopcnt_get() && words <= 16) {
+    if (impl_get() == IMPL_AVX2 && (ext_get() & EXT_VPOPCNT) && words <= 16) {
         hamming_many_avx512(recs, stride, n, q, words, out);
         return;
     }
@@ -516,8 +512,7 @@ float vec_quant_i16(const float *y, uint32_t dim, int16_t *out, float *err)
         mx = absmax_avx2(y, dim);
     else
 #endif
-        for (uint32_t i = 0; i < dim && mx < INFINITY; i++)
-            mx = !(fabsf(y[i]) < INFINITY) ? INFINITY : fabsf(y[i]) > mx ? fabsf(y[i]) : mx;
+        mx = absmax_scalar(y, dim, 0.0f);
     /* Zero, subnormal-small (where 1 / sc would overflow) or not finite:
      * all zeros, which is within |y| of y. */
     if (!(mx >= 1e-30f) || !isfinite(mx)) {
@@ -536,17 +531,11 @@ float vec_quant_i16(const float *y, uint32_t dim, int16_t *out, float *err)
      * 0.51 of y[i] / sc: |y - sc out| <= 0.51 sc sqrt(dim), the float
      * rounding of that product covered by the 1.001. */
 #ifdef VEC_X86
-    if (impl_get() == IMPL_AVX2) {
+    if (impl_get() == IMPL_AVX2)
         quant_i16_avx2(y, dim, inv, out);
-    } else
+    else
 #endif
-    {
-        for (uint32_t i = 0; i < dim; i++) {
-            float t = y[i] * inv;
-            t = t > 16383.0f ? 16383.0f : t < -16383.0f ? -16383.0f : t;
-            out[i] = (int16_t)(int)(t >= 0.0f ? t + 0.5f : t - 0.5f);
-        }
-    }
+        quant_i16_scalar(y, dim, inv, out);
     *err = 0.51f * 1.001f * sc * sqrtf((float)dim);
     return sc;
 }
@@ -555,7 +544,7 @@ int64_t vec_dot_i8_i16(const int8_t *a, const int16_t *b, uint32_t dim)
 {
 #ifdef VEC_X86
     if (impl_get() == IMPL_AVX2)
-        return avx512bw_get() ? dot_i8_i16_avx512(a, b, dim) : dot_i8_i16_avx2(a, b, dim);
+        return (ext_get() & EXT_AVX512BW) ? dot_i8_i16_avx512(a, b, dim) : dot_i8_i16_avx2(a, b, dim);
 #endif
     return dot_i8_i16_scalar(a, b, dim);
 }
