@@ -11,7 +11,7 @@
  *     lists (Euclidean, so the namespace's common direction cancels out);
  *  2. scan their records and drop the entries whose CODE_BITS-bit sign code
  *     (of x - mean) is too far from the query's in Hamming distance to reach
- *     the threshold. The cut is a Chernoff bound under which a pair at the
+ *     the threshold. The cut is where the binomial tail says a pair at the
  *     threshold is dropped with probability below CODE_DROP: calibrated,
  *     not proven, so it may cost recall, never a false hit;
  *  3. bound each survivor's cosine from its int8 code (residual from the
@@ -889,10 +889,7 @@ static int ivf_on(index_t *ix, const float *center)
         }
         code_compute(ix, ix->mean, NULL, true);
         memcpy(ix->code_off, ix->code_buf, ix->dpad * sizeof(float));
-        double m2 = 0.0;
-        for (size_t i = 0; i < d; i++)
-            m2 += (double)ix->mean[i] * ix->mean[i];
-        ix->mu2 = (float)m2;
+        ix->mu2 = (float)mn2;
         /* cmax[h]: a centred cosine below it keeps Hamming distance h, that
          * is cut[k] >= h for k = floor((c + 1) * CODE_TAB / 2). 2 (above
          * any cosine) where every table entry keeps h. */
