@@ -318,6 +318,8 @@ static void cmd_info(admin_conn_t *a)
         rep_u64(&r, "disk_reads", ds.reads);
         rep_u64(&r, "disk_direct_io", (uint64_t)ds.direct);
         rep_u64(&r, "disk_async_io", (uint64_t)ds.async);
+        rep_u64(&r, "disk_registered_bytes", ds.fixed_bytes);
+        rep_u64(&r, "disk_fixed_ios", ds.fixed_ios);
         rep_u64(&r, "disk_lmdb_map_bytes", ds.map_size);
     }
     rep_u64(&r, "max_entries", d->cfg.max_entries);

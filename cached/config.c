@@ -55,6 +55,8 @@ static const key_t_ keys[] = {
       "largest the disk tier's LMDB map may grow to, 0 for 64 GiB (at the limit puts to disk are refused)" },
     { "disk_flush_ms", T_U32, F(disk_flush_ms), 0, 60000, 0,
       "async durability: write host entries to disk in the background every N ms, oldest first (0: only on demotion, checkpoint and shutdown)" },
+    { "disk_register_arena", T_U32, F(disk_register_arena), 0, 1, 0,
+      "1: with a disk tier, pin the host arena and register it with io_uring (commits its memory)" },
     { "durability", T_STR, F(durability), 0, 0, 0,
       "async: a put is acknowledged in the host tier; sync: only once it is on disk" },
     { "max_entries", T_SIZE, F(max_entries), 0, 1ull << 40, 1,
@@ -168,6 +170,7 @@ void config_defaults(config_t *c)
     c->disk_capacity = 0;
     c->disk_lmdb_max_size = 0;
     c->disk_flush_ms = 100;
+    c->disk_register_arena = 1;
     snprintf(c->durability, sizeof c->durability, "async");
     c->default_threshold = 0.8;
     c->max_clients = 256;

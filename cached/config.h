@@ -31,6 +31,7 @@ typedef struct {
     uint64_t disk_capacity;       /* 0: no disk tier */
     uint64_t disk_lmdb_max_size;  /* LMDB map growth limit; 0: 64 GiB */
     uint32_t disk_flush_ms;       /* write-behind of host entries every N ms; 0: off */
+    uint32_t disk_register_arena; /* 1: pin the host arena and register it with io_uring */
     char durability[8];           /* "async" or "sync" */
     double default_threshold;
     uint32_t max_clients;

@@ -470,34 +470,63 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 #endif
 #define PREFAULT_STEP (64u << 20)
 
-/* host_prefault: fault every arena page in, off the event loop, so that
- * puts and promotions never pay a first-touch fault (about 15 us per 4 KiB
- * on a PVM guest; docs/benchmarks.md). MADV_POPULATE_WRITE (Linux 5.14)
- * populates without writing, so it is safe beside the loop's writes. */
+/* host_prefault, and disk_register_arena with a disk tier: a thread walks
+ * the arena once, off the event loop. Each step is faulted in, so puts and
+ * promotions never pay a first-touch fault (about 15 us per 4 KiB on a PVM
+ * guest; docs/benchmarks.md); MADV_POPULATE_WRITE (Linux 5.14) populates
+ * without writing, so it is safe beside the loop's writes. For the disk tier
+ * the step is then registered with its io_uring (disk_fixed_add), so that
+ * promotions into it and demotions from it skip pinning the pages on every
+ * request. */
 static void *prefault_main(void *arg)
 {
     daemon_t *d = arg;
     uint8_t *base = store_base(d->store);
-    uint64_t size = store_arena_size(d->store), t0 = now_us();
+    uint64_t size = store_arena_size(d->store), t0 = now_us(), step = d->prefault_step;
+    int reg = d->fixed_pieces > 0;
+    uint32_t piece = 0;
     for (uint64_t off = 0; off < size && !__atomic_load_n(&d->prefault_stop, __ATOMIC_RELAXED);
-         off += PREFAULT_STEP) {
-        uint64_t n = size - off < PREFAULT_STEP ? size - off : PREFAULT_STEP;
+         off += step, piece++) {
+        uint64_t n = size - off < step ? size - off : step;
         if (madvise(base + off, n, MADV_POPULATE_WRITE)) {
             log_warn("host_prefault: madvise(MADV_POPULATE_WRITE): %s; stopped at %" PRIu64
                      " of %" PRIu64 " bytes", strerror(errno), off, size);
             return NULL;
         }
         __atomic_store_n(&d->prefault_bytes, off + n, __ATOMIC_RELAXED);
+        int rc = reg ? disk_fixed_add(d->disk, piece) : 0;
+        if (rc) {
+            log_warn("disk_register_arena: cannot register arena bytes %" PRIu64 "..%" PRIu64
+                     " with io_uring: %s%s; reads into the rest pin their pages per request",
+                     off, size, strerror(-rc),
+                     rc == -ENOMEM ? " (over RLIMIT_MEMLOCK: raise it, e.g. systemd's "
+                                     "LimitMEMLOCK=infinity, or grant CAP_IPC_LOCK)" : "");
+            reg = 0;
+        }
     }
     if (__atomic_load_n(&d->prefault_bytes, __ATOMIC_RELAXED) == size)
-        log_info("host_prefault: %" PRIu64 " arena bytes in memory after %.1f s", size,
-                 (double)(now_us() - t0) / 1e6);
+        log_info("host arena: %" PRIu64 " bytes in memory%s after %.1f s", size,
+                 reg ? " and registered with io_uring" : "", (double)(now_us() - t0) / 1e6);
     return NULL;
 }
 
+/* After tier_open: the disk tier decides whether there is anything to
+ * register. */
 static void prefault_start(daemon_t *d)
 {
-    if (!d->cfg.host_prefault) return;
+    d->prefault_step = PREFAULT_STEP;
+    if (d->disk && d->cfg.disk_register_arena) {
+        uint64_t piece;
+        int n = disk_fixed_init(d->disk, store_base(d->store), store_arena_size(d->store), &piece);
+        if (n > 0) {
+            d->fixed_pieces = n;
+            d->prefault_step = piece;
+        } else if (n != -EOPNOTSUPP) {
+            log_warn("disk_register_arena: io_uring cannot register buffers (%s); promotions "
+                     "pin their pages per request", strerror(-n));
+        }
+    }
+    if (!d->cfg.host_prefault && !d->fixed_pieces) return;
     if (pthread_create(&d->prefault_th, NULL, prefault_main, d)) {
         log_warn("host_prefault: cannot start its thread: %s", strerror(errno));
         return;
@@ -545,9 +574,9 @@ int daemon_init(daemon_t *d)
         return -1;
     }
     store_set_capacity(d->store, d->cfg.host_capacity);
-    prefault_start(d);
     gtier_open(d);
     if (tier_open(d)) return -1;
+    prefault_start(d);
     d->sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
     d->sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
     d->sig_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
@@ -576,9 +605,11 @@ void daemon_fini(daemon_t *d)
     void *val;
     while (u64map_next(&d->leases, &pos, &key, &val)) free(val);
     u64map_clear(&d->leases);
+    /* The thread registers arena pieces with the disk tier's ring: stop it
+     * before the ring goes. */
+    prefault_stop(d);
     tier_close(d);
     gtier_close(d);
-    prefault_stop(d);
     /* store_free() runs no callbacks: free the entry records it points to. */
     if (d->store) {
         collect_t c = { 0 };

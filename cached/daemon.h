@@ -105,6 +105,8 @@ struct daemon {
     pthread_t prefault_th;
     int prefault_running, prefault_stop;   /* stop: __atomic */
     uint64_t prefault_bytes;               /* done so far: __atomic */
+    uint64_t prefault_step;                /* bytes per step (a registered piece) */
+    int fixed_pieces;                      /* disk_register_arena: pieces to register (0: off) */
     char gpu_desc[160];
     int draining;
     uint64_t drain_deadline_us;

@@ -99,6 +99,12 @@ struct disk {
     u64map_t recs;
     drec_t *head, *tail;
     disk_stats_t st;
+    uint8_t *fx_base;             /* registered-buffer region (disk_fixed_init) */
+    uint64_t fx_len;
+    unsigned fx_shift;            /* log2 of the piece size */
+    uint32_t fx_n;
+    uint8_t *fx_ready;            /* per piece: 1 once registered (atomic) */
+    uint64_t fx_bytes;            /* registered bytes (atomic: another thread adds) */
     char err[768];
 };
 
@@ -550,6 +556,7 @@ void disk_close(disk_t *d)
     u64map_clear(&d->recs);
     u64map_clear(&d->wpend);
     alloc_free(d->alloc);
+    free(d->fx_ready);
     free(d);
 }
 
@@ -796,6 +803,7 @@ int disk_meta_get(disk_t *d, const char *key, void *val, uint32_t cap)
 void disk_get_stats(const disk_t *d, disk_stats_t *st)
 {
     *st = d->st;
+    st->fixed_bytes = __atomic_load_n(&d->fx_bytes, __ATOMIC_RELAXED);
 }
 
 const char *disk_errstr(const disk_t *d)
@@ -818,6 +826,66 @@ static void queue_chunk(disk_t *d, achunk_t *c)
     d->q_tail = c;
 }
 
+/* ---- registered buffers ---- */
+
+#define FIXED_MAX_PIECES 16384u   /* IORING_MAX_REG_BUFFERS */
+#define FIXED_MIN_SHIFT 26u       /* 64 MiB */
+#define FIXED_MAX_SHIFT 30u       /* 1 GiB: the kernel's limit for one buffer */
+
+int disk_fixed_init(disk_t *d, void *base, uint64_t len, uint64_t *piece)
+{
+    if (!d->async) return -EOPNOTSUPP;
+    if (d->fx_base) return -EBUSY;
+    if (!base || !len || ((uintptr_t)base & (DISK_ALIGN - 1))) return -EINVAL;
+    unsigned shift = FIXED_MIN_SHIFT;
+    while (shift < FIXED_MAX_SHIFT && ((len - 1) >> shift) + 1 > FIXED_MAX_PIECES) shift++;
+    uint64_t n = ((len - 1) >> shift) + 1;
+    if (n > FIXED_MAX_PIECES) return -E2BIG;
+    uint8_t *ready = calloc((size_t)n, 1);
+    if (!ready) return -ENOMEM;
+    /* An empty table of n slots (Linux 5.19); pieces fill it one by one. */
+    int rc = io_uring_register_buffers_sparse(&d->aring, (unsigned)n);
+    if (rc) {
+        free(ready);
+        return rc < 0 ? rc : -EINVAL;
+    }
+    d->fx_base = base;
+    d->fx_len = len;
+    d->fx_shift = shift;
+    d->fx_n = (uint32_t)n;
+    d->fx_ready = ready;
+    *piece = 1ull << shift;
+    return (int)n;
+}
+
+int disk_fixed_add(disk_t *d, uint32_t i)
+{
+    if (!d->fx_base || i >= d->fx_n) return -EINVAL;
+    if (__atomic_load_n(&d->fx_ready[i], __ATOMIC_ACQUIRE)) return 0;
+    uint64_t off = (uint64_t)i << d->fx_shift;
+    uint64_t n = d->fx_len - off < (1ull << d->fx_shift) ? d->fx_len - off : 1ull << d->fx_shift;
+    struct iovec iov = { d->fx_base + off, (size_t)n };
+    __u64 tag = 0;
+    /* io_uring_register serialises with submission in the kernel (the
+     * ring's lock): safe beside the thread that drives d. */
+    int rc = io_uring_register_buffers_update_tag(&d->aring, i, &iov, &tag, 1);
+    if (rc < 0) return rc;
+    if (rc != 1) return -EIO;
+    __atomic_add_fetch(&d->fx_bytes, n, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->fx_ready[i], 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* The registered piece holding all of [buf, buf + len), or -1. */
+static int fixed_index(const disk_t *d, const uint8_t *buf, unsigned len)
+{
+    if (!d->fx_base || buf < d->fx_base || (uint64_t)(buf - d->fx_base) + len > d->fx_len) return -1;
+    uint64_t a = (uint64_t)(buf - d->fx_base);
+    uint64_t i = a >> d->fx_shift;
+    if (((a + len - 1) >> d->fx_shift) != i) return -1;
+    return __atomic_load_n(&d->fx_ready[i], __ATOMIC_ACQUIRE) ? (int)i : -1;
+}
+
 /* Hand queued chunks to the kernel while SQEs are free. */
 static void submit_queued(disk_t *d)
 {
@@ -828,12 +896,19 @@ static void submit_queued(disk_t *d)
         achunk_t *c = d->q_head;
         d->q_head = c->qnext;
         if (!d->q_head) d->q_tail = NULL;
-        if (c->rd->write)
-            io_uring_prep_write(sqe, d->fd, c->rd->dst + c->off + c->done, c->len - c->done,
-                                c->rd->r->off + c->off + c->done);
-        else
-            io_uring_prep_read(sqe, d->fd, c->rd->dst + c->off + c->done, c->len - c->done,
-                               c->rd->r->off + c->off + c->done);
+        uint8_t *buf = c->rd->dst + c->off + c->done;
+        unsigned len = c->len - c->done;
+        uint64_t at = c->rd->r->off + c->off + c->done;
+        int fx = fixed_index(d, buf, len);
+        if (fx >= 0) {
+            d->st.fixed_ios++;
+            if (c->rd->write) io_uring_prep_write_fixed(sqe, d->fd, buf, len, at, fx);
+            else io_uring_prep_read_fixed(sqe, d->fd, buf, len, at, fx);
+        } else if (c->rd->write) {
+            io_uring_prep_write(sqe, d->fd, buf, len, at);
+        } else {
+            io_uring_prep_read(sqe, d->fd, buf, len, at);
+        }
         io_uring_sqe_set_data(sqe, c);
         d->a_inflight++;
         n++;

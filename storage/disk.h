@@ -73,6 +73,8 @@ typedef struct {
     int direct;               /* 1: O_DIRECT, 0: buffered */
     int uring;                /* 1: io_uring, 0: pread/pwrite */
     int async;                /* 1: disk_read_async available */
+    uint64_t fixed_bytes;     /* caller memory registered with io_uring (disk_fixed_add) */
+    uint64_t fixed_ios;       /* asynchronous chunks read or written through it */
 } disk_stats_t;
 
 /* Open (create if missing) the disk tier in cfg->dir and load every record:
@@ -162,6 +164,24 @@ int disk_event_fd(const disk_t *d);
 int disk_reap(disk_t *d);
 /* Wait until every asynchronous read and write has completed (callbacks run). */
 void disk_drain(disk_t *d);
+
+/* Registered buffers for the asynchronous ring. Without them the kernel pins
+ * the destination's pages on every request, which for shared memory (the
+ * host arena is a memfd) costs about a third of a 2 MiB read on the VMs we
+ * measured (docs/benchmarks.md). disk_fixed_init declares [base, base + len)
+ * (page aligned) as the region asynchronous I/O will mostly use and cuts it
+ * into pieces of a power-of-two size (64 MiB up to 1 GiB, the kernel's limit
+ * per buffer), returned in *piece; it returns the number of pieces, or a
+ * negative errno (no asynchronous ring, kernel without sparse buffer
+ * tables). disk_fixed_add registers piece i: it pins the piece's pages
+ * (faulting them in; counted against RLIMIT_MEMLOCK without CAP_IPC_LOCK)
+ * and may be called from another thread than the one driving d, once per
+ * piece, while I/O runs. Returns 0 or a negative errno (-ENOMEM: over the
+ * memory-lock limit). A chunk wholly inside a registered piece is then read
+ * or written with IORING_OP_READ_FIXED/WRITE_FIXED; any other buffer goes
+ * as before. Registered pages stay pinned until disk_close. */
+int disk_fixed_init(disk_t *d, void *base, uint64_t len, uint64_t *piece);
+int disk_fixed_add(disk_t *d, uint32_t i);
 
 /* Small named values in the "meta" database (key <= 64 bytes). get returns
  * the value length (copied up to cap) or -ENOENT. */

@@ -805,7 +805,8 @@ static void foreach_values_round_trip_through_set(void **state)
         "default_threshold = 0.9\nmax_clients = 9\nmax_frame = 1m\n"
         "max_leases_per_client = 77\nmax_puts_per_client = 5\nmax_namespaces = 3\n"
         "log_level = error\nindex_tables = 4\nindex_bits = 20\nindex_probes = 0\n"
-        "index_exact_below = 10\ndrain_timeout_ms = 1\nallow_uids = 1,2,3\n";
+        "index_exact_below = 10\ndrain_timeout_ms = 1\nallow_uids = 1,2,3\n"
+        "disk_register_arena = 0\n";
 
     (void)state;
     config_defaults(&a);
@@ -814,11 +815,11 @@ static void foreach_values_round_trip_through_set(void **state)
     copy_ctx_t x = { .into = &b };
     config_foreach(&a, copy_key, &x);
     assert_int_equal(x.failures, 0);
-    assert_int_equal(x.count, 42);
+    assert_int_equal(x.count, 43);
     assert_true(x.runtime_keys > 0 && x.runtime_keys < x.count);
     const char *keys[] = { "socket", "socket_mode", "host_capacity", "host_arena_size",
                            "default_threshold", "max_frame", "log_level", "allow_uids",
-                           "index_probes", "drain_timeout_ms" };
+                           "index_probes", "drain_timeout_ms", "disk_register_arena" };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         get(&a, keys[i], va, sizeof va);
         get(&b, keys[i], vb, sizeof vb);
@@ -826,6 +827,7 @@ static void foreach_values_round_trip_through_set(void **state)
     }
     assert_true(b.host_arena_size == 8ull << 30);
     assert_int_equal(b.n_allow_uids, 3);
+    assert_int_equal(b.disk_register_arena, 0);
 }
 
 /* fleet_key is shown as "(secret)"; giving that back keeps the value. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -593,6 +594,101 @@ static void async_write_round_trip_and_restart(void **state)
     free(b);
 }
 
+/* Registered buffers: reads into a registered piece and writes from it go
+ * through the fixed-buffer opcodes and keep the bytes exact; a chunk that
+ * straddles two pieces, or lies in a piece not registered (yet), takes the
+ * plain path and is just as exact. */
+static void registered_buffers_keep_bytes_exact(void **state)
+{
+    fx_t *f = *state;
+    disk_t *d = open_disk(f, 64 << 20, 0);
+    assert_non_null(d);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    if (!st.async) skip();
+    const uint64_t region = 160ull << 20;   /* three pieces of 64 MiB, the last partial */
+    uint8_t *base = mmap(NULL, region, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(base != MAP_FAILED);
+    uint64_t piece = 0;
+    assert_int_equal(disk_fixed_init(d, base + 1, region, &piece), -EINVAL);
+    int n = disk_fixed_init(d, base, region, &piece);
+    if (n == -EINVAL || n == -EOPNOTSUPP) {   /* kernel before 5.19: no sparse tables */
+        munmap(base, region);
+        disk_close(d);
+        skip();
+    }
+    assert_int_equal(n, 3);
+    assert_int_equal(piece, 64ull << 20);
+    assert_int_equal(disk_fixed_init(d, base, region, &piece), -EBUSY);
+    assert_int_equal(disk_fixed_add(d, 3), -EINVAL);
+    int rc = disk_fixed_add(d, 0);
+    if (rc == -ENOMEM) {   /* RLIMIT_MEMLOCK below 64 MiB and no CAP_IPC_LOCK */
+        munmap(base, region);
+        disk_close(d);
+        skip();
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(disk_fixed_add(d, 0), 0);   /* twice: nothing more */
+    disk_get_stats(d, &st);
+    assert_int_equal(st.fixed_bytes, 64ull << 20);
+
+    /* Write from piece 0: three chunks, all fixed. */
+    uint64_t len = (5u << 19) + 77;
+    uint8_t *src = blob(len, 41);
+    memcpy(base, src, disk_padded(len));
+    done_t t = { 0 };
+    assert_int_equal(disk_write_async(d, 1, base, len, XXH3_64bits(src, len), NULL, 0,
+                                      on_read_done, &t), 0);
+    reap_all(d);
+    assert_int_equal(t.rc, 0);
+    disk_get_stats(d, &st);
+    assert_int_equal(st.fixed_ios, 3);
+    assert_int_equal(check_blob(d, 1, len, 41), 0);
+
+    /* Read into piece 0 at an offset: fixed, exact. */
+    uint8_t *dst = base + (8u << 20);
+    memset(dst, 0xee, disk_padded(len));
+    t = (done_t){ 0 };
+    assert_int_equal(disk_read_async(d, 1, dst, on_read_done, &t), 0);
+    reap_all(d);
+    assert_int_equal(t.rc, 0);
+    assert_memory_equal(dst, src, len);
+    disk_get_stats(d, &st);
+    assert_int_equal(st.fixed_ios, 6);
+
+    /* Straddling pieces 0 and 1 (1 unregistered), then wholly in piece 1:
+     * plain reads, still exact. */
+    uint8_t *cross = base + (64u << 20) - (1u << 19);
+    uint8_t *in1 = base + (80u << 20);
+    memset(cross, 0xee, disk_padded(len));
+    memset(in1, 0xee, disk_padded(len));
+    done_t t1 = { 0 }, t2 = { 0 };
+    assert_int_equal(disk_read_async(d, 1, cross, on_read_done, &t1), 0);
+    assert_int_equal(disk_read_async(d, 1, in1, on_read_done, &t2), 0);
+    reap_all(d);
+    assert_int_equal(t1.rc, 0);
+    assert_int_equal(t2.rc, 0);
+    assert_memory_equal(cross, src, len);
+    assert_memory_equal(in1, src, len);
+    disk_get_stats(d, &st);
+    assert_int_equal(st.fixed_ios, 6);
+
+    /* Piece 1 registered now: the same read goes fixed. */
+    assert_int_equal(disk_fixed_add(d, 1), 0);
+    memset(in1, 0xee, disk_padded(len));
+    t = (done_t){ 0 };
+    assert_int_equal(disk_read_async(d, 1, in1, on_read_done, &t), 0);
+    reap_all(d);
+    assert_int_equal(t.rc, 0);
+    assert_memory_equal(in1, src, len);
+    disk_get_stats(d, &st);
+    assert_int_equal(st.fixed_ios, 9);
+    assert_int_equal(st.fixed_bytes, 128ull << 20);
+    free(src);
+    disk_close(d);
+    munmap(base, region);
+}
+
 /* disk_delete or disk_put of the id while its write flies wins: the write
  * reports -ECANCELED, records nothing and gives its extent back. */
 static void async_write_cancelled_by_delete_or_put(void **state)
@@ -647,6 +743,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(close_drains_reads_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(async_write_round_trip_and_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(async_write_cancelled_by_delete_or_put, setup, teardown),
+        cmocka_unit_test_setup_teardown(registered_buffers_keep_bytes_exact, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

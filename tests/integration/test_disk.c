@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -107,6 +108,47 @@ static void demotion_and_promotion_keep_bytes_exact(void **state)
     simcache_close(h);
     assert_int_equal(it_daemon_stop(&d), 0);
     it_daemon_cleanup(&d);
+}
+
+/* With a disk tier the arena is pinned and registered with io_uring
+ * (disk_register_arena, default on): promotions and demotions then go
+ * through the registered buffers, bytes exact. Off, nothing is registered
+ * and the same traffic takes the plain path. */
+static void registered_arena_keeps_bytes_exact(void **state)
+{
+    (void)state;
+    for (int reg = 1; reg >= 0; reg--) {
+        it_daemon_t d;
+        const char *args[] = { "--data-dir", data_dir, "--disk-capacity", "32m", "--durability",
+                               "async", "--host-capacity", "1m", "--disk-register-arena",
+                               reg ? "1" : "0", NULL };
+        assert_int_equal(it_daemon_startv(&d, args), 0);
+        uint64_t arena = it_admin_u64(&d, "info", "host_arena_bytes");
+        assert_true(arena >= (1u << 20));
+        uint64_t got = 0;
+        for (int i = 0; i < 500; i++) {
+            got = it_admin_u64(&d, "info", "disk_registered_bytes");
+            if (!reg || got == arena) break;
+            struct timespec ts = { 0, 10 * 1000 * 1000 };
+            nanosleep(&ts, NULL);
+        }
+        assert_int_equal(got, reg ? arena : 0);
+        simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+        assert_non_null(h);
+        for (uint64_t s = 1; s <= 40; s++) assert_true(put_seed(h, s) != 0);
+        for (uint64_t s = 1; s <= 40; s++) assert_int_equal(lookup_seed(h, s), 1);
+        assert_true(it_admin_u64(&d, "info", "disk_promotions_async") >= 20);
+        uint64_t fixed = it_admin_u64(&d, "info", "disk_fixed_ios");
+        if (reg) assert_true(fixed >= 20);
+        else assert_int_equal(fixed, 0);
+        assert_int_equal(it_admin_u64(&d, "info", "disk_checksum_failures"), 0);
+        simcache_close(h);
+        assert_int_equal(it_daemon_stop(&d), 0);
+        it_daemon_cleanup(&d);
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'/*", data_dir);
+        if (system(cmd)) {}
+    }
 }
 
 static void full_disk_drops_lru_and_keeps_serving(void **state)
@@ -733,6 +775,7 @@ int main(int argc, char **argv)
     it_init(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(demotion_and_promotion_keep_bytes_exact, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(registered_arena_keeps_bytes_exact, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(restart_serves_what_was_on_disk, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(batch_of_disk_hits_promotes_together, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(lmdb_map_limit_refuses_cleanly, mk_data, rm_data),
