@@ -48,10 +48,10 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "bench_util.h"
 #include "simcache.h"
+#include "xxh.h"
 
 #define DIM 64
 #define PAGE 4096u

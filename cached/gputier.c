@@ -26,11 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "daemon.h"
 #include "gpu.h"
 #include "log.h"
+#include "xxh.h"
 
 #define GPU_ALIGN 4096u   /* extent alignment in the arena (CUDA wants 256) */
 

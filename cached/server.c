@@ -26,7 +26,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "arena.h"
 #include "daemon.h"
@@ -36,6 +35,7 @@
 #include "peers.h"
 #include "proto.h"
 #include "vec.h"
+#include "xxh.h"
 
 #define READ_CHUNK (64u << 10)
 #define OUT_HIGH_WATER (8u << 20)   /* stop reading a client that does not read its replies */

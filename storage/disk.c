@@ -21,10 +21,10 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "alloc.h"
 #include "u64map.h"
+#include "xxh.h"
 
 #define DISK_MAGIC 0x534d4344u   /* "SMCD" */
 
