@@ -85,9 +85,15 @@
 #define CODE_MIN_DIM 64u
 /* Bound on P(drop a pair at the threshold), under the binomial model of
  * the code bits, with the threshold taken CODE_MARGIN lower; see
- * code_cut_for. */
+ * code_cut_for. At the threshold itself the bound is then at most 9.2e-3
+ * per matching pair, whatever the threshold (the worst is near a centred
+ * cosine of 0, where the binomial is widest): a best match sitting right
+ * at the threshold is still found with probability >= 0.99, the recall the
+ * index is held to. 3e-2 would allow 1.1e-2 there; 1e-2 (before) allowed
+ * 3.2e-3 and scored 1.7x the int8 rows at the p99 of 1M x 1024
+ * (docs/benchmarks.md, "fourth pass"). */
 #ifndef CODE_DROP
-#define CODE_DROP 1e-2
+#define CODE_DROP 2.5e-2
 #endif
 #define CODE_MARGIN 0.02    /* calibrate as if the threshold were this lower */
 #define CODE_TAB 256u       /* cut table: thresholds -1 + k * 2/CODE_TAB */
