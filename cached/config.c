@@ -57,6 +57,8 @@ static const key_t_ keys[] = {
       "async durability: write host entries to disk in the background every N ms, oldest first (0: only on demotion, checkpoint and shutdown)" },
     { "disk_register_arena", T_U32, F(disk_register_arena), 0, 1, 0,
       "1: with a disk tier, pin the host arena and register it with io_uring (commits its memory)" },
+    { "cpu_affinity", T_STR, F(cpu_affinity), 0, 0, 0,
+      "CPUs the daemon runs on, e.g. 2 or 2-3 (empty: any); keep them apart from the inference threads" },
     { "durability", T_STR, F(durability), 0, 0, 0,
       "async: a put is acknowledged in the host tier; sync: only once it is on disk" },
     { "max_entries", T_SIZE, F(max_entries), 0, 1ull << 40, 1,
@@ -221,6 +223,39 @@ int config_parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
+/* One CPU number: digits, below CONFIG_MAX_CPUS. */
+static int parse_cpu(const char **s, uint32_t *out)
+{
+    if (!isdigit((unsigned char)**s)) return -1;
+    uint32_t v = 0;
+    while (isdigit((unsigned char)**s)) {
+        v = v * 10 + (uint32_t)(**s - '0');
+        if (v >= CONFIG_MAX_CPUS) return -1;
+        (*s)++;
+    }
+    *out = v;
+    return 0;
+}
+
+int config_parse_cpus(const char *s, uint64_t *mask)
+{
+    if (!s) return -1;
+    if (mask) memset(mask, 0, CONFIG_MAX_CPUS / 8);
+    while (*s) {
+        uint32_t lo, hi;
+        if (parse_cpu(&s, &lo)) return -1;
+        hi = lo;
+        if (*s == '-') {
+            s++;
+            if (parse_cpu(&s, &hi) || hi < lo) return -1;
+        }
+        for (uint32_t k = lo; mask && k <= hi; k++) mask[k / 64] |= 1ull << (k % 64);
+        if (*s == ',' && s[1]) s++;
+        else if (*s) return -1;
+    }
+    return 0;
+}
+
 static int parse_uids(const char *s, uint32_t *uids, uint32_t *n)
 {
     uint32_t k = 0;
@@ -275,6 +310,11 @@ int config_set(config_t *c, const char *key, const char *value, int runtime,
         if (k->off == offsetof(config_t, durability) && strcmp(value, "async") &&
             strcmp(value, "sync")) {
             fail(err, errlen, "%s: '%.64s' is not async or sync", key, value);
+            return -1;
+        }
+        if (k->off == offsetof(config_t, cpu_affinity) && config_parse_cpus(value, NULL)) {
+            fail(err, errlen, "%s: '%.64s' is not a CPU list (e.g. 2, 0-3 or 1,4-5; each below %u)",
+                 key, value, CONFIG_MAX_CPUS);
             return -1;
         }
         if (k->off == offsetof(config_t, gpu_ipc) && strcmp(value, "auto") &&

@@ -32,6 +32,7 @@ typedef struct {
     uint64_t disk_lmdb_max_size;  /* LMDB map growth limit; 0: 64 GiB */
     uint32_t disk_flush_ms;       /* write-behind of host entries every N ms; 0: off */
     uint32_t disk_register_arena; /* 1: pin the host arena and register it with io_uring */
+    char cpu_affinity[128];       /* CPU list the daemon's threads run on; "": any */
     char durability[8];           /* "async" or "sync" */
     double default_threshold;
     uint32_t max_clients;
@@ -92,6 +93,12 @@ int config_load_text(config_t *c, const char *text, size_t len, const char *name
 /* Parse a size: digits with optional k, m, g, t suffix (powers of 1024,
  * optional trailing 'b' or 'ib'). Returns 0 or -1. */
 int config_parse_size(const char *s, uint64_t *out);
+
+/* Parse a CPU list ("2", "0-3", "1,4-5"; "" is the empty list): ascending
+ * or not, each number below CONFIG_MAX_CPUS. Sets bit k of mask (which may
+ * be NULL, to validate only) for every CPU k named. Returns 0 or -1. */
+#define CONFIG_MAX_CPUS 1024u
+int config_parse_cpus(const char *s, uint64_t *mask);
 
 /* Is key changeable at run time? -1 if unknown. */
 int config_key_runtime(const char *key);

@@ -806,7 +806,7 @@ static void foreach_values_round_trip_through_set(void **state)
         "max_leases_per_client = 77\nmax_puts_per_client = 5\nmax_namespaces = 3\n"
         "log_level = error\nindex_tables = 4\nindex_bits = 20\nindex_probes = 0\n"
         "index_exact_below = 10\ndrain_timeout_ms = 1\nallow_uids = 1,2,3\n"
-        "disk_register_arena = 0\n";
+        "disk_register_arena = 0\ncpu_affinity = 0-1,3\n";
 
     (void)state;
     config_defaults(&a);
@@ -815,11 +815,12 @@ static void foreach_values_round_trip_through_set(void **state)
     copy_ctx_t x = { .into = &b };
     config_foreach(&a, copy_key, &x);
     assert_int_equal(x.failures, 0);
-    assert_int_equal(x.count, 43);
+    assert_int_equal(x.count, 44);
     assert_true(x.runtime_keys > 0 && x.runtime_keys < x.count);
     const char *keys[] = { "socket", "socket_mode", "host_capacity", "host_arena_size",
                            "default_threshold", "max_frame", "log_level", "allow_uids",
-                           "index_probes", "drain_timeout_ms", "disk_register_arena" };
+                           "index_probes", "drain_timeout_ms", "disk_register_arena",
+                           "cpu_affinity" };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         get(&a, keys[i], va, sizeof va);
         get(&b, keys[i], vb, sizeof vb);
@@ -854,6 +855,33 @@ static void secret_is_masked_and_survives_its_mask(void **state)
     assert_int_equal(config_set(&c, "route_load_weight", "0.25", 1, err, sizeof err), 0);
     assert_true(c.route_load_weight == 0.25);
     assert_int_equal(config_set(&c, "heartbeat_ms", "10", 1, err, sizeof err), -1); /* below 50 */
+}
+
+/* CPU lists: numbers and ranges, comma separated; anything else refused,
+ * at parse and through config_set. */
+static void cpu_lists_parse_and_refuse(void **state)
+{
+    (void)state;
+    uint64_t m[CONFIG_MAX_CPUS / 64];
+    assert_int_equal(config_parse_cpus("", m), 0);
+    for (size_t i = 0; i < CONFIG_MAX_CPUS / 64; i++) assert_true(m[i] == 0);
+    assert_int_equal(config_parse_cpus("1,4-5,1023", m), 0);
+    assert_true(m[0] == ((1ull << 1) | (1ull << 4) | (1ull << 5)));
+    assert_true(m[15] == 1ull << 63);
+    assert_int_equal(config_parse_cpus("0-130", m), 0);
+    assert_true(m[0] == UINT64_MAX && m[1] == UINT64_MAX && m[2] == 7);
+    assert_int_equal(config_parse_cpus("3,3", NULL), 0);
+    const char *bad[] = { "a", "1-", "-1", "3-1", "1,", ",1", "1,,2", "1024", "0-1024",
+                          "1 2", " 1", "1-2-3", "99999999999999999999", "+1", "0x1" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(config_parse_cpus(bad[i], m), -1);
+        config_t c;
+        char err[256];
+        config_defaults(&c);
+        assert_int_equal(config_set(&c, "cpu_affinity", bad[i], 0, err, sizeof err), -1);
+        assert_non_null(strstr(err, "not a CPU list"));
+    }
+    assert_int_equal(config_parse_cpus(NULL, m), -1);
 }
 
 static void get_of_unknown_key_fails(void **state)
@@ -928,6 +956,7 @@ int main(void)
         cmocka_unit_test(load_file_over_1_mib_is_refused),
         cmocka_unit_test(foreach_values_round_trip_through_set),
         cmocka_unit_test(get_of_unknown_key_fails),
+        cmocka_unit_test(cpu_lists_parse_and_refuse),
         cmocka_unit_test(secret_is_masked_and_survives_its_mask),
         cmocka_unit_test(get_prints_sizes_as_plain_bytes),
     };

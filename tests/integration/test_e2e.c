@@ -271,6 +271,49 @@ static void host_prefault_populates_the_arena(void **state)
     assert_int_equal(it_daemon_stop(&D), 0);
 }
 
+/* Cpus_allowed_list of every thread of pid, joined by spaces. */
+static void threads_cpus(pid_t pid, char *out, size_t n)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd,
+             "grep -h Cpus_allowed_list /proc/%d/task/*/status | awk '{print $2}' | sort -u | "
+             "tr '\\n' ' '", (int)pid);
+    FILE *f = popen(cmd, "r");
+    out[0] = 0;
+    if (f) {
+        if (!fgets(out, (int)n, f)) out[0] = 0;
+        pclose(f);
+    }
+}
+
+/* cpu_affinity pins the daemon and the threads it starts (here the
+ * prefault thread); a CPU that is not there stops the start with a clear
+ * error. */
+static void cpu_affinity_pins_every_thread(void **state)
+{
+    (void)state;
+    assert_int_equal(it_daemon_start(&D, "--cpu-affinity", "0", "--host-capacity", "64m",
+                                     "--host-prefault", "1", NULL), 0);
+    char cpus[256];
+    threads_cpus(D.pid, cpus, sizeof cpus);
+    assert_string_equal(cpus, "0 ");
+    simcache_t *h = conn();
+    assert_non_null(h);
+    assert_int_equal(simcache_ping(h), 0);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&D), 0);
+    it_daemon_cleanup(&D);
+
+    if (sysconf(_SC_NPROCESSORS_CONF) < 1000) {
+        assert_int_not_equal(it_daemon_start(&D, "--cpu-affinity", "1000-1001", NULL), 0);
+        char cmd[200];
+        snprintf(cmd, sizeof cmd, "grep -q \"cpu_affinity '1000-1001'\" %s", D.log);
+        assert_int_equal(system(cmd), 0);
+        it_daemon_cleanup(&D);
+    }
+}
+
+
 /* Threshold 1 asks for the same direction: an identical embedding (and a
  * scaled copy) must hit, whatever float rounding does to its cosine. */
 static void identical_embedding_hits_at_threshold_one(void **state)
@@ -571,6 +614,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(lookup_threshold_per_request_overrides_default, teardown),
         cmocka_unit_test_teardown(lookup_default_threshold_follows_config, teardown),
         cmocka_unit_test_teardown(host_prefault_populates_the_arena, teardown),
+        cmocka_unit_test_teardown(cpu_affinity_pins_every_thread, teardown),
         cmocka_unit_test_teardown(identical_embedding_hits_at_threshold_one, teardown),
         cmocka_unit_test_teardown(lookup_batch_mixes_hits_and_misses_in_order, teardown),
         cmocka_unit_test_teardown(namespaces_never_match_each_other, teardown),
