@@ -594,6 +594,22 @@ static void async_write_round_trip_and_restart(void **state)
     free(b);
 }
 
+/* Read blob 1 asynchronously into dst (cleared first), check its len bytes
+ * against want; returns the disk's fixed_ios count after it. */
+static uint64_t read_exact(disk_t *d, uint8_t *dst, const uint8_t *want, uint64_t len)
+{
+    memset(dst, 0xee, disk_padded(len));
+    done_t t = { 0 };
+    assert_int_equal(disk_read_async(d, 1, dst, on_read_done, &t), 0);
+    reap_all(d);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.rc, 0);
+    assert_memory_equal(dst, want, len);
+    disk_stats_t st;
+    disk_get_stats(d, &st);
+    return st.fixed_ios;
+}
+
 /* Registered buffers: reads into a registered piece and writes from it go
  * through the fixed-buffer opcodes and keep the bytes exact; a chunk that
  * straddles two pieces, or lies in a piece not registered (yet), takes the
@@ -647,43 +663,18 @@ static void registered_buffers_keep_bytes_exact(void **state)
     assert_int_equal(check_blob(d, 1, len, 41), 0);
 
     /* Read into piece 0 at an offset: fixed, exact. */
-    uint8_t *dst = base + (8u << 20);
-    memset(dst, 0xee, disk_padded(len));
-    t = (done_t){ 0 };
-    assert_int_equal(disk_read_async(d, 1, dst, on_read_done, &t), 0);
-    reap_all(d);
-    assert_int_equal(t.rc, 0);
-    assert_memory_equal(dst, src, len);
-    disk_get_stats(d, &st);
-    assert_int_equal(st.fixed_ios, 2 * k);
+    assert_int_equal(read_exact(d, base + (8u << 20), src, len), 2 * k);
 
     /* Straddling pieces 0 and 1 (1 unregistered), then wholly in piece 1:
      * plain reads, still exact. */
-    uint8_t *cross = base + (64u << 20) - (1u << 19);
     uint8_t *in1 = base + (80u << 20);
-    memset(cross, 0xee, disk_padded(len));
-    memset(in1, 0xee, disk_padded(len));
-    done_t t1 = { 0 }, t2 = { 0 };
-    assert_int_equal(disk_read_async(d, 1, cross, on_read_done, &t1), 0);
-    assert_int_equal(disk_read_async(d, 1, in1, on_read_done, &t2), 0);
-    reap_all(d);
-    assert_int_equal(t1.rc, 0);
-    assert_int_equal(t2.rc, 0);
-    assert_memory_equal(cross, src, len);
-    assert_memory_equal(in1, src, len);
-    disk_get_stats(d, &st);
-    assert_int_equal(st.fixed_ios, 2 * k);
+    assert_int_equal(read_exact(d, base + (64u << 20) - (1u << 19), src, len), 2 * k);
+    assert_int_equal(read_exact(d, in1, src, len), 2 * k);
 
     /* Piece 1 registered now: the same read goes fixed. */
     assert_int_equal(disk_fixed_add(d, 1), 0);
-    memset(in1, 0xee, disk_padded(len));
-    t = (done_t){ 0 };
-    assert_int_equal(disk_read_async(d, 1, in1, on_read_done, &t), 0);
-    reap_all(d);
-    assert_int_equal(t.rc, 0);
-    assert_memory_equal(in1, src, len);
+    assert_int_equal(read_exact(d, in1, src, len), 3 * k);
     disk_get_stats(d, &st);
-    assert_int_equal(st.fixed_ios, 3 * k);
     assert_int_equal(st.fixed_bytes, 128ull << 20);
     free(src);
     disk_close(d);

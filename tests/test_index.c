@@ -898,26 +898,38 @@ static void sample_is_distinct_and_deterministic(void **state)
 /* The measurement the defaults rest on, at test size: 20k entries, dim 256,
  * clustered and anisotropic; 400 queries with a planted near-duplicate
  * (0.80-0.99) and 100 without; hard negatives (0.70-0.79) around each. */
+/* nq queries into q and n entries into x: for each query a match at cosine
+ * lo + span * U (U uniform; none for every skip-th query, skip > 0), then
+ * 0 to 2 hard negatives at 0.70-0.79 (one more where the match is skipped);
+ * the rest of x unrelated samples. */
+static void plant(const gen_t *g, float *q, uint32_t nq, float *x, uint32_t n, double lo,
+                  double span, uint32_t skip)
+{
+    const uint32_t d = g->dim;
+    uint32_t pos = 0;
+    for (uint32_t k = 0; k < nq; k++) {
+        float *qq = q + (size_t)k * d;
+        int none = skip && k % skip == skip - 1;
+        gen_sample(g, qq);
+        if (!none)
+            gen_near(g, qq, span > 0 ? lo + span * unif() : lo, x + (size_t)pos++ * d);
+        for (uint64_t h = rnd() % 3 + (uint64_t)none; h > 0; h--)
+            gen_near(g, qq, 0.70 + 0.09 * unif(), x + (size_t)pos++ * d);
+    }
+    for (; pos < n; pos++)
+        gen_sample(g, x + (size_t)pos * d);
+}
+
 static void lsh_recall_on_clustered_set(void **state)
 {
     (void)state;
     const uint32_t d = 256, n = 20000, nq = 500;
     gen_t g;
     float *x = malloc((size_t)n * d * sizeof *x), *q = malloc((size_t)nq * d * sizeof *q);
-    uint32_t pos = 0;
 
     rs = 2024;
     gen_init(&g, d, 64);
-    for (uint32_t k = 0; k < nq; k++) {
-        float *qq = q + (size_t)k * d;
-        gen_sample(&g, qq);
-        if (k % 5 != 4)
-            gen_near(&g, qq, 0.80 + 0.19 * unif(), x + (size_t)pos++ * d);
-        for (uint64_t h = rnd() % 3 + (k % 5 == 4); h > 0; h--)
-            gen_near(&g, qq, 0.70 + 0.09 * unif(), x + (size_t)pos++ * d);
-    }
-    for (; pos < n; pos++)
-        gen_sample(&g, x + (size_t)pos * d);
+    plant(&g, q, nq, x, n, 0.80, 0.19, 5);
 
     /* Add in shuffled order, so planted entries spread over the slots. */
     uint32_t *perm = malloc(n * sizeof *perm);
@@ -1007,19 +1019,10 @@ static void matches_at_the_threshold_are_found(void **state)
     const uint32_t d = 256, n = 20000, nq = 400;
     gen_t g;
     float *x = malloc((size_t)n * d * sizeof *x), *q = malloc((size_t)nq * d * sizeof *q);
-    uint32_t pos = 0;
 
     rs = 4242;
     gen_init(&g, d, 64);
-    for (uint32_t k = 0; k < nq; k++) {
-        float *qq = q + (size_t)k * d;
-        gen_sample(&g, qq);
-        gen_near(&g, qq, 0.801, x + (size_t)pos++ * d);
-        for (uint64_t h = rnd() % 3; h > 0; h--)
-            gen_near(&g, qq, 0.70 + 0.09 * unif(), x + (size_t)pos++ * d);
-    }
-    for (; pos < n; pos++)
-        gen_sample(&g, x + (size_t)pos * d);
+    plant(&g, q, nq, x, n, 0.801, 0.0, 0);
     index_t *ix = index_new(d, 0x5eed, NULL);
     for (uint32_t i = 0; i < n; i++)
         assert_int_equal(index_add(ix, i + 1, x + (size_t)i * d), 0);
