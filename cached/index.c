@@ -1176,6 +1176,8 @@ static int search_ivf(index_t *ix, const float *q, float thr, uint32_t *best_s, 
     else
         for (size_t i = 0; i < ns; i++)
             ord[i] = (uint32_t)i;
+    if (ns == 0)
+        return 0;   /* no survivor: nothing to quantise the query for */
     float ynorm = sqrtf(vec_dot(q, q, ix->dim)) * 1.0001f, ey = 0.0f;
     float sy = vec_quant_i16(q, ix->dim, ix->y16, &ey);
     float ewide = ynorm + ey, efix = (1.001f + ix->munorm) * ey + QUANT_SLACK;
