@@ -529,6 +529,8 @@ static void *prefault_main(void *arg)
                      rc == -ENOMEM ? " (over RLIMIT_MEMLOCK: raise it, e.g. systemd's "
                                      "LimitMEMLOCK=infinity, or grant CAP_IPC_LOCK)" : "");
             reg = 0;
+            /* Only registration asked for the pages: leave the rest lazy. */
+            if (!d->cfg.host_prefault) break;
         }
     }
     if (__atomic_load_n(&d->prefault_bytes, __ATOMIC_RELAXED) == size)
