@@ -412,7 +412,19 @@ static int sc_pass(ctx_t *x, int promote, uint64_t *ns_out)
 
 /* One promotion pass: demote every entry (`evict`: they keep their disk
  * copy, nothing is written), drop the page cache, promote them all. */
-static int run_sc(ctx_t *x, int si, uint64_t *ns)
+/* A promotion pass, page cache dropped first; *used: what the daemon spent
+ * on it (CPU, faults). */
+static int timed_pass(ctx_t *x, uint64_t *ns, pstat_t *used)
+{
+    drop_caches(x);
+    pstat_t a = proc_stat(x->daemon.pid);
+    if (sc_pass(x, 1, ns)) return -1;
+    pstat_t b = proc_stat(x->daemon.pid);
+    *used = (pstat_t){ b.utime - a.utime, b.stime - a.stime, b.minflt - a.minflt };
+    return 0;
+}
+
+static int run_sc(ctx_t *x, uint64_t *ns, pstat_t *used)
 {
     char rep[256], want[64], cmd[64];
     snprintf(cmd, sizeof cmd, "evict %" PRIu64, x->n);
@@ -426,15 +438,7 @@ static int run_sc(ctx_t *x, int si, uint64_t *ns)
         snprintf(x->err, sizeof x->err, "after evict, not every entry is on disk only");
         return -1;
     }
-    drop_caches(x);
-    pstat_t a = proc_stat(x->daemon.pid);
-    if (sc_pass(x, 1, ns)) return -1;
-    pstat_t b = proc_stat(x->daemon.pid);
-    breakdown_t *d = &x->bd[si];
-    d->utime += b.utime - a.utime;
-    d->stime += b.stime - a.stime;
-    d->minflt += b.minflt - a.minflt;
-    return 0;
+    return timed_pass(x, ns, used);
 }
 
 typedef struct {
@@ -913,24 +917,18 @@ static int run_size(ctx_t *x, int si)
     fprintf(stderr, "%s: promotion into a fresh arena ...\n", sz);
     breakdown_t *d = &x->bd[si];
     uint64_t ns;
-    drop_caches(x);
-    pstat_t a = proc_stat(x->daemon.pid);
-    if (sc_pass(x, 1, &ns)) return -1;
-    pstat_t b = proc_stat(x->daemon.pid);
+    pstat_t used;
+    if (timed_pass(x, &ns, &used)) return -1;
     add(x, si, M_SC_COLD, ns);
     double p99;
     per_blob_stats(x, &d->cold_p50, &p99);
-    d->cold_utime = (b.utime - a.utime) * 1e3 / (double)x->n;
-    d->cold_stime = (b.stime - a.stime) * 1e3 / (double)x->n;
-    d->cold_minflt = (b.minflt - a.minflt) / (double)x->n;
+    d->cold_utime = used.utime * 1e3 / (double)x->n;
+    d->cold_stime = used.stime * 1e3 / (double)x->n;
+    d->cold_minflt = used.minflt / (double)x->n;
 
     /* The same arena warm, not registered: each read pins its pages. */
     fprintf(stderr, "%s: promotion into a warm arena, not registered ...\n", sz);
-    double keep[3] = { d->utime, d->stime, d->minflt };
-    if (run_sc(x, si, &ns)) return -1;
-    d->utime = keep[0];
-    d->stime = keep[1];
-    d->minflt = keep[2];
+    if (run_sc(x, &ns, &used)) return -1;
     per_blob_stats(x, &d->noreg_p50, &p99);
     d->noreg_mibs = mibs(x->n * x->size, ns);
 
@@ -952,8 +950,12 @@ static int run_size(ctx_t *x, int si)
             int m = (r + j) % M_ROTATING, rc = 0;
             switch (m) {
             case M_SC:
-                rc = run_sc(x, si, &ns);
-                if (!rc) memcpy(sc_samples + (uint64_t)r * x->n, x->samples, x->n * sizeof(double));
+                rc = run_sc(x, &ns, &used);
+                if (rc) break;
+                memcpy(sc_samples + (uint64_t)r * x->n, x->samples, x->n * sizeof(double));
+                d->utime += used.utime;
+                d->stime += used.stime;
+                d->minflt += used.minflt;
                 break;
             case M_FIO:
                 if (!x->fio) continue;
