@@ -883,8 +883,9 @@ int disk_fixed_add(disk_t *d, uint32_t i)
 /* The registered piece holding all of [buf, buf + len), or -1. */
 static int fixed_index(const disk_t *d, const uint8_t *buf, unsigned len)
 {
-    if (!d->fx_base || buf < d->fx_base || (uint64_t)(buf - d->fx_base) + len > d->fx_len) return -1;
+    if (!d->fx_base || buf < d->fx_base) return -1;
     uint64_t a = (uint64_t)(buf - d->fx_base);
+    if (a + len > d->fx_len) return -1;
     uint64_t i = a >> d->fx_shift;
     if (((a + len - 1) >> d->fx_shift) != i) return -1;
     return __atomic_load_n(&d->fx_ready[i], __ATOMIC_ACQUIRE) ? (int)i : -1;
