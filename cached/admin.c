@@ -282,6 +282,8 @@ static void cmd_info(admin_conn_t *a)
     }
     rep_u64(&r, "disk_tier", d->disk != NULL);
     rep_u64(&r, "host_arena_bytes", st.arena_size);
+    rep_str(&r, "host_arena_pages", daemon_arena_pages(d));
+    rep_u64(&r, "host_huge_bytes", daemon_huge_bytes(d));
     rep_u64(&r, "host_capacity", st.capacity);
     rep_u64(&r, "host_bytes_used", st.bytes_used);
     rep_u64(&r, "host_bytes_pinned", st.bytes_pinned);

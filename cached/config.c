@@ -44,6 +44,9 @@ static const key_t_ keys[] = {
       "size of the shared memfd arena (0: host_capacity); host_capacity may grow up to it" },
     { "host_prefault", T_U32, F(host_prefault), 0, 1, 0,
       "1: fault the whole host arena in at start, in a background thread (commits its memory)" },
+    { "host_huge_pages", T_STR, F(host_huge_pages), 0, 0, 0,
+      "try: back the host arena with 2 MiB hugetlb pages when the pool (vm.nr_hugepages) holds "
+      "it, else 4 KiB pages advised for THP; on: hugetlb or refuse to start; off: 4 KiB pages" },
     { "gpu_capacity", T_SIZE, F(gpu_capacity), 0, 1ull << 46, 0,
       "bytes of device memory for the GPU tier when a CUDA device is found (0: no GPU tier)" },
     { "gpu_device", T_U32, F(gpu_device), 0, 1023, 0, "CUDA device ordinal of the GPU tier" },
@@ -174,6 +177,7 @@ void config_defaults(config_t *c)
     c->disk_flush_ms = 100;
     c->disk_register_arena = 1;
     snprintf(c->durability, sizeof c->durability, "async");
+    snprintf(c->host_huge_pages, sizeof c->host_huge_pages, "try");
     c->default_threshold = 0.8;
     c->max_clients = 256;
     c->max_frame = 16u << 20;
@@ -315,6 +319,11 @@ int config_set(config_t *c, const char *key, const char *value, int runtime,
         if (k->off == offsetof(config_t, cpu_affinity) && config_parse_cpus(value, NULL)) {
             fail(err, errlen, "%s: '%.64s' is not a CPU list (e.g. 2, 0-3 or 1,4-5; each below %u)",
                  key, value, CONFIG_MAX_CPUS);
+            return -1;
+        }
+        if (k->off == offsetof(config_t, host_huge_pages) && strcmp(value, "try") &&
+            strcmp(value, "on") && strcmp(value, "off")) {
+            fail(err, errlen, "%s: '%.64s' is not try, on or off", key, value);
             return -1;
         }
         if (k->off == offsetof(config_t, gpu_ipc) && strcmp(value, "auto") &&

@@ -145,6 +145,10 @@ uint64_t now_us(void);
 
 /* Create everything from d->cfg (already filled). Returns 0 or -1 (logged). */
 int daemon_init(daemon_t *d);
+/* What backs the host arena: "hugetlb", "thp" or "4k" (info). */
+const char *daemon_arena_pages(const daemon_t *d);
+/* Bytes of the host arena on 2 MiB pages now (info). */
+uint64_t daemon_huge_bytes(const daemon_t *d);
 void daemon_fini(daemon_t *d);
 /* Stop accepting, flush replies, leave the loop (SIGTERM, `shutdown`). */
 void daemon_begin_drain(daemon_t *d, const char *why);

@@ -24,10 +24,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define ARENA_HUGE_PAGE (2u << 20)
+
+/* What an arena asks for (arena_open_huge). */
+typedef enum {
+    ARENA_HUGE_OFF = 0,   /* 4 KiB pages, nothing asked */
+    ARENA_HUGE_TRY,       /* hugetlb if the pool holds it, else 4 KiB pages with MADV_HUGEPAGE */
+    ARENA_HUGE_ON,        /* hugetlb or fail */
+} arena_huge_t;
+
+/* What it got. */
+typedef enum {
+    ARENA_PAGES_4K = 0,   /* shmem, 4 KiB pages */
+    ARENA_PAGES_THP,      /* shmem advised MADV_HUGEPAGE, and the kernel's shmem_enabled
+                             honours that: 2 MiB pages where the kernel finds them */
+    ARENA_PAGES_HUGETLB,  /* hugetlb, 2 MiB pages reserved for the whole arena */
+} arena_pages_t;
+
 typedef struct {
-    int fd;           /* the memfd, owned by the arena; -1 when closed */
-    uint8_t *base;    /* owner's shared read-write mapping of [0, size) */
-    uint64_t size;    /* bytes; fixed for the arena's life (sealed) */
+    int fd;               /* the memfd, owned by the arena; -1 when closed */
+    uint8_t *base;        /* owner's shared read-write mapping of [0, size) */
+    uint64_t size;        /* bytes; fixed for the arena's life (sealed) */
+    arena_pages_t pages;  /* what backs it */
 } arena_t;
 
 /* Create a sealed arena of `size` bytes (> 0; the caller rounds it to the
@@ -40,6 +58,22 @@ typedef struct {
  * without F_SEAL_FUTURE_WRITE), -EMFILE, -ENOMEM, or another -errno from
  * memfd_create, ftruncate, mmap or fcntl. */
 int arena_open(arena_t *a, const char *name, uint64_t size, char *err, size_t errlen);
+
+/* arena_open() with huge pages. Huge pages make a 2 MiB O_DIRECT read one
+ * device request instead of three (the block layer splits a request at 254
+ * segments on virtio, and 4 KiB pages rarely sit next to each other), and
+ * cost the kernel 512 times fewer pages to pin and map (docs/storage.md).
+ * ARENA_HUGE_TRY and ARENA_HUGE_ON first try a memfd of 2 MiB hugetlb pages
+ * (MFD_HUGETLB | MFD_HUGE_2MB): the mapping reserves every page up front, so
+ * it fails at once when the pool (vm.nr_hugepages) is too small, never with
+ * a SIGBUS later. Only a `size` that is a multiple of ARENA_HUGE_PAGE can be
+ * hugetlb. Where that fails, TRY falls back to the plain memfd advised
+ * MADV_HUGEPAGE (a->pages says ARENA_PAGES_THP when the kernel's shmem THP
+ * setting honours the advice), and ON fails with -ENOMEM (or -EINVAL for a
+ * size that is not a multiple), err naming the pool's free pages and the
+ * sysctl. Seals, errors and ownership as for arena_open(). */
+int arena_open_huge(arena_t *a, const char *name, uint64_t size, arena_huge_t huge,
+                    char *err, size_t errlen);
 
 /* Create a staging memfd of `size` bytes (> 0), mapped read-write by the
  * owner and sealed F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL: its size is

@@ -541,6 +541,10 @@ void disk_close(disk_t *d)
     if (!d) return;
     disk_drain(d);
     if (d->async) {
+        /* Unpin the registered arena now: the ring's own teardown frees it
+         * later, from a kernel worker, and a daemon restarted at once would
+         * find its hugetlb pages still held (host_huge_pages). */
+        if (d->fx_base) io_uring_unregister_buffers(&d->aring);
         io_uring_queue_exit(&d->aring);
         close(d->efd);
     }

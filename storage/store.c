@@ -158,6 +158,8 @@ store_t *store_new(const store_config_t *cfg, char *err, size_t errlen)
     long pagesize = sysconf(_SC_PAGESIZE);
     uint64_t page = pagesize > 0 ? (uint64_t)pagesize : 4096;
     uint64_t unit = align > page ? align : page;
+    if (cfg->huge != ARENA_HUGE_OFF && !cfg->no_arena && unit < ARENA_HUGE_PAGE)
+        unit = ARENA_HUGE_PAGE;
     uint64_t size;
     store_t *s;
 
@@ -178,7 +180,7 @@ store_t *store_new(const store_config_t *cfg, char *err, size_t errlen)
         return new_failed(s, err, errlen, "out of memory");
     if (cfg->no_arena)
         s->arena.size = size;   /* bookkeeping only: the bytes live elsewhere */
-    else if (arena_open(&s->arena, cfg->name, size, err, errlen) != 0)
+    else if (arena_open_huge(&s->arena, cfg->name, size, cfg->huge, err, errlen) != 0)
         return new_failed(s, err, errlen, NULL);
     u64map_init(&s->map);
     s->capacity = size;
@@ -218,6 +220,11 @@ uint64_t store_arena_size(const store_t *s)
 uint8_t *store_base(const store_t *s)
 {
     return s->arena.base;
+}
+
+arena_pages_t store_arena_pages(const store_t *s)
+{
+    return s->arena.pages;
 }
 
 /* ---- entries ----------------------------------------------------------- */

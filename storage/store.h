@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
+
 typedef struct store store_t;
 
 /* Why an entry left the store. */
@@ -40,13 +42,15 @@ typedef enum {
 typedef void (*store_drop_cb)(void *ctx, uint64_t id, void *user, store_drop_reason_t why);
 
 typedef struct {
-    uint64_t capacity;        /* arena bytes; rounded up to the page size */
+    uint64_t capacity;        /* arena bytes; rounded up to the page size (2 MiB
+                               * unless huge is ARENA_HUGE_OFF) */
     uint64_t max_entries;     /* 0 = no cap */
     uint32_t align;           /* allocation alignment, power of two; 0 = 4096 */
     const char *name;         /* memfd name, for /proc; may be NULL */
     int no_arena;             /* 1: no memfd: the store only places and ages
                                * extents of memory owned elsewhere (the GPU
                                * tier); store_arena_fd is -1, store_base NULL */
+    arena_huge_t huge;        /* huge pages for the memfd (arena_open_huge) */
     store_drop_cb on_drop;
     void *ctx;
 } store_config_t;
@@ -85,6 +89,8 @@ int store_arena_fd(const store_t *s);
 uint64_t store_arena_size(const store_t *s);
 /* Base of the daemon's writable mapping. */
 uint8_t *store_base(const store_t *s);
+/* What backs the memfd (ARENA_PAGES_4K with no_arena). */
+arena_pages_t store_arena_pages(const store_t *s);
 
 /* Reserve `size` bytes (size >= 1) for a new PENDING entry with id `id`
  * (nonzero, unused) and opaque `user`. Evicts LRU unpinned entries as needed,

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "arena.h"
+#include "hugepool.h"
 
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
@@ -115,6 +116,10 @@ static int open_arena(arena_t *a, const char *name, uint64_t size)
 
 /* ---- the client's view of a sealed arena -------------------------------- */
 
+/* The arena's page: 4 KiB, or 2 MiB for a hugetlb arena. The client test
+ * works on an arena of 4 pages. */
+static size_t unit = PAGE;
+
 typedef struct {
     int got_fd;
     int write_err;          /* write(2) */
@@ -138,6 +143,7 @@ typedef struct {
 
 static void arena_client(int sock, arena_report_t *r)
 {
+    const size_t size = 4 * unit;
     int fd = recv_fd(sock), fd2;
     char path[64];
     uint8_t *ro, *p;
@@ -147,44 +153,44 @@ static void arena_client(int sock, arena_report_t *r)
         return;
     r->write_err = err_of(write(fd, "x", 1));
     r->pwrite_err = err_of(pwrite(fd, "x", 1, 10));
-    p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     r->mmap_rw_err = map_err(p);
     if (p != MAP_FAILED)
-        munmap(p, SIZE);
-    ro = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, fd, 0);
+        munmap(p, size);
+    ro = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
     r->mmap_ro_err = map_err(ro);
     if (ro == MAP_FAILED)
         return;
     r->saw_before = memcmp(ro, BEFORE, sizeof(BEFORE)) == 0;
-    r->mprotect_err = err_of(mprotect(ro, SIZE, PROT_READ | PROT_WRITE));
+    r->mprotect_err = err_of(mprotect(ro, size, PROT_READ | PROT_WRITE));
 
     snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
     fd2 = open(path, O_RDWR | O_CLOEXEC);
     r->reopen_err = err_of(fd2);
     if (fd2 >= 0) {
-        p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd2, 0);
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd2, 0);
         r->reopen_mmap_rw_err = map_err(p);
         if (p != MAP_FAILED)
-            munmap(p, SIZE);
+            munmap(p, size);
         r->reopen_write_err = err_of(pwrite(fd2, "x", 1, 0));
         close(fd2);
     }
-    r->grow_err = err_of(ftruncate(fd, 2 * SIZE));
-    r->shrink_err = err_of(ftruncate(fd, PAGE));
-    r->fallocate_err = err_of(fallocate(fd, 0, SIZE, PAGE));
-    r->punch_err = err_of(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, PAGE));
+    r->grow_err = err_of(ftruncate(fd, 2 * size));
+    r->shrink_err = err_of(ftruncate(fd, unit));
+    r->fallocate_err = err_of(fallocate(fd, 0, size, unit));
+    r->punch_err = err_of(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, unit));
     r->add_seals_err = err_of(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
 
-    p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (p != MAP_FAILED) {
-        memset(p + PAGE, 'P', PAGE);   /* lands in a private copy */
+        memset(p + unit, 'P', unit);   /* lands in a private copy */
         r->private_write_ok = 1;
-        munmap(p, SIZE);
+        munmap(p, size);
     }
 
     /* Ready: the owner may write now. */
     if (put_byte(sock, 'R') == 0 && get_byte(sock) == 'W')
-        r->saw_after = memcmp(ro + 2 * PAGE, AFTER, sizeof(AFTER)) == 0;
+        r->saw_after = memcmp(ro + 2 * unit, AFTER, sizeof(AFTER)) == 0;
     {
         struct stat st;
         r->size_after = fstat(fd, &st) == 0 ? (int)st.st_size : -1;
@@ -233,7 +239,7 @@ static void arena_client_cb(int sock, void *r)
 static void owner_writes_when_ready(arena_t *a, int sock)
 {
     assert_int_equal(get_byte(sock), 'R');
-    memcpy(a->base + 2 * PAGE, AFTER, sizeof(AFTER));
+    memcpy(a->base + 2 * unit, AFTER, sizeof(AFTER));
     assert_int_equal(put_byte(sock, 'W'), 0);
 }
 
@@ -272,6 +278,139 @@ static void sealed_arena_refuses_every_write_from_a_client(void **state)
     assert_memory_equal(a.base, BEFORE, sizeof(BEFORE));
     assert_memory_equal(a.base + PAGE, zero, PAGE);
     assert_int_equal(a.base[10], BEFORE[10]);
+    arena_close(&a);
+}
+
+/* ---- huge pages ---------------------------------------------------------- */
+
+#define HUGE ((size_t)ARENA_HUGE_PAGE)
+
+/* A hugetlb arena is sealed as tightly as a 4 KiB one. hugetlbfs has no
+ * write(2) at all (EINVAL before any seal is looked at); everything else is
+ * refused by the seals, as for shmem. */
+static void hugetlb_arena_is_sealed_like_any_other(void **state)
+{
+    arena_t a;
+    arena_report_t r;
+    char err[256] = "";
+    long added;
+    int rc;
+
+    (void)state;
+    added = hugepool_grow(4);
+    if (added < 0)
+        skip();
+    rc = arena_open_huge(&a, "test-hugetlb", 4 * HUGE, ARENA_HUGE_ON, err, sizeof err);
+    if (rc == -EINVAL && strstr(err, "F_SEAL_FUTURE_WRITE") != NULL) {
+        hugepool_shrink(added);
+        skip();
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(a.pages, ARENA_PAGES_HUGETLB);
+    assert_int_equal(a.size, 4 * HUGE);
+    {
+        struct stat st;
+        assert_int_equal(fstat(a.fd, &st), 0);
+        assert_int_equal(st.st_blksize, HUGE);   /* hugetlbfs reports its page */
+    }
+    memcpy(a.base, BEFORE, sizeof(BEFORE));
+    unit = HUGE;
+    run_client(&a, arena_client_cb, &r, sizeof(r), owner_writes_when_ready);
+    unit = PAGE;
+
+    assert_true(r.got_fd);
+    assert_true(r.write_err != 0);
+    assert_true(r.pwrite_err != 0);
+    assert_int_equal(r.mmap_rw_err, EPERM);
+    assert_int_equal(r.mmap_ro_err, 0);
+    assert_true(r.saw_before);
+    assert_int_equal(r.mprotect_err, EACCES);
+    if (r.reopen_err == 0) {
+        assert_int_equal(r.reopen_mmap_rw_err, EPERM);
+        assert_true(r.reopen_write_err != 0);
+    }
+    assert_int_equal(r.grow_err, EPERM);
+    assert_int_equal(r.shrink_err, EPERM);
+    assert_int_equal(r.fallocate_err, EPERM);
+    assert_int_equal(r.punch_err, EPERM);
+    assert_int_equal(r.add_seals_err, EPERM);
+    assert_true(r.saw_after);
+    assert_int_equal(r.size_after, 4 * HUGE);
+    assert_memory_equal(a.base, BEFORE, sizeof(BEFORE));
+    /* Every byte of the last page is the owner's to write. */
+    memset(a.base + 3 * HUGE, 0x5a, HUGE);
+    assert_int_equal(a.base[4 * HUGE - 1], 0x5a);
+    arena_close(&a);
+    hugepool_shrink(added);
+}
+
+/* on with no room: a clear error that names the sysctl, and nothing left
+ * open. The request is one page more than the pool has free. */
+static void huge_on_without_room_fails_with_the_fix(void **state)
+{
+    arena_t a;
+    char err[256] = "";
+    /* Nobody grows the pool meanwhile (hugepool_grow holds this lock). */
+    int lk = hugepool_lock();
+    long free_pages = hugepool_read("free_hugepages");
+    uint64_t size = (uint64_t)(free_pages > 0 ? free_pages + 1 : 1) * HUGE;
+    int rc;
+
+    (void)state;
+    rc = arena_open_huge(&a, "test-noroom", size, ARENA_HUGE_ON, err, sizeof err);
+    assert_true(rc < 0);
+    assert_int_equal(a.fd, -1);
+    assert_null(a.base);
+    assert_non_null(strstr(err, "host_huge_pages=on"));
+    if (free_pages >= 0) {
+        assert_int_equal(rc, -ENOMEM);
+        assert_non_null(strstr(err, "vm.nr_hugepages"));
+    }
+    if (lk >= 0) close(lk);
+}
+
+static void huge_on_refuses_a_size_off_the_huge_page(void **state)
+{
+    arena_t a;
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(arena_open_huge(&a, NULL, HUGE + PAGE, ARENA_HUGE_ON, err, sizeof err),
+                     -EINVAL);
+    assert_non_null(strstr(err, "multiple of 2 MiB"));
+    assert_int_equal(a.fd, -1);
+}
+
+/* try with no room falls back to a working 4 KiB (or THP-advised) arena. */
+static void huge_try_without_room_falls_back(void **state)
+{
+    arena_t a;
+    char err[256] = "";
+    /* Nobody grows the pool meanwhile (hugepool_grow holds this lock). */
+    int lk = hugepool_lock();
+    long free_pages = hugepool_read("free_hugepages");
+    uint64_t size = (uint64_t)(free_pages > 0 ? free_pages + 1 : 1) * HUGE;
+
+    (void)state;
+    assert_int_equal(arena_open_huge(&a, "test-fallback", size, ARENA_HUGE_TRY, err, sizeof err),
+                     0);
+    assert_true(a.pages == ARENA_PAGES_4K || a.pages == ARENA_PAGES_THP);
+    assert_int_equal(a.size, size);
+    a.base[size - 1] = 7;
+    assert_int_equal(a.base[size - 1], 7);
+    assert_int_equal(arena_seals(a.fd) & F_SEAL_FUTURE_WRITE, F_SEAL_FUTURE_WRITE);
+    arena_close(&a);
+    assert_int_equal(a.pages, ARENA_PAGES_4K);
+    if (lk >= 0) close(lk);
+}
+
+static void huge_off_never_asks(void **state)
+{
+    arena_t a;
+
+    (void)state;
+    assert_int_equal(arena_open_huge(&a, NULL, 2 * HUGE, ARENA_HUGE_OFF, NULL, 0), 0);
+    assert_int_equal(a.pages, ARENA_PAGES_4K);
     arena_close(&a);
 }
 
@@ -489,6 +628,11 @@ int main(void)
         cmocka_unit_test(overlong_name_is_cut_not_refused),
         cmocka_unit_test(staging_memfd_is_writable_but_never_resizable),
         cmocka_unit_test(seals_of_a_non_memfd_is_an_error),
+        cmocka_unit_test(hugetlb_arena_is_sealed_like_any_other),
+        cmocka_unit_test(huge_on_without_room_fails_with_the_fix),
+        cmocka_unit_test(huge_on_refuses_a_size_off_the_huge_page),
+        cmocka_unit_test(huge_try_without_room_falls_back),
+        cmocka_unit_test(huge_off_never_asks),
     };
 
     if (!kernel_has_future_write_seal()) {

@@ -139,6 +139,11 @@ int it_daemon_startv(it_daemon_t *d, const char *const *extra)
     args[n++] = d->admin;
     args[n++] = "--data-dir";
     args[n++] = d->data;
+    /* 4 KiB arena pages unless a test asks: the hugetlb pool is one for all
+     * the tests running in parallel, and the tests of huge pages count on
+     * the pages they added to it (a later flag wins). */
+    args[n++] = "--host-huge-pages";
+    args[n++] = "off";
     for (size_t i = 0; extra && extra[i] && n < 62; i++) args[n++] = extra[i];
     args[n] = NULL;
     d->pid = it_spawn(d->log, args);
@@ -529,6 +534,23 @@ uint64_t it_admin_u64(const it_daemon_t *d, const char *cmd, const char *key)
         return UINT64_MAX;
     }
     return v;
+}
+
+int it_admin_str(const it_daemon_t *d, const char *cmd, const char *key, char *out, size_t n)
+{
+    static char buf[65536];
+    size_t kl = strlen(key);
+    if (it_admin(d, cmd, buf, sizeof buf)) return -1;
+    for (const char *p = buf; p && *p;) {
+        if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
+            snprintf(out, n, "%.*s", (int)strcspn(p + kl + 1, "\n"), p + kl + 1);
+            return 0;
+        }
+        p = strchr(p, '\n');
+        if (p) p++;
+    }
+    fprintf(stderr, "admin '%s': no '%s' in reply: %s\n", cmd, key, buf);
+    return -1;
 }
 
 uint64_t it_admin_wait_u64(const it_daemon_t *d, const char *cmd, const char *key, uint64_t want)

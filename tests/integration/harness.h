@@ -83,6 +83,8 @@ int it_admin(const it_daemon_t *d, const char *cmd, char *out, size_t n);
 int it_kv_u64(const char *reply, const char *key, uint64_t *v);
 /* Run cmd (e.g. "stats") and read key; aborts the value to UINT64_MAX on error. */
 uint64_t it_admin_u64(const it_daemon_t *d, const char *cmd, const char *key);
+/* Run cmd and copy key's value (the rest of its line) to out. 0 or -1. */
+int it_admin_str(const it_daemon_t *d, const char *cmd, const char *key, char *out, size_t n);
 /* Poll cmd/key until it equals want or the timeout passes; returns the last value. */
 uint64_t it_admin_wait_u64(const it_daemon_t *d, const char *cmd, const char *key, uint64_t want);
 

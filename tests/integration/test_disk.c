@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "../hugepool.h"
 #include "harness.h"
 #include "simcache.h"
 
@@ -149,6 +150,102 @@ static void registered_arena_keeps_bytes_exact(void **state)
         snprintf(cmd, sizeof cmd, "rm -rf '%s'/*", data_dir);
         if (system(cmd)) {}
     }
+}
+
+/* host_huge_pages on, with the pool grown for it: the arena is hugetlb
+ * (info says so, every byte of it on 2 MiB pages), registered, and
+ * demotions and promotions through it keep bytes exact, also across an
+ * immediate restart. */
+static void hugetlb_arena_keeps_bytes_exact(void **state)
+{
+    (void)state;
+    long added = hugepool_grow(8);   /* the 16 MiB arena */
+    if (added < 0) skip();           /* not root, or no free 2 MiB pages */
+    it_daemon_t d;
+    const char *args[] = { "--data-dir", data_dir, "--disk-capacity", "32m", "--durability",
+                           "async", "--host-capacity", "1m", "--host-arena-size", "16m",
+                           "--host-huge-pages", "on", NULL };
+    int rc = it_daemon_startv(&d, args);
+    if (rc) hugepool_shrink(added);
+    assert_int_equal(rc, 0);
+    char pages[32];
+    assert_int_equal(it_admin_str(&d, "info", "host_arena_pages", pages, sizeof pages), 0);
+    assert_string_equal(pages, "hugetlb");
+    uint64_t arena = it_admin_u64(&d, "info", "host_arena_bytes");
+    assert_int_equal(arena, 16u << 20);
+    assert_int_equal(it_admin_u64(&d, "info", "host_huge_bytes"), arena);
+    it_admin_wait_u64(&d, "info", "disk_registered_bytes", arena);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_registered_bytes"), arena);
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    assert_non_null(h);
+    for (uint64_t s = 1; s <= 40; s++) assert_true(put_seed(h, s) != 0);
+    for (uint64_t s = 1; s <= 40; s++) assert_int_equal(lookup_seed(h, s), 1);
+    assert_true(it_admin_u64(&d, "info", "disk_promotions_async") >= 20);
+    assert_true(it_admin_u64(&d, "info", "disk_fixed_ios") >= 20);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_checksum_failures"), 0);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+    /* Restarted at once, after a clean stop and after a SIGKILL, the next
+     * daemon gets the same pages back and serves what was on disk. After the
+     * SIGKILL the kernel frees the registered pages from a worker a moment
+     * after the process is gone: the start waits for them. */
+    rc = it_daemon_startv(&d, args);
+    if (rc) hugepool_shrink(added);
+    assert_int_equal(rc, 0);
+    kill9(&d);
+    it_daemon_cleanup(&d);
+    rc = it_daemon_startv(&d, args);
+    if (rc) hugepool_shrink(added);
+    assert_int_equal(rc, 0);
+    assert_int_equal(it_admin_str(&d, "info", "host_arena_pages", pages, sizeof pages), 0);
+    assert_string_equal(pages, "hugetlb");
+    h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    assert_non_null(h);
+    for (uint64_t s = 1; s <= 40; s++) assert_int_equal(lookup_seed(h, s), 1);
+    assert_int_equal(it_admin_u64(&d, "info", "disk_checksum_failures"), 0);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+    hugepool_shrink(added);
+}
+
+/* host_huge_pages on and no room in the pool: the start fails, and the log
+ * says how many pages and which sysctl. try on the same arena starts on 4 KiB
+ * pages and says why. */
+static void huge_pages_on_without_room_refuses_to_start(void **state)
+{
+    (void)state;
+    int lk = hugepool_lock();   /* nobody grows the pool meanwhile */
+    long free_pages = hugepool_read("free_hugepages");
+    char size[32];
+    snprintf(size, sizeof size, "%ldm", 2 * (free_pages > 0 ? free_pages + 1 : 1));
+    it_daemon_t d;
+    const char *on[] = { "--data-dir", data_dir, "--host-capacity", "1m", "--host-arena-size",
+                         size, "--host-huge-pages", "on", NULL };
+    assert_int_not_equal(it_daemon_startv(&d, on), 0);
+    char grep[512];
+    snprintf(grep, sizeof grep, "grep 'host_huge_pages=on' %s | grep -q 'vm.nr_hugepages'", d.log);
+    assert_int_equal(system(grep), 0);
+    it_daemon_cleanup(&d);
+    const char *try[] = { "--data-dir", data_dir, "--host-capacity", "1m", "--host-arena-size",
+                          size, "--host-huge-pages", "try", "--log-level", "info", NULL };
+    assert_int_equal(it_daemon_startv(&d, try), 0);
+    if (lk >= 0) close(lk);
+    char pages[32];
+    assert_int_equal(it_admin_str(&d, "info", "host_arena_pages", pages, sizeof pages), 0);
+    assert_true(strcmp(pages, "4k") == 0 || strcmp(pages, "thp") == 0);
+    if (strcmp(pages, "4k") == 0) {
+        snprintf(grep, sizeof grep, "grep -q 'vm.nr_hugepages' %s", d.log);
+        assert_int_equal(system(grep), 0);
+    }
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    assert_non_null(h);
+    assert_true(put_seed(h, 1) != 0);
+    assert_int_equal(lookup_seed(h, 1), 1);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
 }
 
 /* Over RLIMIT_MEMLOCK (no CAP_IPC_LOCK: dropped from the bounding set when
@@ -823,6 +920,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(demotion_and_promotion_keep_bytes_exact, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(registered_arena_keeps_bytes_exact, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(registration_over_memlock_falls_back, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(hugetlb_arena_keeps_bytes_exact, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(huge_pages_on_without_room_refuses_to_start, mk_data,
+                                        rm_data),
         cmocka_unit_test_setup_teardown(restart_serves_what_was_on_disk, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(batch_of_disk_hits_promotes_together, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(lmdb_map_limit_refuses_cleanly, mk_data, rm_data),
