@@ -18,8 +18,16 @@
  * memfd, a host-tier get, the daemon's CPU time and faults) says where a
  * promotion's time goes.
  *
+ * Huge pages: as root the benchmark grows the kernel's hugetlb pool by what
+ * the arena and fio's buffer need (and shrinks it back at exit), so the
+ * daemon, as shipped (host_huge_pages try), puts its arena on 2 MiB pages,
+ * as docs/operations.md recommends. Two anchors show what that is worth:
+ * fio reading into huge pages too (--mem=shmhuge), and the daemon restarted
+ * with host_huge_pages off (4 KiB pages) for a few passes paired with fio.
+ *
  *   bench_disk [SIMCACHED] [--simcached PATH] [--fio PATH] [--no-fio]
  *              [--dir PARENT] [--volume BYTES] [--rounds N] [--no-drop-caches]
+ *              [--no-huge-pages]
  *
  * SIMCACHED defaults to $SIMCACHED, else ../cached/simcached next to this
  * binary. --dir is where the temporary directory goes (default /var/tmp: it
@@ -49,6 +57,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../tests/hugepool.h"
 #include "bench_util.h"
 #include "simcache.h"
 #include "xxh.h"
@@ -57,6 +66,7 @@
 #define PAGE 4096u
 #define MIB (1024.0 * 1024.0)
 #define MAX_ROUNDS 9
+#define HUGE_PAGE (2u << 20)  /* the hugetlb page the arena and fio huge use */
 
 static const uint64_t sizes[] = { 2u << 20, 32u << 20 };
 #define NSIZES ((int)(sizeof sizes / sizeof sizes[0]))
@@ -66,6 +76,7 @@ static const uint64_t sizes[] = { 2u << 20, 32u << 20 };
 enum {
     M_SC,           /* simcache promotion, warm arena */
     M_FIO,          /* fio, io_uring, O_DIRECT, iodepth 1 */
+    M_FIO_HUGE,     /* ... reading into a buffer of 2 MiB huge pages (--mem=shmhuge) */
     M_PREAD,        /* buffered pread, cold page cache */
     M_LMDB,         /* mdb_get + copy out, cold page cache */
     M_URING,        /* this process: io_uring O_DIRECT, one request per blob */
@@ -73,10 +84,13 @@ enum {
     M_FIO8,         /* fio, iodepth 8 */
     M_URING_MEMFD,  /* M_URING into a memfd mapping never touched before */
     M_SC_PAR,       /* simcache promotion, PAR clients each with a get in flight */
+    M_SC_4K,        /* M_SC with the arena on 4 KiB pages (host_huge_pages off) */
+    M_FIO_4K,       /* M_FIO, in the rounds of M_SC_4K */
     M_N
 };
 #define PAR 8           /* gets in flight for M_SC_PAR, as fio's iodepth 8 */
-#define M_ROTATING 5
+#define M_ROTATING 6
+#define ROUNDS_4K 3     /* pairs of M_SC_4K and M_FIO_4K */
 
 typedef struct {
     double mibs[MAX_ROUNDS];    /* MiB/s of each pass */
@@ -109,6 +123,10 @@ typedef struct {
     int drop;                   /* try /proc/sys/vm/drop_caches */
     int dropped, not_dropped;   /* drop_caches writes that worked, did not */
     int direct_io;              /* the daemon's disk_direct_io */
+    int huge;                   /* 0: --no-huge-pages: the daemon's arena on 4 KiB pages */
+    long huge_added;            /* 2 MiB pages this run added to the hugetlb pool */
+    int fio_huge;               /* fio --mem=shmhuge can run (the pool has room) */
+    char pages[16];             /* the daemon's host_arena_pages in the main rounds */
     uint8_t *buf;               /* largest size, 4096-aligned, faulted in */
     uint64_t seed;
     float emb[DIM];
@@ -258,6 +276,19 @@ static int64_t info_u64(ctx_t *x, const char *key)
     return p ? (int64_t)strtoll(p + strlen(pat), NULL, 10) : -1;
 }
 
+/* A word of the `info` block, or -1. */
+static int info_str(ctx_t *x, const char *key, char *out, size_t n)
+{
+    char rep[8192], pat[64];
+    if (admin(x, "info", rep, sizeof rep)) return -1;
+    snprintf(pat, sizeof pat, "\n%s ", key);
+    const char *p = strstr(rep, pat);
+    if (!p) return -1;
+    p += strlen(pat);
+    snprintf(out, n, "%.*s", (int)strcspn(p, "\r\n"), p);
+    return 0;
+}
+
 /* ---- the daemon's CPU time and faults ---- */
 
 typedef struct {
@@ -300,7 +331,9 @@ static int sc_fail(ctx_t *x, const char *what, int rc)
 /* reg: disk_register_arena (pin the arena and register it with io_uring);
  * with it, wait until the whole arena is registered, so the timed passes
  * measure the steady state and not the background thread's progress. */
-static int start_daemon(ctx_t *x, int reg)
+static int info_str(ctx_t *x, const char *key, char *out, size_t n);
+
+static int start_daemon_pages(ctx_t *x, int reg, const char *huge)
 {
     char host[32], disk[32], sock[160];
     /* Room for every blob in both tiers, so promotion never has to demote
@@ -310,7 +343,8 @@ static int start_daemon(ctx_t *x, int reg)
     snprintf(disk, sizeof disk, "%" PRIu64, bytes + (64u << 20));
     const char *flags[] = { "--host-capacity", host, "--disk-capacity", disk,
                             "--durability", "async", "--log-level", "warn",
-                            "--disk-register-arena", reg ? "1" : "0", NULL };
+                            "--disk-register-arena", reg ? "1" : "0",
+                            "--host-huge-pages", huge, NULL };
     if (bench_simcached_start(&x->daemon, x->simcached, x->sub, flags, sock, sizeof sock)) {
         snprintf(x->err, sizeof x->err, "simcached did not start");
         return -1;
@@ -341,6 +375,12 @@ static int start_daemon(ctx_t *x, int reg)
         return -1;
     }
     return 0;
+}
+
+/* The daemon as shipped (host_huge_pages try), unless --no-huge-pages. */
+static int start_daemon(ctx_t *x, int reg)
+{
+    return start_daemon_pages(x, reg, x->huge ? "try" : "off");
 }
 
 static int stop_daemon(ctx_t *x)
@@ -695,7 +735,7 @@ static int find_fio(char *out, size_t n)
 
 /* fio reading the reference file: sequential, bs = the blob size, O_DIRECT,
  * io_uring. bytes/s from its JSON report ("read" -> "bw_bytes"). */
-static int run_fio(ctx_t *x, int iodepth, uint64_t *ns, double *p50_ms)
+static int run_fio(ctx_t *x, int iodepth, int huge, uint64_t *ns, double *p50_ms)
 {
     drop_caches(x);
     char out[160], log[160], a_file[192], a_bs[48], a_size[48], a_depth[32];
@@ -708,7 +748,8 @@ static int run_fio(ctx_t *x, int iodepth, uint64_t *ns, double *p50_ms)
     unlink(out);
     char *argv[] = { (char *)x->fio, "--name=bench_disk", a_file, "--rw=read", a_bs, a_size,
                      "--direct=1", "--ioengine=io_uring", a_depth, "--invalidate=1",
-                     "--output-format=json", "--output", out, NULL };
+                     "--output-format=json", "--output", out,
+                     huge ? "--mem=shmhuge" : NULL, NULL };
     bench_proc_t p;
     if (bench_proc_start(&p, "fio", log, argv)) return fail(x, "fio%s: %s", "", EIO);
     int st;
@@ -935,6 +976,7 @@ static int run_size(ctx_t *x, int si)
     /* The rest as shipped: the arena pinned and registered with io_uring. */
     fprintf(stderr, "%s: restart with the arena registered ...\n", sz);
     if (stop_daemon(x) || start_daemon(x, 1)) return -1;
+    if (info_str(x, "host_arena_pages", x->pages, sizeof x->pages)) return -1;
     /* Untimed: every entry back in the host tier, as the rounds expect. */
     if (sc_pass(x, 1, &ns)) return -1;
 
@@ -959,7 +1001,11 @@ static int run_size(ctx_t *x, int si)
                 break;
             case M_FIO:
                 if (!x->fio) continue;
-                rc = run_fio(x, 1, &ns, &fio_p50[r]);
+                rc = run_fio(x, 1, 0, &ns, &fio_p50[r]);
+                break;
+            case M_FIO_HUGE:
+                if (!x->fio || !x->fio_huge) continue;
+                rc = run_fio(x, 1, 1, &ns, NULL);
                 break;
             case M_PREAD: rc = run_pread(x, &ns); break;
             case M_LMDB: rc = run_lmdb(x, &ns); break;
@@ -988,7 +1034,7 @@ static int run_size(ctx_t *x, int si)
             PAR, PAR, PAR);
     for (int r = 0; r < 3; r++) {
         if (x->fio) {
-            if (run_fio(x, PAR, &ns, NULL)) return -1;
+            if (run_fio(x, PAR, 0, &ns, NULL)) return -1;
             add(x, si, M_FIO8, ns);
         }
         if (run_sc_par(x, &ns)) return -1;
@@ -997,6 +1043,20 @@ static int run_size(ctx_t *x, int si)
     if (run_uring(x, 1, &ns)) return -1;
     add(x, si, M_URING_MEMFD, ns);
     if (measure_parts(x, si)) return -1;
+
+    /* The same promotions with the arena on 4 KiB pages, paired with fio. */
+    if (x->huge && strcmp(x->pages, "4k")) {
+        fprintf(stderr, "%s: restart with the arena on 4 KiB pages ...\n", sz);
+        if (stop_daemon(x) || start_daemon_pages(x, 1, "off") || sc_pass(x, 1, &ns)) return -1;
+        for (int r = 0; r < ROUNDS_4K; r++) {
+            if (run_sc(x, &ns, &used)) return -1;
+            add(x, si, M_SC_4K, ns);
+            if (x->fio) {
+                if (run_fio(x, 1, 0, &ns, NULL)) return -1;
+                add(x, si, M_FIO_4K, ns);
+            }
+        }
+    }
 
     if (stop_daemon(x)) return -1;
     free(x->ids);
@@ -1048,12 +1108,13 @@ static void report(const ctx_t *x)
         { "size", 6, 1 }, { "blobs", 5, 1 }, { "simcache MiB/s", 18, 1 }, { "fio MiB/s", 18, 1 },
         { "pread MiB/s", 18, 1 }, { "LMDB MiB/s", 18, 1 }, { "simcache/fio", 12, 1 },
         { "simcache/pread", 14, 1 }, { "simcache/LMDB", 13, 1 },
+        { "fio, huge pages MiB/s", 21, 1 }, { "simcache/fio huge", 17, 1 },
     };
     printf("\n### promotion throughput (median of %d passes, min-max in brackets)\n\n",
            x->rounds);
-    bench_table_head(stdout, cols, 9);
+    bench_table_head(stdout, cols, 11);
     for (int si = 0; si < NSIZES; si++) {
-        char c[9][40];
+        char c[11][40];
         bench_fmt_size(sizes[si], c[0], sizeof c[0]);
         snprintf(c[1], sizeof c[1], "%" PRIu64, x->volume / sizes[si] < 2 ? 2 : x->volume / sizes[si]);
         fmt_mibs(x, si, M_SC, c[2], sizeof c[2]);
@@ -1063,15 +1124,20 @@ static void report(const ctx_t *x)
         ratio(x, si, M_SC, M_FIO, c[6], sizeof c[6]);
         ratio(x, si, M_SC, M_PREAD, c[7], sizeof c[7]);
         ratio(x, si, M_SC, M_LMDB, c[8], sizeof c[8]);
-        const char *cells[9] = { c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8] };
-        bench_table_row(stdout, cols, 9, cells);
+        fmt_mibs(x, si, M_FIO_HUGE, c[9], sizeof c[9]);
+        if (med(x, si, M_FIO_HUGE) > 0) ratio(x, si, M_SC, M_FIO_HUGE, c[10], sizeof c[10]);
+        else snprintf(c[10], sizeof c[10], "n/a");
+        const char *cells[11] = { c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9],
+                                  c[10] };
+        bench_table_row(stdout, cols, 11, cells);
     }
     printf("\nsimcache: get of an entry held only on disk (a promotion: O_DIRECT "
            "io_uring read into the host arena, XXH3 check, commit), arena pages already in "
            "memory (entries demoted by `evict`), one get after the other with the leases "
            "held; the byte checks and releases come after the pass, untimed, as fio reads "
            "back to back. fio: --rw=read --bs=SIZE --direct=1 "
-           "--ioengine=io_uring --iodepth=1 over a file of the same blobs. pread: buffered, "
+           "--ioengine=io_uring --iodepth=1 over a file of the same blobs (fio, huge pages: the "
+           "same with --mem=shmhuge, its buffer on 2 MiB pages as the arena's). pread: buffered, "
            "cold. LMDB: mdb_get + memcpy out, environment opened cold. Same directory, same "
            "bytes; every read checked against its XXH3 (untimed).\n");
 
@@ -1079,11 +1145,12 @@ static void report(const ctx_t *x)
         { "size", 6, 1 }, { "promotion, fresh arena", 22, 1 }, { "/fio", 6, 1 },
         { "io_uring QD1 (this process)", 27, 1 }, { "io_uring QD1 into fresh memfd", 29, 1 },
         { "fio iodepth 8", 16, 1 }, { "simcache, 8 in flight", 21, 1 }, { "/fio iodepth 8", 14, 1 },
+        { "promotion, 4 KiB pages", 22, 1 }, { "/fio (same rounds)", 18, 1 },
     };
     printf("\n### the same reads in other conditions (MiB/s)\n\n");
-    bench_table_head(stdout, more, 8);
+    bench_table_head(stdout, more, 10);
     for (int si = 0; si < NSIZES; si++) {
-        char c[8][40];
+        char c[10][40];
         bench_fmt_size(sizes[si], c[0], sizeof c[0]);
         fmt_mibs(x, si, M_SC_COLD, c[1], sizeof c[1]);
         ratio(x, si, M_SC_COLD, M_FIO, c[2], sizeof c[2]);
@@ -1092,15 +1159,19 @@ static void report(const ctx_t *x)
         fmt_mibs(x, si, M_FIO8, c[5], sizeof c[5]);
         fmt_mibs(x, si, M_SC_PAR, c[6], sizeof c[6]);
         ratio(x, si, M_SC_PAR, M_FIO8, c[7], sizeof c[7]);
-        const char *cells[8] = { c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7] };
-        bench_table_row(stdout, more, 8, cells);
+        fmt_mibs(x, si, M_SC_4K, c[8], sizeof c[8]);
+        if (med(x, si, M_FIO_4K) > 0) ratio(x, si, M_SC_4K, M_FIO_4K, c[9], sizeof c[9]);
+        else snprintf(c[9], sizeof c[9], "n/a");
+        const char *cells[10] = { c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9] };
+        bench_table_row(stdout, more, 10, cells);
     }
     printf("\nfresh arena: the first gets after a restart with disk_register_arena=0, into "
            "arena pages the daemon has never touched (one page fault per 4 KiB); every other "
            "simcache figure is with the arena registered (the default). io_uring QD1: one O_DIRECT read request "
            "per blob and wait, without the daemon. 8 in flight: fio iodepth 8 against 8 simcache "
            "clients each keeping one get in flight (the daemon promotes them together); three "
-           "passes each, alternating.\n");
+           "passes each, alternating. 4 KiB pages: the daemon restarted with host_huge_pages off "
+           "(registered), %d passes alternating with fio.\n", ROUNDS_4K);
 
     static const bench_col_t bcols[] = { { "per blob (ms)", 54, 0 }, { "2 MiB", 8, 1 },
                                          { "32 MiB", 8, 1 } };
@@ -1174,6 +1245,13 @@ static void report(const ctx_t *x)
                "%.2f ms, fio read %.2f ms]\n", sz, r, r >= 0.80 ? "PASS" : "FAIL", np,
                median(pr, np), x->bd[si].noreg_mibs / f, med(x, si, M_SC_COLD) / f,
                x->bd[si].sc_p50, x->bd[si].fio_p50);
+        double fh = med(x, si, M_FIO_HUGE), f4 = med(x, si, M_FIO_4K);
+        if (fh > 0)
+            printf("- %s: simcache promotion / fio into huge pages = %.2f (information: the "
+                   "same memory on both sides)\n", sz, med(x, si, M_SC) / fh);
+        if (f4 > 0)
+            printf("- %s: with the arena on 4 KiB pages: simcache / fio = %.2f (information)\n",
+                   sz, med(x, si, M_SC_4K) / f4);
         double f8 = med(x, si, M_FIO8), s8 = med(x, si, M_SC_PAR);
         if (f8 > 0 && s8 > 0)
             printf("- %s, 8 in flight: simcache promotion / fio iodepth 8 = %.2f (>= 0.80): %s\n",
@@ -1197,10 +1275,46 @@ static uint64_t parse_size(const char *s)
     return *end ? 0 : (uint64_t)v;
 }
 
+/* The daemon's arena on hugetlb pages, as recommended (docs/operations.md):
+ * the pool grows by what the largest arena and fio's huge-page buffer need,
+ * for this run only (given back at exit). Without root, or when the kernel
+ * finds no such free memory, what free pages there are decide. */
+static void grow_pool(ctx_t *x)
+{
+    uint64_t most = 0;
+    for (int si = 0; si < NSIZES; si++) {
+        uint64_t n = x->volume / sizes[si] < 2 ? 2 : x->volume / sizes[si];
+        uint64_t arena = n * sizes[si] + (64u << 20);
+        if (arena > most) most = arena;
+    }
+    long arena_pages = (long)((most + HUGE_PAGE - 1) / HUGE_PAGE);
+    long fio_pages = (long)(sizes[NSIZES - 1] / HUGE_PAGE) + 2;
+    long have = hugepool_read("free_hugepages");
+    if (!x->huge) {
+        printf("host arena: 4 KiB pages (--no-huge-pages)\n");
+        return;
+    }
+    if (have < arena_pages + fio_pages) {
+        x->huge_added = hugepool_grow(arena_pages + fio_pages - (have > 0 ? have : 0));
+        if (x->huge_added < 0) x->huge_added = 0;
+        have = hugepool_read("free_hugepages");
+    }
+    x->fio_huge = have >= arena_pages + fio_pages;
+    if (have >= arena_pages)
+        printf("host arena: 2 MiB hugetlb pages (host_huge_pages try; %ld free in the pool, %ld "
+               "of them added for this run and given back at exit)%s\n", have, x->huge_added,
+               x->fio_huge ? "; fio also reads into huge pages (--mem=shmhuge), a second anchor"
+                           : "");
+    else
+        printf("host arena: 4 KiB pages (the hugetlb pool has %ld free pages, %ld needed, and "
+               "could not grow: run as root)\n", have, arena_pages);
+}
+
 static int usage(const char *argv0)
 {
     fprintf(stderr, "usage: %s [SIMCACHED] [--simcached PATH] [--fio PATH] [--no-fio] "
-                    "[--dir PARENT] [--volume BYTES] [--rounds N] [--no-drop-caches]\n", argv0);
+                    "[--dir PARENT] [--volume BYTES] [--rounds N] [--no-drop-caches] [--no-huge-pages]\n",
+            argv0);
     return 2;
 }
 
@@ -1214,6 +1328,7 @@ int main(int argc, char **argv)
     x.volume = 512ull << 20;
     x.rounds = 5;
     x.drop = 1;
+    x.huge = 1;
     x.seed = 7;
     bench_default_simcached(simcached, sizeof simcached);
     for (int i = 1; i < argc; i++) {
@@ -1230,6 +1345,7 @@ int main(int argc, char **argv)
             x.rounds = atoi(argv[++i]);
             if (x.rounds < 1 || x.rounds > MAX_ROUNDS) return usage(argv[0]);
         } else if (strcmp(argv[i], "--no-drop-caches") == 0) x.drop = 0;
+        else if (strcmp(argv[i], "--no-huge-pages") == 0) x.huge = 0;
         else if (argv[i][0] != '-') snprintf(simcached, sizeof simcached, "%s", argv[i]);
         else return usage(argv[0]);
     }
@@ -1272,6 +1388,7 @@ int main(int argc, char **argv)
            x.fio ? x.fio : (no_fio ? "skipped (--no-fio)" : "not installed"),
            bench_fmt_size(x.volume, vol, sizeof vol), x.rounds);
     if (!x.fio && !no_fio) printf("fio: not installed (apt-get install fio); fio columns are n/a\n");
+    grow_pool(&x);
     fflush(stdout);
 
     int rc = 1;
@@ -1304,5 +1421,6 @@ out:
     free(x.samples);
     free(x.buf);
     bench_rm_rf(x.dir);
+    hugepool_shrink(x.huge_added);
     return rc;
 }
