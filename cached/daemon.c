@@ -624,7 +624,7 @@ static void log_huge_pages(const daemon_t *d, arena_huge_t asked)
     default:
         if (asked == ARENA_HUGE_TRY)
             log_info("host arena: 4 KiB pages (no room in the hugetlb pool; sysctl "
-                     "vm.nr_hugepages=+%" PRIu64 " makes 2 MiB disk promotions about a third "
+                     "vm.nr_hugepages=+%" PRIu64 " makes 2 MiB disk promotions about a fifth "
                      "faster, docs/operations.md)", pages);
         break;
     }

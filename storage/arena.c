@@ -116,12 +116,13 @@ static int shmem_thp_allowed(void)
 static int map_hugetlb(arena_t *a, const char *name, uint64_t size)
 {
     void *p;
+    int e;
 
     a->fd = create_memfd(name, MFD_HUGETLB | MFD_HUGE_2MB);
     if (a->fd < 0)
         return -errno;
     if (ftruncate(a->fd, (off_t)size) != 0) {
-        int e = errno;
+        e = errno;
         close(a->fd);
         a->fd = -1;
         return -e;
@@ -132,13 +133,13 @@ static int map_hugetlb(arena_t *a, const char *name, uint64_t size)
      * process is gone). Wait up to 2 s for them to come back. */
     for (int tries = 0;; tries++) {
         p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, a->fd, 0);
-        if (p != MAP_FAILED || errno != ENOMEM || tries == 40 ||
+        e = p == MAP_FAILED ? errno : 0;
+        if (e != ENOMEM || tries == 40 ||
             hugetlb_pool_pages("nr_hugepages") < (long)(size / ARENA_HUGE_PAGE))
             break;
         usleep(50 * 1000);
     }
-    if (p == MAP_FAILED) {
-        int e = errno;
+    if (e != 0) {
         close(a->fd);
         a->fd = -1;
         return -e;
