@@ -623,9 +623,9 @@ static void log_huge_pages(const daemon_t *d, arena_huge_t asked)
         break;
     default:
         if (asked == ARENA_HUGE_TRY)
-            log_info("host arena: 4 KiB pages (no room in the hugetlb pool; sysctl "
-                     "vm.nr_hugepages=+%" PRIu64 " makes 2 MiB disk promotions about a fifth "
-                     "faster, docs/operations.md)", pages);
+            log_info("host arena: 4 KiB pages (the hugetlb pool has no room for it: %" PRIu64
+                     " more 2 MiB pages in vm.nr_hugepages put it on huge pages, and disk-tier "
+                     "promotions about a fifth faster; docs/operations.md)", pages);
         break;
     }
 }
