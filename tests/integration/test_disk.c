@@ -248,6 +248,58 @@ static void huge_pages_on_without_room_refuses_to_start(void **state)
     it_daemon_cleanup(&d);
 }
 
+/* try with no room in the hugetlb pool, on a kernel that gives shmem
+ * transparent huge pages where asked (shmem_enabled advise, set here for
+ * the test as root and put back): the arena is advised MADV_HUGEPAGE, info
+ * says thp, and once the arena is faulted in (registration) smaps counts
+ * huge pages in it. */
+static void thp_arena_counts_its_huge_pages(void **state)
+{
+    (void)state;
+    const char *knob = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+    char was[128] = "", word[32] = "";
+    FILE *f = fopen(knob, "r");
+    if (!f) skip();
+    if (!fgets(was, sizeof was, f)) was[0] = 0;
+    fclose(f);
+    const char *l = strchr(was, '['), *r = l ? strchr(l, ']') : NULL;
+    if (!r) skip();
+    snprintf(word, sizeof word, "%.*s", (int)(r - l - 1), l + 1);
+    int lk = hugepool_lock();   /* the pool stays as small as it is */
+    f = fopen(knob, "w");
+    if (!f || fputs("advise", f) < 0 || fclose(f) != 0) {
+        if (lk >= 0) close(lk);
+        skip();   /* not root */
+    }
+    long total = hugepool_read("nr_hugepages");
+    char size[32];
+    /* More than the whole pool: hugetlb is out of the question at once. */
+    snprintf(size, sizeof size, "%ldm", 2 * ((total > 0 ? total : 0) + 32));
+    it_daemon_t d;
+    const char *args[] = { "--data-dir", data_dir, "--disk-capacity", "32m", "--host-capacity",
+                           "1m", "--host-arena-size", size, "--host-huge-pages", "try", NULL };
+    int rc = it_daemon_startv(&d, args);
+    char pages[32] = "";
+    uint64_t arena = 0, huge = 0;
+    if (rc == 0) {
+        it_admin_str(&d, "info", "host_arena_pages", pages, sizeof pages);
+        arena = it_admin_u64(&d, "info", "host_arena_bytes");
+        it_admin_wait_u64(&d, "info", "disk_registered_bytes", arena);
+        huge = it_admin_u64(&d, "info", "host_huge_bytes");
+    }
+    f = fopen(knob, "w");
+    if (f) {
+        fputs(word, f);
+        fclose(f);
+    }
+    if (lk >= 0) close(lk);
+    assert_int_equal(rc, 0);
+    assert_string_equal(pages, "thp");
+    assert_true(huge > 0 && huge <= arena);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+}
+
 /* Over RLIMIT_MEMLOCK (no CAP_IPC_LOCK: dropped from the bounding set when
  * the test runs as root), registration fails: the daemon says so, stops
  * faulting the arena in (host_prefault is off), and promotions take the
@@ -923,6 +975,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(hugetlb_arena_keeps_bytes_exact, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(huge_pages_on_without_room_refuses_to_start, mk_data,
                                         rm_data),
+        cmocka_unit_test_setup_teardown(thp_arena_counts_its_huge_pages, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(restart_serves_what_was_on_disk, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(batch_of_disk_hits_promotes_together, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(lmdb_map_limit_refuses_cleanly, mk_data, rm_data),
