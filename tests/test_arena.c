@@ -344,15 +344,24 @@ static void hugetlb_arena_is_sealed_like_any_other(void **state)
     hugepool_shrink(added);
 }
 
+/* Keep the pool from growing (hugepool_grow takes the same lock) and say
+ * how many pages it has free (-1: no hugetlb). Close the fd when done. */
+static int hold_pool(long *free_pages)
+{
+    int lk = hugepool_lock();
+
+    *free_pages = hugepool_read("free_hugepages");
+    return lk;
+}
+
 /* on with no room: a clear error that names the sysctl, and nothing left
  * open. The request is one page more than the pool has free. */
 static void huge_on_without_room_fails_with_the_fix(void **state)
 {
     arena_t a;
     char err[256] = "";
-    /* Nobody grows the pool meanwhile (hugepool_grow holds this lock). */
-    int lk = hugepool_lock();
-    long free_pages = hugepool_read("free_hugepages");
+    long free_pages;
+    int lk = hold_pool(&free_pages);
     uint64_t size = (uint64_t)(free_pages > 0 ? free_pages + 1 : 1) * HUGE;
     int rc;
 
@@ -386,9 +395,8 @@ static void huge_try_without_room_falls_back(void **state)
 {
     arena_t a;
     char err[256] = "";
-    /* Nobody grows the pool meanwhile (hugepool_grow holds this lock). */
-    int lk = hugepool_lock();
-    long free_pages = hugepool_read("free_hugepages");
+    long free_pages;
+    int lk = hold_pool(&free_pages);
     uint64_t size = (uint64_t)(free_pages > 0 ? free_pages + 1 : 1) * HUGE;
 
     (void)state;
