@@ -266,17 +266,7 @@ static int admin(ctx_t *x, const char *line, char *out, size_t n)
     return rc;
 }
 
-/* A counter of the `info` block, or -1. */
-static int64_t info_u64(ctx_t *x, const char *key)
-{
-    char rep[8192], pat[64];
-    if (admin(x, "info", rep, sizeof rep)) return -1;
-    snprintf(pat, sizeof pat, "\n%s ", key);
-    const char *p = strstr(rep, pat);
-    return p ? (int64_t)strtoll(p + strlen(pat), NULL, 10) : -1;
-}
-
-/* A word of the `info` block, or -1. */
+/* The value of a key of the `info` block (the rest of its line), or -1. */
 static int info_str(ctx_t *x, const char *key, char *out, size_t n)
 {
     char rep[8192], pat[64];
@@ -287,6 +277,13 @@ static int info_str(ctx_t *x, const char *key, char *out, size_t n)
     p += strlen(pat);
     snprintf(out, n, "%.*s", (int)strcspn(p, "\r\n"), p);
     return 0;
+}
+
+/* A counter of the `info` block, or -1. */
+static int64_t info_u64(ctx_t *x, const char *key)
+{
+    char v[32];
+    return info_str(x, key, v, sizeof v) ? -1 : (int64_t)strtoll(v, NULL, 10);
 }
 
 /* ---- the daemon's CPU time and faults ---- */
@@ -331,8 +328,6 @@ static int sc_fail(ctx_t *x, const char *what, int rc)
 /* reg: disk_register_arena (pin the arena and register it with io_uring);
  * with it, wait until the whole arena is registered, so the timed passes
  * measure the steady state and not the background thread's progress. */
-static int info_str(ctx_t *x, const char *key, char *out, size_t n);
-
 static int start_daemon_pages(ctx_t *x, int reg, const char *huge)
 {
     char host[32], disk[32], sock[160];

@@ -344,13 +344,15 @@ static void hugetlb_arena_is_sealed_like_any_other(void **state)
     hugepool_shrink(added);
 }
 
-/* Keep the pool from growing (hugepool_grow takes the same lock) and say
- * how many pages it has free (-1: no hugetlb). Close the fd when done. */
-static int hold_pool(long *free_pages)
+/* Keep the pool from growing (hugepool_grow takes the same lock), and say
+ * how many pages it has free (-1: no hugetlb) and a size one page past
+ * that. Close the fd when done. */
+static int hold_pool(long *free_pages, uint64_t *past_free)
 {
     int lk = hugepool_lock();
 
     *free_pages = hugepool_read("free_hugepages");
+    *past_free = (uint64_t)(*free_pages > 0 ? *free_pages + 1 : 1) * HUGE;
     return lk;
 }
 
@@ -361,8 +363,8 @@ static void huge_on_without_room_fails_with_the_fix(void **state)
     arena_t a;
     char err[256] = "";
     long free_pages;
-    int lk = hold_pool(&free_pages);
-    uint64_t size = (uint64_t)(free_pages > 0 ? free_pages + 1 : 1) * HUGE;
+    uint64_t size;
+    int lk = hold_pool(&free_pages, &size);
     int rc;
 
     (void)state;
@@ -396,8 +398,8 @@ static void huge_try_without_room_falls_back(void **state)
     arena_t a;
     char err[256] = "";
     long free_pages;
-    int lk = hold_pool(&free_pages);
-    uint64_t size = (uint64_t)(free_pages > 0 ? free_pages + 1 : 1) * HUGE;
+    uint64_t size;
+    int lk = hold_pool(&free_pages, &size);
 
     (void)state;
     assert_int_equal(arena_open_huge(&a, "test-fallback", size, ARENA_HUGE_TRY, err, sizeof err),

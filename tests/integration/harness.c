@@ -508,21 +508,28 @@ int it_admin(const it_daemon_t *d, const char *cmd, char *out, size_t n)
     return rc;
 }
 
-int it_kv_u64(const char *reply, const char *key, uint64_t *v)
+/* The value of "key value" in a key/value reply (what follows the space),
+ * or NULL. */
+static const char *kv_find(const char *reply, const char *key)
 {
     size_t kl = strlen(key);
     for (const char *p = reply; p && *p;) {
-        if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
-            char *end;
-            unsigned long long x = strtoull(p + kl + 1, &end, 10);
-            if (end == p + kl + 1) return -1;
-            *v = x;
-            return 0;
-        }
+        if (strncmp(p, key, kl) == 0 && p[kl] == ' ') return p + kl + 1;
         p = strchr(p, '\n');
         if (p) p++;
     }
-    return -1;
+    return NULL;
+}
+
+int it_kv_u64(const char *reply, const char *key, uint64_t *v)
+{
+    const char *val = kv_find(reply, key);
+    if (!val) return -1;
+    char *end;
+    unsigned long long x = strtoull(val, &end, 10);
+    if (end == val) return -1;
+    *v = x;
+    return 0;
 }
 
 uint64_t it_admin_u64(const it_daemon_t *d, const char *cmd, const char *key)
@@ -539,18 +546,14 @@ uint64_t it_admin_u64(const it_daemon_t *d, const char *cmd, const char *key)
 int it_admin_str(const it_daemon_t *d, const char *cmd, const char *key, char *out, size_t n)
 {
     static char buf[65536];
-    size_t kl = strlen(key);
     if (it_admin(d, cmd, buf, sizeof buf)) return -1;
-    for (const char *p = buf; p && *p;) {
-        if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
-            snprintf(out, n, "%.*s", (int)strcspn(p + kl + 1, "\n"), p + kl + 1);
-            return 0;
-        }
-        p = strchr(p, '\n');
-        if (p) p++;
+    const char *val = kv_find(buf, key);
+    if (!val) {
+        fprintf(stderr, "admin '%s': no '%s' in reply: %s\n", cmd, key, buf);
+        return -1;
     }
-    fprintf(stderr, "admin '%s': no '%s' in reply: %s\n", cmd, key, buf);
-    return -1;
+    snprintf(out, n, "%.*s", (int)strcspn(val, "\n"), val);
+    return 0;
 }
 
 uint64_t it_admin_wait_u64(const it_daemon_t *d, const char *cmd, const char *key, uint64_t want)
