@@ -125,7 +125,8 @@ typedef struct {
     int inproc;
     bench_stats_t ip_lat;
     double ip_add_rate, ip_recall, ip_cand, ip_coded, ip_quant, ip_exact;
-    uint64_t ip_bytes, ip_max_bucket, ip_buckets, ip_splits;
+    uint64_t ip_bytes, ip_recentres;
+    double ip_filtered;
     double ip_add_max, ip_add_p999;    /* slowest add and p99.9, thread CPU ns */
     uint64_t ip_add_max_at;
     double lat_kind_p50[WL_NKINDS], lat_kind_p99[WL_NKINDS];
@@ -138,7 +139,8 @@ typedef struct {
     bench_stats_t batch_lat;
     uint64_t batch_mismatch;
     /* daemon */
-    uint64_t index_bytes, max_bucket, hashed, entries;
+    uint64_t index_bytes, hashed, entries;
+    double filtered; /* entries past the short sign code per search */
     uint64_t rss_anon, rss_shmem;
     uint32_t tables, bits, probes, exact_below;
     /* FAISS */
@@ -501,9 +503,8 @@ static void in_process(result_t *res, const float *rows, uint64_t n, uint32_t d,
     res->ip_quant = ns ? (double)(q1 - q0) / ns : 0;
     res->ip_exact = ns ? (double)(e1 - e0) / ns : 0;
     res->ip_bytes = st1.bytes;
-    res->ip_max_bucket = st1.max_bucket;
-    res->ip_buckets = st1.buckets;
-    res->ip_splits = st1.splits;
+    res->ip_filtered = ns ? (double)(st1.filtered - st0.filtered) / ns : 0;
+    res->ip_recentres = st1.recentres;
     res->ip_recall = pos ? (double)correct / (double)pos : 1.0;
     bench_stats(lat, nq, &res->ip_lat);
     res->inproc = 1;
@@ -613,8 +614,9 @@ static int run_size(const opts_t *o, const size_cfg_t *c, result_t *res)
         if (admin_cmd(dir, "namespaces", buf, sizeof buf) == 0) {
             res->entries = field_u64(buf, "entries");
             res->index_bytes = field_u64(buf, "index_bytes");
-            res->max_bucket = field_u64(buf, "index_max_bucket");
-            res->hashed = field_u64(buf, "index_hashed");
+            uint64_t se = field_u64(buf, "index_searches");
+            res->filtered = se ? (double)field_u64(buf, "index_filtered") / (double)se : 0.0;
+            res->hashed = field_u64(buf, "index_coded");
         }
         res->tables = config_u32(dir, "index_tables");
         res->bits = config_u32(dir, "index_bits");
@@ -925,9 +927,8 @@ static void print_size(FILE *o, const opts_t *op, const result_t *r)
     char eb[32];
     if (r->exact_below) snprintf(eb, sizeof eb, "%u entries", r->exact_below);
     else snprintf(eb, sizeof eb, "the default");
-    fprintf(o, "index (daemon config): inverted lists (split past 2 sqrt(n) entries), probes %u "
-            "(1: sqrt(lists) / 2 lists, at least 8), exact below %s, lists on %" PRIu64 "\n\n",
-            r->probes, eb, r->hashed);
+    fprintf(o, "index (daemon config): staged scan of compact codes, exact below %s, "
+            "codes on %" PRIu64 "\n\n", eb, r->hashed);
 
     static const bench_col_t cols[] = {
         { "what", 40, 0 }, { "p50 us", 9, 1 }, { "p99 us", 9, 1 }, { "p99.9 us", 9, 1 },
@@ -979,14 +980,13 @@ static void print_size(FILE *o, const opts_t *op, const result_t *r)
             r->ping.p50 / 1e3, r->ping.p99 / 1e3, r->load_before, r->load_after);
     if (r->inproc)
         fprintf(o, "in process (cached/index.c, no socket): p50/p99 %.1f/%.1f us, recall %.4f; per "
-                "query %.0f candidates from the buckets, %.0f sign-code checks, %.0f int8 scores, "
+                "query %.0f entries scanned by their short code, %.0f past it, %.0f int8 scores, "
                 "%.1f exact dot products; index_add "
                 "%.0f/s, p99.9 %.2f ms, slowest %.1f ms (add %" PRIu64 ", thread CPU time); %" PRIu64
-                " lists (%" PRIu64 " splits), largest %" PRIu64 " (mean %.1f)\n",
-                r->ip_lat.p50 / 1e3, r->ip_lat.p99 / 1e3, r->ip_recall, r->ip_cand, r->ip_coded,
+                " re-centrings\n",
+                r->ip_lat.p50 / 1e3, r->ip_lat.p99 / 1e3, r->ip_recall, r->ip_coded, r->ip_filtered,
                 r->ip_quant, r->ip_exact, r->ip_add_rate, r->ip_add_p999 / 1e6, r->ip_add_max / 1e6,
-                r->ip_add_max_at, r->ip_buckets, r->ip_splits, r->ip_max_bucket,
-                r->ip_buckets ? (double)n / (double)r->ip_buckets : 0.0);
+                r->ip_add_max_at, r->ip_recentres);
     double rlo, rhi;
     wilson(r->correct, r->pos, &rlo, &rhi);
     fprintf(o, "recall 95%% interval %.4f to %.4f; by the exact best similarity:", rlo, rhi);
@@ -1012,9 +1012,9 @@ static void print_size(FILE *o, const opts_t *op, const result_t *r)
                 r->gt_disagree);
     double per = n ? (double)r->index_bytes / (double)n : 0;
     fprintf(o, "memory: index %.0f B/entry (%.0f B beyond the 4*dim = %u B embedding); daemon RSS "
-            "%.2f GiB anon + %.2f GiB arena; largest list %" PRIu64 "\n",
+            "%.2f GiB anon + %.2f GiB arena; %.0f entries past the short code per search\n",
             per, per - 4.0 * d, 4 * d, (double)r->rss_anon / (1ull << 30),
-            (double)r->rss_shmem / (1ull << 30), r->max_bucket);
+            (double)r->rss_shmem / (1ull << 30), r->filtered);
     fprintf(o, "FAISS: single queries on 1 thread, batches on %d; IndexLSH builds %s\n", r->flat_threads,
             r->nlsh && r->lsh[0].ok ? "" : "(none)");
     for (int v = 0; v < r->nlsh; v++)
@@ -1078,7 +1078,7 @@ static void print_summary(FILE *o, const result_t *rs, int nr)
     static const bench_col_t cols[] = {
         { "entries", 7, 1 }, { "dim", 4, 1 }, { "p50 us", 7, 1 }, { "p99 us", 7, 1 },
         { "p99.9 us", 8, 1 }, { "batch q/s", 9, 1 }, { "recall", 6, 1 }, { "false hits", 10, 1 },
-        { "B/entry", 7, 1 }, { "max list", 10, 1 }, { "Flat p50 ms", 11, 1 },
+        { "B/entry", 7, 1 }, { "past stage 1", 12, 1 }, { "Flat p50 ms", 11, 1 },
         { "Flat/p99", 8, 1 }, { "LSH p50 ms", 10, 1 }, { "LSH recall", 10, 1 }, { "LSH/p50", 7, 1 },
     };
     fprintf(o, "\n### Summary\n\n(LSH: the first IndexLSH variant; B/entry: the daemon's index "
@@ -1097,7 +1097,7 @@ static void print_summary(FILE *o, const result_t *rs, int nr)
         snprintf(c[6], 32, "%.4f", r->recall);
         snprintf(c[7], 32, "%" PRIu64, r->false_hits);
         snprintf(c[8], 32, "%.0f", (double)r->index_bytes / (double)r->cfg.n);
-        snprintf(c[9], 32, "%" PRIu64, r->max_bucket);
+        snprintf(c[9], 32, "%.0f", r->filtered);
         snprintf(c[10], 32, "%.2f", r->flat_lat.p50 / 1e6);
         bench_fmt_ratio(r->flat_lat.p50 / r->lat.p99, c[11], 32);
         const lsh_res_t *L = r->nlsh && r->lsh[0].ok ? &r->lsh[0] : NULL;
@@ -1123,7 +1123,7 @@ static void csv_head(const char *path)
         return;
     }
     fprintf(f, "n,dim,queries,positives,p50_us,p99_us,p999_us,batch_qps,recall,false_hits,"
-            "suboptimal,index_bytes_per_entry,index_extra_per_entry,max_bucket,tables,bits,"
+            "suboptimal,index_bytes_per_entry,index_extra_per_entry,filtered_per_search,tables,bits,"
             "fill_puts_per_s,flat_p50_us,flat_p99_us,flat_batch_qps,"
             "lsh1_bits,lsh1_p50_us,lsh1_recall,lsh2_bits,lsh2_p50_us,lsh2_recall,"
             "ping_p50_us,ping_p99_us,inproc_p50_us,inproc_p99_us,inproc_candidates\n");
@@ -1138,10 +1138,10 @@ static void csv_row(const char *path, const result_t *r)
     if (!f) return;
     double per = (double)r->index_bytes / (double)r->cfg.n;
     fprintf(f, "%" PRIu64 ",%u,%" PRIu64 ",%" PRIu64 ",%.2f,%.2f,%.2f,%.0f,%.5f,%" PRIu64 ",%" PRIu64
-            ",%.0f,%.0f,%" PRIu64 ",%u,%u,%.0f,%.2f,%.2f,%.1f",
+            ",%.0f,%.0f,%.1f,%u,%u,%.0f,%.2f,%.2f,%.1f",
             r->cfg.n, r->cfg.dim, r->nq, r->pos, r->lat.p50 / 1e3, r->lat.p99 / 1e3, r->p999 / 1e3,
             r->batch_qps, r->recall, r->false_hits, r->suboptimal, per, per - 4.0 * r->cfg.dim,
-            r->max_bucket, r->tables, r->bits, r->fill_rate, r->flat_lat.p50 / 1e3,
+            r->filtered, r->tables, r->bits, r->fill_rate, r->flat_lat.p50 / 1e3,
             r->flat_lat.p99 / 1e3, r->flat_batch_qps);
     for (int v = 0; v < 2; v++) {
         if (v < r->nlsh && r->lsh[v].ok)

@@ -239,12 +239,15 @@ static void cmd_info(admin_conn_t *a)
     daemon_t *d = a->d;
     store_stats_t st;
     store_get_stats(d->store, &st);
-    uint64_t index_bytes = 0, lsh = 0;
+    uint64_t index_bytes = 0, coded = 0;
+    double drop_bound = 0.0;
     for (ns_t *ns = d->namespaces; ns; ns = ns->next) {
         index_stats_t is;
         index_get_stats(ns->index, &is);
         index_bytes += is.bytes;
-        lsh += is.lsh_active;
+        coded += is.coded;
+        if (is.drop_bound > drop_bound)
+            drop_bound = is.drop_bound;
     }
     rep_t r;
     rep_begin(&r, a, 0);
@@ -327,7 +330,11 @@ static void cmd_info(admin_conn_t *a)
     rep_u64(&r, "max_entries", d->cfg.max_entries);
     rep_f64(&r, "default_threshold", d->cfg.default_threshold);
     rep_u64(&r, "namespaces", d->n_namespaces);
-    rep_u64(&r, "namespaces_hashed", lsh);
+    rep_u64(&r, "namespaces_coded", coded);
+    /* The index's one loss, stated: the most a search can drop a match
+     * sitting exactly at its threshold (the same in every namespace with
+     * codes; 0 when none has them). */
+    rep_f64(&r, "index_drop_bound", drop_bound);
     rep_u64(&r, "index_bytes", index_bytes);
     gpuscore_stats_t gs;
     gpuscore_get_stats(d, &gs);
@@ -438,11 +445,11 @@ static void cmd_namespaces(admin_conn_t *a)
         rep_u64(&r, "hits", ns->hits);
         rep_u64(&r, "puts", ns->puts);
         rep_u64(&r, "clients", ns->clients);
-        rep_u64(&r, "index_hashed", is.lsh_active);
-        rep_u64(&r, "index_max_bucket", is.max_bucket);
-        rep_u64(&r, "index_buckets", is.buckets);
+        rep_u64(&r, "index_coded", is.coded);
         rep_u64(&r, "index_searches", is.searches);
         rep_u64(&r, "index_candidates", is.candidates);
+        rep_u64(&r, "index_filtered", is.filtered);
+        rep_u64(&r, "index_recentres", is.recentres);
         rep_u64(&r, "index_bytes", is.bytes);
         rep_rec_end(&r);
     }

@@ -1,31 +1,40 @@
 /* index.c - similarity index of one namespace (see index.h).
  *
- * Slot i holds vecs[i*dim] and ids[i]; once the lists are on, also an int8
- * code and its place in one list. Removal moves the last slot into the
- * hole, so every per-slot array stays dense. The lists are an inverted file
- * (IVF): each has a centroid, and holds the sign code records of the
- * entries closest to it, contiguous in list order, so that a search reads
- * them sequentially. A search narrows down in stages, each cheaper per entry
- * than the next:
- *  1. score every centroid against the query and pick the nprobe nearest
- *     lists (Euclidean, so the namespace's common direction cancels out);
- *  2. scan their records and drop the entries whose CODE_BITS-bit sign code
- *     (of x - mean) is too far from the query's in Hamming distance to reach
- *     the threshold. The cut is where the binomial tail says a pair at the
- *     threshold is dropped with probability below CODE_DROP: calibrated,
- *     not proven, so it may cost recall, never a false hit;
- *  3. bound each survivor's cosine from its int8 code (residual from the
- *     mean): a proven bound, rounding included, that rules out all but a few;
- *  4. take the exact fp32 cosine of what is left. Only this decides a hit.
- * The lists grow with the namespace by splitting (2-means of one list's
- * members) the list an add makes too long, and every add re-checks one
- * older entry's list (a round-robin sweep), so no add pays for more than
- * one split: there is no global retraining pause.
+ * Slot i holds vecs[i*dim] and ids[i]; once the codes are on, also its
+ * compact codes. Removal moves the last slot into the hole, so every
+ * per-slot array stays dense and a scan reads it sequentially. A search is
+ * a threshold query answered in stages, each cheaper per entry than the
+ * next and each a filter that may only drop what cannot (or, for the sign
+ * codes, almost surely cannot) reach the threshold:
+ *  1. every entry's PRE_BITS-bit sign code (of x - centre, under a secret
+ *     random rotation) against the query's, in one sequential scan: an
+ *     entry goes on only if its Hamming distance still allows a cosine >=
+ *     the threshold, with a cut calibrated so that a pair AT the threshold
+ *     is dropped with probability <= DROP_A under the binomial model of the
+ *     bits. The rotation is drawn from the seed, not from the data, so the
+ *     bound holds for any data;
+ *  2. the same test on the whole CODE_BITS-bit code (probability <= DROP_B);
+ *  3. bounds of each survivor's cosine from its int8 code: proven, rounding
+ *     included, so no loss;
+ *  4. the exact fp32 cosine of what is left, which alone decides a hit.
+ * There is no partition to choose: recall does not depend on where the
+ * data lies, only on stages 1 and 2, whose worst case at the threshold
+ * index_get_stats reports (drop_bound). Why partitions were given up:
+ * docs/benchmarks.md, "Index: why a scan of compact codes".
+ *
+ * The centre of the codes is the namespace's mean when they switch on. A
+ * stream that drifts moves the mean away: answers stay right (every floor
+ * is computed from the entry's own offsets to the centre in use), only the
+ * filters pass more. The index keeps the live sum, and once the live mean is
+ * far from the centre (RECENTRE_FRAC of the spread) it re-codes every entry
+ * on a new centre a few slots per add (RECODE_STEP), searching the two
+ * generations side by side meanwhile: no pause.
  */
 #include "index.h"
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,94 +43,87 @@
 #include "simcache.h"
 #include "vec.h"
 
-#define DEF_PROBES 1u
-/* List length: a list is split when an add takes it past 2 * LIST_K *
- * sqrt(count) entries (at least 2 * LIST_MIN), so lists hold LIST_K sqrt(n)
- * to twice that: about sqrt(n) / LIST_K / 1.4 lists, which balances
- * the centroid scoring (nlist * dim) against the scan (nprobe * n / nlist). */
-#ifndef LIST_K
-#define LIST_K 1.0
-#endif
-#ifndef LIST_MIN
-#define LIST_MIN 32u
-#endif
-/* Lists probed per search (probes = 1, unless index_set_lists_probed):
- * sqrt(nlist) / 2, at least NPROBE_MIN. More lists need more probes for
- * the same recall: measured on the benchmark's workload (threshold 0.8),
- * 100k x 2048 (444 lists): 4 probes recall 0.987-0.997, 8 0.998; 1M x 1024
- * (1,033 lists): 8 probes 0.990, 12 0.992, 16 0.996. */
-#define NPROBE_MIN 8u
-#define MAX_NPROBE 1024u
-/* Centroid scoring in two steps: all centroids on COARSE_DIMS coordinates
- * of the rotation the sign codes use (centred, so that the namespace's
- * common direction drops out), then the RESCORE * nprobe best of those
- * again exactly on all dim coordinates. */
-#ifndef COARSE_DIMS
-#define COARSE_DIMS 256u
-#endif
-#ifndef RESCORE
-#define RESCORE 4u
-#endif
-/* Lloyd iterations of a split's 2-means. */
-#define SPLIT_ITERS 4u
-/* Exact while count * dim < 2^21 floats, within these bounds. Measured: an
- * exact scan of 1024 x 2048 takes ~0.18 ms against ~0.12 ms hashed, of 4096
- * x 256 ~0.1 ms against ~0.05 ms; exact has recall 1, and a centre taken
- * from more entries serves the codes better. */
+/* Exact while count * dim < 2^21 floats, within these bounds: an exact
+ * scan then costs about what the staged search does, and has recall 1. */
 #define EXACT_FLOATS (1u << 21)
 #define EXACT_MIN 1024u
 #define EXACT_MAX 4096u
 
-/* Sign code: the first CODE_BITS signs of H D3 H D2 H D1 x (H Walsh-Hadamard,
- * Di random +-1 diagonals, x zero-padded to a power of two >= CODE_BITS), a
- * fast pseudo-random rotation. The three rounds spread even a one-hot vector
- * flat, so each bit behaves like the sign of a Gaussian projection:
- * P(bit differs) ~ angle/pi (checked on dense, sparse, one-hot and outlier
- * vectors: mean within 0.8 sd, spread below the binomial's). Below
- * CODE_MIN_DIM that approximation is poor, and there is no filter. */
+/* Sign code: the first CODE_BITS signs of H D3 H D2 H D1 (x - centre) (H
+ * Walsh-Hadamard, Di random +-1 diagonals, x zero-padded to a power of two
+ * >= CODE_BITS), a fast pseudo-random rotation. The three rounds spread even
+ * a one-hot vector flat, so each bit behaves like the sign of a Gaussian
+ * projection: P(bit differs) ~ angle/pi (checked on dense, sparse, one-hot
+ * and outlier vectors: mean within 0.8 sd, spread below the binomial's).
+ * Below CODE_MIN_DIM that approximation is poor, and there is no filter:
+ * every entry goes to the int8 stage. Stage 1 reads the first PRE_WORDS
+ * words of the code (a prefix of the same bits). */
 #define CODE_BITS 960u
 #define CODE_WORDS (CODE_BITS / 64u)
-#define REC_WORDS 16u       /* a code record: the code, then mux and nx */
-#define CODE_MIN_DIM 64u
-/* Bound on P(drop a pair at the threshold), under the binomial model of
- * the code bits, with the threshold taken CODE_MARGIN lower; see
- * code_cut_for. At the threshold itself the bound is then at most 9.2e-3
- * per matching pair, whatever the threshold (the worst is near a centred
- * cosine of 0, where the binomial is widest): a best match sitting right
- * at the threshold is still found with probability >= 0.99, the recall the
- * index is held to. 3e-2 would allow 1.1e-2 there; 1e-2 (before) allowed
- * 3.2e-3 and scored 1.7x the int8 rows at the p99 of 1M x 1024
- * (docs/benchmarks.md, "fourth pass"). */
-#ifndef CODE_DROP
-#define CODE_DROP 2.5e-2
+/* A stage 2 record: the code, then mux and nx as floats: 128 bytes, two
+ * cache lines (the array is 64-byte aligned). */
+#define REC_WORDS 16u
+#ifndef PRE_WORDS
+#define PRE_WORDS 2u
 #endif
-#define CODE_MARGIN 0.02    /* calibrate as if the threshold were this lower */
-#define CODE_TAB 256u       /* cut table: thresholds -1 + k * 2/CODE_TAB */
+#define PRE_BITS (PRE_WORDS * 64u)
+#define CODE_MIN_DIM 64u
+/* The cuts: the smallest Hamming distance c with P(H > c) <= DROP for H ~
+ * Bin(bits, acos(t - MARGIN) / pi), at thresholds t on a grid of CODE_TAB.
+ * At the threshold itself (the worst over the grid, summed over both
+ * stages: drop_bound) that is at most 8.8e-3 per matching pair with these
+ * values: a best match sitting right at the threshold is still found with
+ * probability >= 0.99, and one above it more surely. */
+#ifndef DROP_A
+#define DROP_A 2e-3
+#endif
+#define MARGIN_A 0.0
+#ifndef DROP_B
+#define DROP_B 2e-2
+#endif
+#define MARGIN_B 0.02
+#define CODE_TAB 256u       /* cut table: centred cosines -1 + k * 2/CODE_TAB */
 
-/* Stage 3 bound: |x.y - (mean.y + scale * q8.y)| <= qerr * |y| (plus the
- * query's int16 rounding, see search_ivf), and every float rounding on the
- * way (mean.y and |y|, dot products of at most SIMCACHE_MAX_DIM terms, each
- * off by < 4e-4 there, and a few products; the integer dot product is
- * exact) fits in QUANT_SLACK. */
-#define QUANT_SLACK 2e-3f
+/* Stage 3 bound: |x.y - (c.y + scale * q8.y)| <= qerr * |y| (plus the
+ * query's int16 rounding, see rerank), and every float rounding on the way
+ * fits in QUANT_SLACK: the rotations (three rounds of at most 12 butterfly
+ * levels: a relative error below 36 * 6e-8 on vectors of norm <= 2, so
+ * under 1.5e-5 on the product), c.y and |y| (summed in double), the integer
+ * dot product (exact) and the few float products and sums that combine
+ * them (1e-6). 1e-4 leaves a margin of five. */
+#define QUANT_SLACK 1e-4f
 
 /* Slack on the threshold for float rounding of the exact cosine (see
  * index_search). */
 #define SIM_EPS 2e-6f
+/* "The best" is the best to within BEST_TOL: stage 4 stops at an upper
+ * bound within it of the best found, so that a group of duplicates of the
+ * query (all at 1.0) costs one exact score, not one each. The exact scores
+ * themselves are float dot products, rounded by up to ~1e-5 at the largest
+ * dimensions. NORM_SLACK covers the rounding of a float dot product beyond
+ * |x| |y| (blocked sums of at most SIMCACHE_MAX_DIM / 8 terms). */
+#define BEST_TOL 1e-5f
+#define NORM_SLACK 4e-6f
 
 #define EXACT_CHUNK 256u
-#define SCAN_CHUNK 64u
-/* Stage 3 goes best first, by a counting sort of the survivors' sign-code
- * floors into this many buckets: linear in the survivors (a comparison
- * sort of a few thousand cost more than the int8 stage it orders), and
- * within a bucket the order only matters for work, never for the answer. */
+/* Stage 1 scans this many slots a call (its output space is the chunk). */
+#define SCAN_CHUNK 4096u
+/* Stage 3 goes best first, by a counting sort of the survivors' floors
+ * into this many buckets: linear in the survivors, and within a bucket the
+ * order only matters for work, never for the answer. */
 #define ORDER_BUCKETS 256u
 /* int8 rows prefetched this many candidates ahead of stage 3. */
 #ifndef PF_AHEAD
 #define PF_AHEAD 3u
 #endif
-#define NO_SLOT UINT32_MAX
 
+/* Re-centring: checked every RECENTRE_CHECK adds or removals (and at least
+ * every count / 8), started when |live mean - centre|^2 > RECENTRE_FRAC *
+ * (1 - |centre|^2) (the spread around the centre, for unit vectors), and
+ * done RECODE_STEP slots per add, remove or search call. */
+#define RECENTRE_CHECK 256u
+#define RECENTRE_FRAC 0.05
+#define RECODE_STEP 8u
 
 /* ---- deterministic PRNG: splitmix64 seeding xoshiro256** ---- */
 
@@ -180,62 +182,58 @@ typedef struct {
     uint64_t salt;
 } slotmap_t;
 
-/* One inverted list: the records of its entries, contiguous. */
-struct list {
-    uint64_t *recs;     /* cap * code_words: sign code records, list order */
-    uint32_t *slots;    /* cap: the slot of each record */
-    uint32_t len, cap;
-};
+/* The codes of one centre: the centre, its rotation, the cut tables, and
+ * per slot the sign code, the offsets and the int8 code. */
+typedef struct {
+    float *mean;        /* dim: the centre */
+    float *off;         /* dpad: the centre rotated (sign codes) */
+    float *qoff;        /* qdim: the centre rotated and scaled (int8 codes) */
+    float munorm;       /* |centre|, rounded up */
+    float mu2;          /* |centre|^2 */
+    uint64_t *pre;      /* cap * PRE_WORDS: stage 1 codes */
+    uint64_t *recs;     /* cap * REC_WORDS: stage 2 records, 64-byte aligned */
+    float *mux, *nx;    /* cap: centre.x and |x - centre| */
+    int8_t *q8;         /* cap * qdim: R (x - centre) ~ qscale q8, off by <= qerr */
+    float *qscale, *qerr; /* cap */
+    int8_t *q8b;        /* cap * qdim: the second level, R (x - centre) ~
+                         * qscale q8 + qscale2 q8b, off by <= qerr2 */
+    float *qscale2, *qerr2; /* cap */
+} gen_t;
 
 struct index {
-    uint32_t dim, probes, exact_below;
-    uint32_t nprobe;    /* lists probed; 0 = sqrt(nlist) / 2, at least NPROBE_MIN */
+    uint32_t dim, exact_below;
     uint64_t seed;
 
     size_t count, cap;
     float *vecs;        /* cap * dim, unit vectors */
     uint64_t *ids;      /* cap */
+    float *xnorm;       /* cap: |x| rounded up (1 to within rounding) */
     slotmap_t idmap;    /* id -> slot */
-    uint32_t *cands;    /* cap; search scratch */
-    float *ubound;      /* cap; search scratch: stage 3 bounds */
-    float *fstar;       /* cap; search scratch: stage 2 floors (see search_ivf) */
-    uint32_t *order;    /* cap; search scratch: stage 3 order, then survivors */
 
-    /* Lists, allocated when switched on (ivf). */
-    bool ivf;
-    uint32_t *lof, *lpos; /* cap: each slot's list and place in it */
-    struct list *lists;
-    uint32_t nlist, lcap;
-    float *cent;        /* lcap * dim: centroids */
-    float *chn;         /* lcap: |centroid|^2 / 2 */
-    float *lscore;      /* lcap, scratch: centroid scores */
-    uint32_t *lorder;   /* MAX_NPROBE, scratch: the lists probed */
-    uint32_t cdims;     /* coarse scoring coordinates (0: exact only) */
-    float *crot;        /* lcap * cdims: centroids - mean, rotated, scaled */
-    float *chc;         /* lcap: |centroid - mean|^2 / 2 */
-    uint32_t *rorder;   /* RESCORE * MAX_NPROBE, scratch */
-    size_t sweep;       /* next slot the sweep re-checks */
-    rng_t rng;          /* split seeds */
-    float *mean;        /* dim */
-
-    /* Sign codes (code_words == 0: no filter), REC_WORDS per record. */
-    uint32_t code_words, dpad;
+    /* Codes, once on. g[cur] codes slots [0, count) when no re-centring
+     * runs; during one, g[1 - cur] (the new centre) codes [0, recoded) and
+     * g[cur] the rest. */
+    bool on;
+    gen_t g[2];
+    int cur;
+    bool recentring;
+    size_t recoded;
+    uint32_t code_words, dpad; /* code_words 0: no sign codes (dim < CODE_MIN_DIM) */
     float *code_diag;   /* 3 * dpad, +-1 */
-    float *code_off;    /* dpad: the mean rotated */
     float *code_buf;    /* dpad, scratch */
-    float mu2;          /* |mean|^2 */
-    float cmax[CODE_BITS + 1]; /* see search_ivf */
+    uint32_t qdim;      /* int8 codes: a power of two >= dim */
+    float *qdiag;       /* 3 * qdim, +-1 (code_diag when qdim == dpad) */
+    float *qbuf;        /* qdim, scratch */
+    int16_t *y16;       /* qdim, search scratch: the query in int16 */
+    uint32_t *cands;    /* SCAN_CHUNK, search scratch: slots past stages 1-2 */
+    float *fstar;       /* SCAN_CHUNK, search scratch: their floors */
+    float *ubound;      /* SCAN_CHUNK, search scratch: stage 3 bounds */
+    float *approx;      /* SCAN_CHUNK, search scratch: stage 3 estimates */
+    uint32_t *order;    /* SCAN_CHUNK, search scratch: stage 3 order, then survivors */
+    double *sum;        /* dim: sum of the live vectors */
+    uint64_t since_check;
 
-    /* int8 residuals: x ~ mean + qscale[s] * q8[s*dim..], off by <= qerr[s]. */
-    int8_t *q8;         /* cap * dim */
-    float *qscale, *qerr; /* cap */
-    int16_t *y16;       /* dim, search scratch: the query in int16 */
-    float munorm;       /* |mean| */
-    uint64_t qcode[REC_WORDS];
-    uint64_t rec[REC_WORDS]; /* add scratch */
-    uint16_t cut[CODE_TAB + 1];
-
-    uint64_t searches, candidates, coded, quantized, exact, splits;
+    uint64_t searches, candidates, coded, filtered, quantized, refined, exact, recentres;
 };
 
 /* ---- allocation ----
@@ -262,6 +260,30 @@ static void *xrealloc(void *p, size_t n, size_t size)
             (void)madvise((void *)a, e - a, MADV_HUGEPAGE);
     }
 #endif
+    return q;
+}
+
+/* Grow a 64-byte aligned array of n_old elements to n (realloc cannot
+ * promise the alignment): new, copy, free. NULL (p untouched) on failure. */
+static void *xrealloc_aligned(void *p, size_t n_old, size_t n, size_t size)
+{
+    if (n == 0 || n > SIZE_MAX / size)
+        return NULL;
+    size_t bytes = (n * size + 63) & ~(size_t)63;
+    void *q = aligned_alloc(64, bytes);
+    if (q == NULL)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= HUGE_ADVISE_MIN) {
+        uintptr_t a = ((uintptr_t)q + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+        uintptr_t e = ((uintptr_t)q + bytes) & ~(uintptr_t)(HUGE_PAGE - 1);
+        if (e > a)
+            (void)madvise((void *)a, e - a, MADV_HUGEPAGE);
+    }
+#endif
+    if (p != NULL && n_old > 0)
+        memcpy(q, p, (n_old < n ? n_old : n) * size);
+    free(p);
     return q;
 }
 
@@ -344,59 +366,306 @@ static void map_clear(slotmap_t *m)
 
 /* ---- compact codes ---- */
 
-/* Code record of v: the sign code of v - mean, then mean.v and |v - mean|
- * as floats in the last word. raw: the rotation of v alone into code_buf. */
-static void code_compute(index_t *ix, const float *v, uint64_t *rec, bool raw)
+/* H D3 H D2 H D1 v (v zero-padded to n) into buf: n^1.5 times a rotation. */
+static void rotate_n(const float *v, uint32_t dim, uint32_t n, const float *diag, float *buf)
 {
-    float *buf = ix->code_buf;
-
-    memcpy(buf, v, ix->dim * sizeof *buf);
-    memset(buf + ix->dim, 0, (ix->dpad - ix->dim) * sizeof *buf);
+    memcpy(buf, v, dim * sizeof *buf);
+    memset(buf + dim, 0, (n - dim) * sizeof *buf);
     for (uint32_t r = 0; r < 3; r++)
-        vec_fwht(buf, ix->code_diag + (size_t)r * ix->dpad, ix->dpad);
-    if (raw)
-        return;
-    for (uint32_t i = 0; i < CODE_BITS; i++)
-        buf[i] -= ix->code_off[i];
-    vec_sign_bits(buf, CODE_BITS, rec);
-    double mv = 0.0, n2 = 0.0;
-    for (uint32_t i = 0; i < ix->dim; i++) {
-        double r = (double)v[i] - ix->mean[i];
-        mv += (double)ix->mean[i] * v[i];
-        n2 += r * r;
-    }
-    float f[2] = { (float)mv, (float)sqrt(n2) };
-    memcpy(&rec[CODE_WORDS], f, sizeof f);
+        vec_fwht(buf, diag + (size_t)r * n, n);
 }
 
-/* Largest Hamming distance a pair at centred cosine >= t keeps with
- * probability >= 1 - CODE_DROP, t taken CODE_MARGIN lower: the smallest c
- * with P(H > c) <= CODE_DROP for H ~ Bin(CODE_BITS, acos(t) / pi), the
- * binomial tail summed exactly (in logs, from the top down). */
-static uint32_t code_cut_for(double t)
+/* The sign codes' rotation of v into code_buf (dpad floats). */
+static void rotate(index_t *ix, const float *v)
 {
-    const uint32_t m = CODE_BITS;
+    rotate_n(v, ix->dim, ix->dpad, ix->code_diag, ix->code_buf);
+}
 
-    t -= CODE_MARGIN;
+/* The int8 codes' rotation of v into qbuf (qdim floats), scaled to be a
+ * rotation (norms kept, to float rounding). raw_ok: code_buf already holds
+ * rotate(ix, v), reused when the two rotations are one. */
+static void rotate_q(index_t *ix, const float *v, bool raw_ok)
+{
+    const float sc = (float)pow((double)ix->qdim, -1.5);
+
+    if (raw_ok && ix->qdiag == ix->code_diag)
+        memcpy(ix->qbuf, ix->code_buf, ix->qdim * sizeof *ix->qbuf);
+    else
+        rotate_n(v, ix->dim, ix->qdim, ix->qdiag, ix->qbuf);
+    for (uint32_t i = 0; i < ix->qdim; i++)
+        ix->qbuf[i] *= sc;
+}
+
+/* Every code of slot s (vector stored) under generation g. */
+static void code_slot(index_t *ix, gen_t *g, size_t s)
+{
+    const uint32_t d = ix->dim, qd = ix->qdim;
+    const float *v = ix->vecs + s * d, *mu = g->mean;
+    double mv = 0.0, n2 = 0.0;
+
+    for (uint32_t i = 0; i < d; i++) {
+        double r = (double)v[i] - mu[i];
+        mv += (double)mu[i] * v[i];
+        n2 += r * r;
+    }
+    g->mux[s] = (float)mv;
+    g->nx[s] = (float)sqrt(n2);
+    if (ix->code_words)
+        rotate(ix, v);
+    /* int8 code of the rotated residual R (x - c): the rotation spreads a
+     * residual evenly over the coordinates, so a per-vector scale wastes
+     * little range on one large coordinate (a spiky embedding's int8 error
+     * drops several times). qerr is how far (Euclidean) the code is from
+     * the rotated residual as computed, rounded up; any rounding of the
+     * code will do, qerr measures the code actually stored. */
+    rotate_q(ix, v, ix->code_words != 0);
+    float *r = ix->qbuf, mx = 0.0f;
+    for (uint32_t i = 0; i < qd; i++) {
+        r[i] -= g->qoff[i];
+        if (fabsf(r[i]) > mx)
+            mx = fabsf(r[i]);
+    }
+    int8_t *q = g->q8 + s * qd;
+    float sc = mx / 127.0f, inv = sc > 0.0f ? 1.0f / sc : 0.0f;
+    double e2 = 0.0;
+    for (uint32_t i = 0; i < qd; i++) {
+        float t = r[i] * inv;
+        int k = (int)(t >= 0.0f ? t + 0.5f : t - 0.5f);
+        k = k > 127 ? 127 : k < -127 ? -127 : k;
+        q[i] = (int8_t)k;
+        double e = (double)r[i] - (double)sc * (double)k;
+        e2 += e * e;
+    }
+    g->qscale[s] = sc;
+    g->qerr[s] = nextafterf((float)sqrt(e2), INFINITY);
+    /* The second level codes what the first left over (each coordinate
+     * within sc / 2), about 127 times finer: stage 4 reads it for the
+     * candidates whose first-level bounds cannot tell them apart
+     * (near-duplicates of each other). */
+    float mx2 = 0.0f;
+    for (uint32_t i = 0; i < qd; i++) {
+        r[i] -= sc * (float)q[i];
+        if (fabsf(r[i]) > mx2)
+            mx2 = fabsf(r[i]);
+    }
+    int8_t *q2 = g->q8b + s * qd;
+    float sc2 = mx2 / 127.0f, inv2 = sc2 > 0.0f ? 1.0f / sc2 : 0.0f;
+    e2 = 0.0;
+    for (uint32_t i = 0; i < qd; i++) {
+        float t = r[i] * inv2;
+        int k = (int)(t >= 0.0f ? t + 0.5f : t - 0.5f);
+        k = k > 127 ? 127 : k < -127 ? -127 : k;
+        q2[i] = (int8_t)k;
+        /* Against the rotated residual itself, not the float leftover r[i]
+         * (whose subtraction rounded): qerr2 must bound the code. */
+        double e = (double)(r[i] + sc * (float)q[i]) - (double)sc * q[i] - (double)sc2 * k;
+        e2 += e * e;
+    }
+    g->qscale2[s] = sc2;
+    g->qerr2[s] = nextafterf((float)(sqrt(e2) * (1.0 + 1e-6) + 1e-7), INFINITY);
+    if (ix->code_words) {
+        uint64_t rec[CODE_WORDS];
+        for (uint32_t i = 0; i < CODE_BITS; i++)
+            ix->code_buf[i] -= g->off[i];
+        vec_sign_bits(ix->code_buf, CODE_BITS, rec);
+        float f[2] = { g->mux[s], g->nx[s] };
+        memcpy(g->recs + s * REC_WORDS, rec, sizeof rec);
+        memcpy(g->recs + s * REC_WORDS + CODE_WORDS, f, sizeof f);
+        memcpy(g->pre + s * PRE_WORDS, rec, PRE_WORDS * sizeof *rec);
+    }
+}
+
+/* Copy slot `from`'s codes of generation g to slot `to`. */
+static void move_codes(index_t *ix, gen_t *g, size_t to, size_t from)
+{
+    if (ix->code_words) {
+        memcpy(g->pre + to * PRE_WORDS, g->pre + from * PRE_WORDS, PRE_WORDS * sizeof(uint64_t));
+        memcpy(g->recs + to * REC_WORDS, g->recs + from * REC_WORDS,
+               REC_WORDS * sizeof(uint64_t));
+    }
+    g->mux[to] = g->mux[from];
+    g->nx[to] = g->nx[from];
+    memcpy(g->q8 + to * ix->qdim, g->q8 + from * ix->qdim, ix->qdim);
+    memcpy(g->q8b + to * ix->qdim, g->q8b + from * ix->qdim, ix->qdim);
+    g->qscale2[to] = g->qscale2[from];
+    g->qerr2[to] = g->qerr2[from];
+    g->qscale[to] = g->qscale[from];
+    g->qerr[to] = g->qerr[from];
+}
+
+/* P(H > c) for H ~ Bin(m, p): the upper tail summed exactly, from the
+ * top down in logs (P(H = h-1) / P(H = h) = h / (m - h + 1) * (1 - p) / p). */
+static double binom_above(uint32_t m, uint32_t c, double p)
+{
+    if (c >= m || p <= 0.0)
+        return 0.0;
+    if (p >= 1.0)
+        return 1.0;
+    double lodds = log1p(-p) - log(p), lpmf = m * log(p), s = 0.0;
+    for (uint32_t h = m; h > c; h--) {
+        s += exp(lpmf);
+        lpmf += log((double)h / (m - h + 1)) + lodds;
+    }
+    return s > 1.0 ? 1.0 : s;
+}
+
+/* Largest Hamming distance (of m bits) that a pair at centred cosine >= t
+ * keeps with probability >= 1 - drop, t taken `margin` lower: the smallest
+ * c with P(H > c) <= drop for H ~ Bin(m, acos(t) / pi). */
+static uint32_t code_cut_for(uint32_t m, double t, double drop, double margin)
+{
+    t -= margin;
     if (!(t > -1.0))
         return m;
     if (t >= 1.0)
         return 0;
     double p = acos(t) / 3.141592653589793;
-    double lp = log(p), lodds = log1p(-p) - lp;
-    double lpmf = m * lp, tail = 0.0; /* log P(H = c), P(H > c) */
+    double lodds = log1p(-p) - log(p), lpmf = m * log(p), tail = 0.0;
     for (uint32_t c = m; c > 0; c--) {
         double pm = exp(lpmf);
-        if (tail + pm > CODE_DROP)
+        if (tail + pm > drop)
             return c;
         tail += pm;
-        /* P(H = c-1) / P(H = c) = c / (m - c + 1) * (1 - p) / p */
         lpmf += log((double)c / (m - c + 1)) + lodds;
     }
     return 0;
 }
 
+/* cmax[h] for h <= m from the cut table: a centred cosine below cmax[h]
+ * keeps Hamming distance h, that is cut[k] >= h for k = floor((c + 1) *
+ * CODE_TAB / 2); 2 (above any cosine) where every table entry keeps h. */
+static void cut_table(uint32_t m, double drop, double margin, uint16_t *cut, float *cmax)
+{
+    for (uint32_t k = 0; k <= CODE_TAB; k++)
+        cut[k] = (uint16_t)code_cut_for(m, -1.0 + 2.0 * k / CODE_TAB, drop, margin);
+    uint32_t k = CODE_TAB;
+    for (uint32_t h = 0; h <= m; h++) {
+        while (k > 0 && cut[k] < h)
+            k--;
+        cmax[h] = k == CODE_TAB ? 2.0f : (float)(-1.0 + 2.0 * (k + 1) / CODE_TAB);
+    }
+}
+
+/* The cut tables and the bound on dropping a pair at the threshold: a
+ * pair whose centred cosine c* is at the threshold's (x.y = thr) falls in
+ * bucket k = floor((c* + 1) CODE_TAB / 2) and is dropped when its distance
+ * passes cut[k] in either stage; within the bucket that is likeliest at
+ * its lower edge. So the bound is the worst over k of the two tails there
+ * (a union bound: the stages share bits, so the truth is lower). */
+static struct {
+    float cmax_a[PRE_BITS + 1], cmax_b[CODE_BITS + 1];
+    double drop_bound;
+} cuts;
+static pthread_once_t cuts_once = PTHREAD_ONCE_INIT;
+
+/* The same for every index (they depend on constants only): made once. */
+static void cut_tables(void)
+{
+    uint16_t ca[CODE_TAB + 1], cb[CODE_TAB + 1];
+
+    cut_table(PRE_BITS, DROP_A, MARGIN_A, ca, cuts.cmax_a);
+    cut_table(CODE_BITS, DROP_B, MARGIN_B, cb, cuts.cmax_b);
+    cuts.drop_bound = 0.0;
+    for (uint32_t k = 1; k < CODE_TAB; k++) {
+        double p = acos(-1.0 + 2.0 * k / CODE_TAB) / 3.141592653589793;
+        double b = binom_above(PRE_BITS, ca[k], p) + binom_above(CODE_BITS, cb[k], p);
+        if (b > cuts.drop_bound)
+            cuts.drop_bound = b;
+    }
+}
+
 /* ---- capacity ---- */
+
+static void gen_free(gen_t *g)
+{
+    free(g->mean);
+    free(g->off);
+    free(g->qoff);
+    free(g->pre);
+    free(g->recs);
+    free(g->mux);
+    free(g->nx);
+    free(g->q8);
+    free(g->qscale);
+    free(g->qerr);
+    free(g->q8b);
+    free(g->qscale2);
+    free(g->qerr2);
+    memset(g, 0, sizeof *g);
+}
+
+/* Per-slot arrays of generation g for ncap slots. Returns 0 or -ENOMEM
+ * (arrays that grew stay grown: harmless). */
+static int gen_grow(index_t *ix, gen_t *g, size_t ncap)
+{
+    void *p;
+
+    if (ix->code_words) {
+        if ((p = xrealloc(g->pre, ncap * PRE_WORDS, sizeof(uint64_t))) == NULL)
+            return -ENOMEM;
+        g->pre = p;
+        if ((p = xrealloc_aligned(g->recs, ix->cap * REC_WORDS, ncap * REC_WORDS,
+                                   sizeof(uint64_t))) == NULL)
+            return -ENOMEM;
+        g->recs = p;
+    }
+    if ((p = xrealloc(g->mux, ncap, sizeof(float))) == NULL)
+        return -ENOMEM;
+    g->mux = p;
+    if ((p = xrealloc(g->nx, ncap, sizeof(float))) == NULL)
+        return -ENOMEM;
+    g->nx = p;
+    if ((p = xrealloc(g->q8, ncap * ix->qdim, sizeof(int8_t))) == NULL)
+        return -ENOMEM;
+    g->q8 = p;
+    if ((p = xrealloc(g->qscale, ncap, sizeof(float))) == NULL)
+        return -ENOMEM;
+    g->qscale = p;
+    if ((p = xrealloc(g->qerr, ncap, sizeof(float))) == NULL)
+        return -ENOMEM;
+    g->qerr = p;
+    if ((p = xrealloc(g->q8b, ncap * ix->qdim, sizeof(int8_t))) == NULL)
+        return -ENOMEM;
+    g->q8b = p;
+    if ((p = xrealloc(g->qscale2, ncap, sizeof(float))) == NULL)
+        return -ENOMEM;
+    g->qscale2 = p;
+    if ((p = xrealloc(g->qerr2, ncap, sizeof(float))) == NULL)
+        return -ENOMEM;
+    g->qerr2 = p;
+    return 0;
+}
+
+/* A new generation centred on c (dim floats), its per-slot arrays sized
+ * for the index's cap. Returns 0 or -ENOMEM (g freed). */
+static int gen_init(index_t *ix, gen_t *g, const float *c)
+{
+    size_t d = ix->dim;
+    double mn2 = 0.0;
+
+    memset(g, 0, sizeof *g);
+    g->mean = malloc(d * sizeof *g->mean);
+    g->qoff = malloc(ix->qdim * sizeof *g->qoff);
+    if (ix->code_words)
+        g->off = malloc(ix->dpad * sizeof *g->off);
+    if (g->mean == NULL || g->qoff == NULL || (ix->code_words && g->off == NULL) ||
+        (ix->cap && gen_grow(ix, g, ix->cap) < 0)) {
+        gen_free(g);
+        return -ENOMEM;
+    }
+    memcpy(g->mean, c, d * sizeof *c);
+    for (size_t i = 0; i < d; i++)
+        mn2 += (double)c[i] * c[i];
+    g->mu2 = (float)mn2;
+    g->munorm = nextafterf((float)sqrt(mn2), INFINITY);
+    if (ix->code_words) {
+        rotate(ix, c);
+        memcpy(g->off, ix->code_buf, ix->dpad * sizeof(float));
+    }
+    rotate_q(ix, c, ix->code_words != 0);
+    memcpy(g->qoff, ix->qbuf, ix->qdim * sizeof(float));
+    return 0;
+}
 
 static int grow_slots(index_t *ix, size_t need)
 {
@@ -421,511 +690,174 @@ static int grow_slots(index_t *ix, size_t need)
     if ((p = xrealloc(ix->ids, ncap, sizeof(uint64_t))) == NULL)
         return -ENOMEM;
     ix->ids = p;
-    if ((p = xrealloc(ix->cands, ncap, sizeof(uint32_t))) == NULL)
+    if ((p = xrealloc(ix->xnorm, ncap, sizeof(float))) == NULL)
         return -ENOMEM;
-    ix->cands = p;
-    if ((p = xrealloc(ix->ubound, ncap, sizeof(float))) == NULL)
-        return -ENOMEM;
-    ix->ubound = p;
-    if ((p = xrealloc(ix->fstar, ncap, sizeof(float))) == NULL)
-        return -ENOMEM;
-    ix->fstar = p;
-    if ((p = xrealloc(ix->order, ncap, sizeof(uint32_t))) == NULL)
-        return -ENOMEM;
-    ix->order = p;
-    if (ix->ivf) {
-        if ((p = xrealloc(ix->lof, ncap, sizeof(uint32_t))) == NULL)
+    ix->xnorm = p;
+    for (int k = 0; k < 2; k++)
+        if (ix->g[k].mean != NULL && gen_grow(ix, &ix->g[k], ncap) < 0)
             return -ENOMEM;
-        ix->lof = p;
-        if ((p = xrealloc(ix->lpos, ncap, sizeof(uint32_t))) == NULL)
-            return -ENOMEM;
-        ix->lpos = p;
-        if ((p = xrealloc(ix->q8, ncap * d, sizeof(int8_t))) == NULL)
-            return -ENOMEM;
-        ix->q8 = p;
-        if ((p = xrealloc(ix->qscale, ncap, sizeof(float))) == NULL)
-            return -ENOMEM;
-        ix->qscale = p;
-        if ((p = xrealloc(ix->qerr, ncap, sizeof(float))) == NULL)
-            return -ENOMEM;
-        ix->qerr = p;
-    }
     ix->cap = ncap;
     return 0;
 }
 
-/* int8 code of slot s: its residual from the mean on a per-vector scale,
- * and how far (Euclidean) the code is from the vector, rounded up. */
-static void quant_compute(index_t *ix, uint32_t s)
+/* The generation that codes slot s. */
+static gen_t *gen_of(index_t *ix, size_t s)
 {
-    const float *v = ix->vecs + (size_t)s * ix->dim, *mu = ix->mean;
-    int8_t *q = ix->q8 + (size_t)s * ix->dim;
-    float mx = 0.0f;
-
-    for (uint32_t i = 0; i < ix->dim; i++)
-        if (fabsf(v[i] - mu[i]) > mx)
-            mx = fabsf(v[i] - mu[i]);
-    float sc = mx / 127.0f, inv = sc > 0.0f ? 1.0f / sc : 0.0f;
-    double e2 = 0.0;
-    /* Any rounding will do: qerr measures the code actually stored. */
-    for (uint32_t i = 0; i < ix->dim; i++) {
-        float t = (v[i] - mu[i]) * inv;
-        int k = (int)(t >= 0.0f ? t + 0.5f : t - 0.5f);
-        k = k > 127 ? 127 : k < -127 ? -127 : k;
-        q[i] = (int8_t)k;
-        double r = (double)v[i] - (double)mu[i] - (double)sc * (double)k;
-        e2 += r * r;
-    }
-    ix->qscale[s] = sc;
-    ix->qerr[s] = nextafterf((float)sqrt(e2), INFINITY);
+    return ix->recentring && s < ix->recoded ? &ix->g[1 - ix->cur] : &ix->g[ix->cur];
 }
 
-/* ---- lists ---- */
+/* ---- switching the codes on, re-centring ---- */
 
-/* Room for `room` more entries in list l. Returns 0 or -ENOMEM (unchanged). */
-static int list_reserve(index_t *ix, struct list *l, uint32_t room)
+static void codes_off(index_t *ix)
 {
-    if (l->cap - l->len >= room)
-        return 0;
-    /* x1.5 (records are 128 bytes an entry: doubling would waste more). */
-    uint32_t ncap = l->cap < 16 ? 16 : l->cap + l->cap / 2;
-    if (ncap - l->len < room)
-        ncap = l->len + room;
-    void *p;
-    if (ix->code_words) {
-        if ((p = xrealloc(l->recs, ncap, ix->code_words * sizeof(uint64_t))) == NULL)
-            return -ENOMEM;
-        l->recs = p;
-    }
-    if ((p = xrealloc(l->slots, ncap, sizeof(uint32_t))) == NULL)
-        return -ENOMEM;
-    l->slots = p;
-    l->cap = ncap;
-    return 0;
-}
-
-/* Room for one more list. Returns 0 or -ENOMEM (unchanged). */
-static int lists_reserve(index_t *ix)
-{
-    if (ix->nlist < ix->lcap)
-        return 0;
-    uint32_t ncap = ix->lcap ? ix->lcap * 2 : 16;
-    void *p;
-    if ((p = xrealloc(ix->lists, ncap, sizeof *ix->lists)) == NULL)
-        return -ENOMEM;
-    ix->lists = p;
-    if ((p = xrealloc(ix->cent, (size_t)ncap * ix->dim, sizeof(float))) == NULL)
-        return -ENOMEM;
-    ix->cent = p;
-    if ((p = xrealloc(ix->chn, ncap, sizeof(float))) == NULL)
-        return -ENOMEM;
-    ix->chn = p;
-    if ((p = xrealloc(ix->lscore, ncap, sizeof(float))) == NULL)
-        return -ENOMEM;
-    ix->lscore = p;
-    if ((p = xrealloc(ix->chc, ncap, sizeof(float))) == NULL)
-        return -ENOMEM;
-    ix->chc = p;
-    if (ix->cdims && (p = xrealloc(ix->crot, (size_t)ncap * ix->cdims, sizeof(float))) == NULL)
-        return -ENOMEM;
-    if (ix->cdims)
-        ix->crot = p;
-    ix->lcap = ncap;
-    return 0;
-}
-
-/* The first cdims coordinates of the code rotation of v - mean into
- * code_buf (scaled as the rotation leaves them). */
-static void rotate_centred(index_t *ix, const float *v)
-{
-    code_compute(ix, v, NULL, true);
-    for (uint32_t i = 0; i < ix->cdims; i++)
-        ix->code_buf[i] -= ix->code_off[i];
-}
-
-static void set_centroid(index_t *ix, uint32_t k, const float *c)
-{
-    float *dst = ix->cent + (size_t)k * ix->dim;
-    double c2 = 0.0;
-
-    memcpy(dst, c, ix->dim * sizeof *dst);
-    ix->chn[k] = 0.5f * vec_dot(dst, dst, ix->dim);
-    for (uint32_t i = 0; i < ix->dim; i++)
-        c2 += ((double)c[i] - ix->mean[i]) * ((double)c[i] - ix->mean[i]);
-    ix->chc[k] = (float)(0.5 * c2);
-    if (ix->cdims == 0)
-        return;
-    /* Each of the three Walsh-Hadamard rounds scales by sqrt(dpad), so a
-     * dot product of two rotations is dpad^3 times the true one; cdims of
-     * dpad coordinates hold cdims / dpad of it on average. */
-    rotate_centred(ix, c);
-    double sc = (double)ix->dpad / ix->cdims / ((double)ix->dpad * ix->dpad * ix->dpad);
-    float *r = ix->crot + (size_t)k * ix->cdims;
-    for (uint32_t i = 0; i < ix->cdims; i++)
-        r[i] = (float)(ix->code_buf[i] * sc);
-}
-
-/* Append slot s with record rec (code_words words, ignored without codes) to
- * list k, which has room. */
-static void list_push(index_t *ix, uint32_t k, uint32_t s, const uint64_t *rec)
-{
-    struct list *l = &ix->lists[k];
-    uint32_t w = ix->code_words;
-
-    if (w)
-        memcpy(l->recs + (size_t)l->len * w, rec, w * sizeof *rec);
-    l->slots[l->len] = s;
-    ix->lof[s] = k;
-    ix->lpos[s] = l->len++;
-}
-
-/* Drop empty list k (not the only one): the last list takes its number. */
-static void list_drop(index_t *ix, uint32_t k)
-{
-    uint32_t last = ix->nlist - 1;
-
-    free(ix->lists[k].recs);
-    free(ix->lists[k].slots);
-    if (k != last) {
-        ix->lists[k] = ix->lists[last];
-        memcpy(ix->cent + (size_t)k * ix->dim, ix->cent + (size_t)last * ix->dim,
-               ix->dim * sizeof(float));
-        ix->chn[k] = ix->chn[last];
-        for (uint32_t i = 0; i < ix->lists[k].len; i++)
-            ix->lof[ix->lists[k].slots[i]] = k;
-    }
-    ix->nlist--;
-}
-
-/* Take the record at position p out of list k (the list's last record
- * fills the hole); an emptied list is dropped unless it is the only one. */
-static void list_take(index_t *ix, uint32_t k, uint32_t p)
-{
-    struct list *l = &ix->lists[k];
-    uint32_t w = ix->code_words, last = --l->len;
-
-    if (p != last) {
-        if (w)
-            memcpy(l->recs + (size_t)p * w, l->recs + (size_t)last * w, w * sizeof(uint64_t));
-        l->slots[p] = l->slots[last];
-        ix->lpos[l->slots[p]] = p;
-    }
-    if (l->len == 0 && ix->nlist > 1)
-        list_drop(ix, k);
-}
-
-/* The (up to) want highest of sc[idx[i]] (idx NULL: sc[i]), i < n, into
- * out as indices into sc, highest first. Returns how many. */
-static uint32_t top_k(const float *sc, const uint32_t *idx, uint32_t n, uint32_t want,
-                      uint32_t *out)
-{
-    uint32_t m = 0;
-
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t k = idx ? idx[i] : i;
-        if (m == want && sc[k] <= sc[out[want - 1]])
-            continue;
-        uint32_t j = m < want ? m++ : want - 1;
-        while (j > 0 && sc[out[j - 1]] < sc[k]) {
-            out[j] = out[j - 1];
-            j--;
-        }
-        out[j] = k;
-    }
-    return m;
-}
-
-/* The `want` lists whose centroids are nearest v (Euclidean: the largest
- * v.c - |c|^2/2) into out, nearest first; vrot: code_buf holds
- * rotate_centred(v). Returns how many (min(want, nlist)). */
-static uint32_t nearest_lists(index_t *ix, const float *v, uint32_t want, uint32_t *out)
-{
-    float *sc = ix->lscore;
-    uint32_t nl = ix->nlist, r = want * RESCORE;
-
-    if (ix->cdims == 0 || nl <= r) {
-        vec_dot_many(ix->cent, nl, v, ix->dim, sc);
-        for (uint32_t k = 0; k < nl; k++)
-            sc[k] -= ix->chn[k];
-        return top_k(sc, NULL, nl, want, out);
-    }
-    /* Coarse: q'.c' - |c'|^2/2 ranks as q.c - |c|^2/2 (c' = c - mean). */
-    vec_dot_many(ix->crot, nl, ix->code_buf, ix->cdims, sc);
-    for (uint32_t k = 0; k < nl; k++)
-        sc[k] -= ix->chc[k];
-    r = top_k(sc, NULL, nl, r, ix->rorder);
-    for (uint32_t i = 0; i < r; i++) {
-        uint32_t k = ix->rorder[i];
-        sc[k] = vec_dot(ix->cent + (size_t)k * ix->dim, v, ix->dim) - ix->chn[k];
-    }
-    return top_k(sc, ix->rorder, r, want, out);
-}
-
-static uint32_t nearest_list(index_t *ix, const float *v)
-{
-    uint32_t k = 0;
-
-    if (ix->cdims)
-        rotate_centred(ix, v);
-    nearest_lists(ix, v, 1, &k);
-    return k;
-}
-
-/* Entries a list may hold before an add splits it. */
-static uint32_t split_at(size_t n)
-{
-    double t = LIST_K * sqrt((double)n);
-    return 2u * (t > LIST_MIN ? (uint32_t)t : LIST_MIN);
-}
-
-/* Split list k in two by 2-means over its members (SPLIT_ITERS Lloyd
- * rounds from two random members): cost (SPLIT_ITERS + 1) * len * 2 dot
- * products, about 1 ms at 2,000 x 1024. The second half becomes a new list.
- * Returns 0, or -ENOMEM with nothing changed. */
-static int list_split(index_t *ix, uint32_t k)
-{
-    const uint32_t d = ix->dim, n = ix->lists[k].len;
-    float *c = malloc(2 * (size_t)d * sizeof *c);
-    /* float sums: a few thousand unit vectors, vectorised; a centroid only
-     * steers which list an entry joins, so its rounding is harmless. */
-    float *acc = malloc(2 * (size_t)d * sizeof *acc);
-    uint8_t *side = malloc(n ? n : 1);
-    int rc = -ENOMEM;
-
-    if (n < 2 || c == NULL || acc == NULL || side == NULL || lists_reserve(ix) < 0)
-        goto out;
-    const uint32_t *sl = ix->lists[k].slots;
-    uint32_t i0 = (uint32_t)(rng_next(&ix->rng) % n);
-    uint32_t i1 = (i0 + 1 + (uint32_t)(rng_next(&ix->rng) % (n - 1))) % n;
-    memcpy(c, ix->vecs + (size_t)sl[i0] * d, d * sizeof *c);
-    memcpy(c + d, ix->vecs + (size_t)sl[i1] * d, d * sizeof *c);
-    uint32_t nb = 0;
-    for (uint32_t it = 0; it <= SPLIT_ITERS; it++) {
-        float h0 = 0.5f * vec_dot(c, c, d), h1 = 0.5f * vec_dot(c + d, c + d, d);
-        nb = 0;
-        memset(acc, 0, 2 * (size_t)d * sizeof *acc);
-        for (uint32_t i = 0; i < n; i++) {
-            const float *x = ix->vecs + (size_t)sl[i] * d;
-            side[i] = vec_dot(x, c + d, d) - h1 > vec_dot(x, c, d) - h0;
-            nb += side[i];
-            float *a = acc + (size_t)side[i] * d;
-            for (uint32_t j = 0; j < d; j++)
-                a[j] += x[j];
-        }
-        if (nb == 0 || nb == n) {
-            /* Identical members: any halving will do, around one centroid. */
-            for (uint32_t i = 0; i < n; i++)
-                side[i] = i & 1;
-            nb = n / 2;
-            for (uint32_t j = 0; j < d; j++)
-                c[j] = c[d + j] = (acc[j] + acc[d + j]) / (float)n;
-            break;
-        }
-        /* The last round only assigns: members sit with their nearest. */
-        if (it == SPLIT_ITERS)
-            break;
-        for (uint32_t j = 0; j < d; j++) {
-            c[j] = acc[j] / (float)(n - nb);
-            c[d + j] = acc[d + j] / (float)nb;
-        }
-    }
-    uint32_t b = ix->nlist;
-    ix->lists[b] = (struct list){ NULL, NULL, 0, 0 };
-    if (list_reserve(ix, &ix->lists[b], nb) < 0) {
-        free(ix->lists[b].recs);
-        goto out;
-    }
-    ix->nlist++;
-    set_centroid(ix, k, c);
-    set_centroid(ix, b, c + d);
-    /* Downwards: the record that fills a hole comes from a position
-     * already visited (kept), so side[] still describes what is left. */
-    uint32_t w = ix->code_words;
-    for (uint32_t i = n; i-- > 0;) {
-        if (!side[i])
-            continue;
-        struct list *l = &ix->lists[k];
-        list_push(ix, b, l->slots[i], w ? l->recs + (size_t)i * w : NULL);
-        list_take(ix, k, i);
-    }
-    ix->splits++;
-    rc = 0;
-out:
-    free(c);
-    free(acc);
-    free(side);
-    return rc;
-}
-
-/* Sign code record and int8 code of slot s (vector stored) into list
- * `to`, or its nearest if to is NO_SLOT. Returns 0 or -ENOMEM (s in no
- * list). */
-static int ivf_insert(index_t *ix, uint32_t s, uint32_t to)
-{
-    const float *v = ix->vecs + (size_t)s * ix->dim;
-    uint32_t k = to != NO_SLOT ? to : nearest_list(ix, v);
-
-    if (list_reserve(ix, &ix->lists[k], 1) < 0)
-        return -ENOMEM;
-    if (ix->code_words)
-        code_compute(ix, v, ix->rec, false);
-    quant_compute(ix, s);
-    list_push(ix, k, s, ix->rec);
-    return 0;
-}
-
-/* Move the sweep on by one slot: if the nearest list of that entry is no
- * longer its own (splits made centroids since it was placed), move its
- * record there. Returns the list it is in. */
-static uint32_t sweep_step(index_t *ix)
-{
-    uint32_t s = (uint32_t)(ix->sweep++ % ix->count);
-    uint32_t from = ix->lof[s], p = ix->lpos[s];
-    uint32_t to = nearest_list(ix, ix->vecs + (size_t)s * ix->dim);
-
-    if (to == from || list_reserve(ix, &ix->lists[to], 1) < 0)
-        return from;
-    uint32_t w = ix->code_words;
-    list_push(ix, to, s, w ? ix->lists[from].recs + (size_t)p * w : NULL);
-    list_take(ix, from, p);
-    return ix->lof[s];
-}
-
-static void ivf_off(index_t *ix)
-{
-    for (uint32_t k = 0; k < ix->nlist; k++) {
-        free(ix->lists[k].recs);
-        free(ix->lists[k].slots);
-    }
-    free(ix->lists);
-    free(ix->cent);
-    free(ix->chn);
-    free(ix->lscore);
-    free(ix->lorder);
-    free(ix->crot);
-    free(ix->chc);
-    free(ix->rorder);
-    free(ix->lof);
-    free(ix->lpos);
-    free(ix->mean);
+    gen_free(&ix->g[0]);
+    gen_free(&ix->g[1]);
     free(ix->code_diag);
-    free(ix->code_off);
     free(ix->code_buf);
-    free(ix->q8);
-    free(ix->qscale);
-    free(ix->qerr);
+    if (ix->qdiag != ix->code_diag)
+        free(ix->qdiag);
+    free(ix->qbuf);
     free(ix->y16);
+    free(ix->sum);
+    free(ix->cands);
+    free(ix->fstar);
+    free(ix->ubound);
+    free(ix->approx);
+    free(ix->order);
+    ix->cands = ix->order = NULL;
+    ix->fstar = ix->ubound = ix->approx = NULL;
+    ix->code_diag = ix->code_buf = ix->qdiag = ix->qbuf = NULL;
     ix->y16 = NULL;
-    ix->lists = NULL;
-    ix->nlist = ix->lcap = 0;
-    ix->cent = ix->chn = ix->lscore = ix->mean = ix->crot = ix->chc = NULL;
-    ix->lorder = ix->lof = ix->lpos = ix->rorder = NULL;
-    ix->code_diag = ix->code_off = ix->code_buf = NULL;
-    ix->q8 = NULL;
-    ix->qscale = ix->qerr = NULL;
-    ix->ivf = false;
+    ix->sum = NULL;
+    ix->on = ix->recentring = false;
+    ix->cur = 0;
 }
 
-static void *alloc_n(size_t n, size_t size, bool *ok)
+/* The live mean into out (dim floats); 0 entries give the origin. */
+static void live_mean(const index_t *ix, float *out)
 {
-    if (n == 0)
-        return NULL; /* no slots yet: grow_slots allocates them */
-    void *p = xrealloc(NULL, n, size);
-    if (p == NULL)
-        *ok = false;
-    return p;
+    for (uint32_t i = 0; i < ix->dim; i++)
+        out[i] = ix->count ? (float)(ix->sum[i] / (double)ix->count) : 0.0f;
 }
 
-/* Switch the lists on: centre on `center` (NULL: the mean of the entries),
- * one list of every entry, split until none is too long (a pause of about
- * (SPLIT_ITERS + 1) * 2 * log2(n / LIST_MIN) dot products per entry).
- * Returns 0 or -ENOMEM (lists stay off, nothing else changes). */
-static int ivf_on(index_t *ix, const float *center)
+/* n random +-1 floats from stream `stream` of seed. */
+static void random_signs(float *out, size_t n, uint64_t seed, uint64_t stream)
 {
-    size_t c = ix->cap, d = ix->dim;
-    bool ok = true;
-
-    ix->ivf = true; /* so that failures go through ivf_off */
-    ix->lof = alloc_n(c, sizeof(uint32_t), &ok);
-    ix->lpos = alloc_n(c, sizeof(uint32_t), &ok);
-    ix->lorder = alloc_n(MAX_NPROBE, sizeof(uint32_t), &ok);
-    ix->rorder = alloc_n(RESCORE * MAX_NPROBE, sizeof(uint32_t), &ok);
-    ix->y16 = alloc_n(d, sizeof(int16_t), &ok);
-    ix->mean = alloc_n(d, sizeof(float), &ok);
-    if (ix->code_words) {
-        ix->code_diag = alloc_n((size_t)3 * ix->dpad, sizeof(float), &ok);
-        ix->code_off = alloc_n(ix->dpad, sizeof(float), &ok);
-        ix->code_buf = alloc_n(ix->dpad, sizeof(float), &ok);
-    }
-    ix->q8 = alloc_n(c * d, sizeof(int8_t), &ok);
-    ix->qscale = alloc_n(c, sizeof(float), &ok);
-    ix->qerr = alloc_n(c, sizeof(float), &ok);
-    double *acc = calloc(d, sizeof *acc);
-    if (!ok || acc == NULL || lists_reserve(ix) < 0) {
-        free(acc);
-        ivf_off(ix);
-        return -ENOMEM;
-    }
-
-    if (center != NULL) {
-        memcpy(ix->mean, center, d * sizeof *ix->mean);
-    } else {
-        for (size_t s = 0; s < ix->count; s++)
-            for (size_t i = 0; i < d; i++)
-                acc[i] += ix->vecs[s * d + i];
-        for (size_t i = 0; i < d; i++)
-            ix->mean[i] = ix->count ? (float)(acc[i] / (double)ix->count) : 0.0f;
-    }
-    free(acc);
-    double mn2 = 0.0;
-    for (size_t i = 0; i < d; i++)
-        mn2 += (double)ix->mean[i] * ix->mean[i];
-    ix->munorm = nextafterf((float)sqrt(mn2), INFINITY);
-
     rng_t r;
-    if (ix->code_words) {
-        for (uint32_t k = 0; k <= CODE_TAB; k++)
-            ix->cut[k] = (uint16_t)code_cut_for(-1.0 + 2.0 * k / CODE_TAB);
-        rng_init(&r, ix->seed, 2);
-        size_t n = (size_t)3 * ix->dpad;
-        for (size_t i = 0; i < n; i += 64) {
-            uint64_t bits = rng_next(&r);
-            for (size_t j = i; j < n && j < i + 64; j++)
-                ix->code_diag[j] = (bits >> (j - i)) & 1 ? 1.0f : -1.0f;
-        }
-        code_compute(ix, ix->mean, NULL, true);
-        memcpy(ix->code_off, ix->code_buf, ix->dpad * sizeof(float));
-        ix->mu2 = (float)mn2;
-        /* cmax[h]: a centred cosine below it keeps Hamming distance h, that
-         * is cut[k] >= h for k = floor((c + 1) * CODE_TAB / 2). 2 (above
-         * any cosine) where every table entry keeps h. */
-        uint32_t k = CODE_TAB;
-        for (uint32_t h = 0; h <= CODE_BITS; h++) {
-            while (k > 0 && ix->cut[k] < h)
-                k--;
-            ix->cmax[h] = k == CODE_TAB ? 2.0f : (float)(-1.0 + 2.0 * (k + 1) / CODE_TAB);
-        }
-    }
 
-    rng_init(&ix->rng, ix->seed, 5);
-    ix->lists[0] = (struct list){ NULL, NULL, 0, 0 };
-    ix->nlist = 1;
-    set_centroid(ix, 0, ix->mean);
-    ix->sweep = 0;
-    if (list_reserve(ix, &ix->lists[0], ix->count ? (uint32_t)ix->count : 1) < 0) {
-        ivf_off(ix);
+    rng_init(&r, seed, stream);
+    for (size_t i = 0; i < n; i += 64) {
+        uint64_t bits = rng_next(&r);
+        for (size_t j = i; j < n && j < i + 64; j++)
+            out[j] = (bits >> (j - i)) & 1 ? 1.0f : -1.0f;
+    }
+}
+
+/* Switch the codes on, centred on `center` (NULL: the mean of the
+ * entries): code every entry (a pause of one code per entry: about 10 us
+ * at 1024 dims). Returns 0 or -ENOMEM (codes stay off). */
+static int codes_on(index_t *ix, const float *center)
+{
+    size_t d = ix->dim;
+
+    ix->on = true; /* so that failures go through codes_off */
+    ix->y16 = malloc(ix->qdim * sizeof *ix->y16);
+    ix->qbuf = malloc(ix->qdim * sizeof *ix->qbuf);
+    ix->sum = calloc(d, sizeof *ix->sum);
+    ix->cands = malloc(SCAN_CHUNK * sizeof *ix->cands);
+    ix->fstar = malloc(SCAN_CHUNK * sizeof *ix->fstar);
+    ix->ubound = malloc(SCAN_CHUNK * sizeof *ix->ubound);
+    ix->approx = malloc(SCAN_CHUNK * sizeof *ix->approx);
+    ix->order = malloc(SCAN_CHUNK * sizeof *ix->order);
+    float *c = malloc(d * sizeof *c);
+    if (ix->code_words) {
+        ix->code_diag = malloc((size_t)3 * ix->dpad * sizeof *ix->code_diag);
+        ix->code_buf = malloc(ix->dpad * sizeof *ix->code_buf);
+    }
+    if (ix->y16 == NULL || ix->qbuf == NULL || ix->sum == NULL || c == NULL || ix->cands == NULL ||
+        ix->fstar == NULL || ix->ubound == NULL || ix->approx == NULL || ix->order == NULL ||
+        (ix->code_words && (ix->code_diag == NULL || ix->code_buf == NULL))) {
+        free(c);
+        codes_off(ix);
         return -ENOMEM;
     }
     for (size_t s = 0; s < ix->count; s++)
-        (void)ivf_insert(ix, (uint32_t)s, 0); /* room reserved: cannot fail */
-    uint32_t lim = split_at(ix->count);
-    for (uint32_t k = 0; k < ix->nlist; k++)
-        while (ix->lists[k].len > lim)
-            if (list_split(ix, k) < 0) {
-                ivf_off(ix);
-                return -ENOMEM;
-            }
+        for (size_t i = 0; i < d; i++)
+            ix->sum[i] += ix->vecs[s * d + i];
+    if (center != NULL)
+        memcpy(c, center, d * sizeof *c);
+    else
+        live_mean(ix, c);
+    if (ix->code_words)
+        random_signs(ix->code_diag, (size_t)3 * ix->dpad, ix->seed, 2);
+    if (ix->code_words && ix->qdim == ix->dpad) {
+        ix->qdiag = ix->code_diag; /* one rotation serves both codes */
+    } else {
+        ix->qdiag = malloc((size_t)3 * ix->qdim * sizeof *ix->qdiag);
+        if (ix->qdiag == NULL) {
+            free(c);
+            codes_off(ix);
+            return -ENOMEM;
+        }
+        random_signs(ix->qdiag, (size_t)3 * ix->qdim, ix->seed, 6);
+    }
+    ix->cur = 0;
+    int rc = gen_init(ix, &ix->g[0], c);
+    free(c);
+    if (rc < 0) {
+        codes_off(ix);
+        return rc;
+    }
+    for (size_t s = 0; s < ix->count; s++)
+        code_slot(ix, &ix->g[0], s);
+    ix->since_check = 0;
     return 0;
+}
+
+/* Start re-centring on the live mean when it has moved far from the
+ * centre in use (see RECENTRE_FRAC). A failed allocation only leaves the
+ * old centre in use, which is right, just less selective. */
+static void recentre_check(index_t *ix)
+{
+    if (ix->recentring || ++ix->since_check < RECENTRE_CHECK ||
+        ix->since_check < ix->count / 8)
+        return;
+    ix->since_check = 0;
+    const gen_t *g = &ix->g[ix->cur];
+    double d2 = 0.0, inv = ix->count ? 1.0 / (double)ix->count : 0.0;
+    for (uint32_t i = 0; i < ix->dim; i++) {
+        double t = ix->sum[i] * inv - g->mean[i];
+        d2 += t * t;
+    }
+    if (d2 <= RECENTRE_FRAC * (1.0 - g->mu2))
+        return;
+    float *c = malloc(ix->dim * sizeof *c);
+    if (c == NULL)
+        return;
+    live_mean(ix, c);
+    gen_t *n = &ix->g[1 - ix->cur];
+    if (gen_init(ix, n, c) == 0) {
+        ix->recentring = true;
+        ix->recoded = 0;
+    }
+    free(c);
+}
+
+/* Re-code up to `step` more slots on the new centre; when every slot is,
+ * the new centre becomes the one in use. */
+static void recode_step(index_t *ix, size_t step)
+{
+    if (!ix->recentring)
+        return;
+    gen_t *n = &ix->g[1 - ix->cur];
+    while (step-- > 0 && ix->recoded < ix->count)
+        code_slot(ix, n, ix->recoded++);
+    if (ix->recoded < ix->count)
+        return;
+    gen_free(&ix->g[ix->cur]);
+    ix->cur = 1 - ix->cur;
+    ix->recentring = false;
+    ix->recentres++;
 }
 
 /* ---- public ---- */
@@ -938,8 +870,6 @@ index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p)
         d = *p;
     if (dim == 0 || dim > SIMCACHE_MAX_DIM)
         return NULL;
-    if (p == NULL)
-        d.probes = DEF_PROBES;
     if (d.exact_below == 0) {
         d.exact_below = EXACT_FLOATS / dim;
         d.exact_below = d.exact_below < EXACT_MIN ? EXACT_MIN : d.exact_below;
@@ -953,9 +883,10 @@ index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p)
         return NULL;
     ix->dim = dim;
     ix->seed = seed;
-    ix->probes = d.probes;
-    ix->nprobe = !d.probes ? 1 : 0;
     ix->exact_below = d.exact_below;
+    ix->qdim = 16;
+    while (ix->qdim < dim)
+        ix->qdim *= 2;
 
     rng_t r;
     rng_init(&r, seed, 3);
@@ -965,8 +896,8 @@ index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p)
         while (dp < dim)
             dp *= 2;
         ix->dpad = dp;
-        ix->code_words = REC_WORDS;
-        ix->cdims = COARSE_DIMS;
+        ix->code_words = CODE_WORDS;
+        pthread_once(&cuts_once, cut_tables);
     }
     return ix;
 }
@@ -975,20 +906,17 @@ void index_free(index_t *ix)
 {
     if (ix == NULL)
         return;
-    if (ix->ivf)
-        ivf_off(ix);
+    codes_off(ix);
     free(ix->vecs);
     free(ix->ids);
-    free(ix->cands);
-    free(ix->ubound);
-    free(ix->fstar);
-    free(ix->order);
+    free(ix->xnorm);
     free(ix->idmap.ents);
     free(ix);
 }
 
-/* Accept only what vec_normalize can produce: finite, length 1. */
-static bool is_unit(const float *v, uint32_t dim)
+/* Accept only what vec_normalize can produce: finite, length 1. *norm
+ * gets the length, rounded up. */
+static bool is_unit(const float *v, uint32_t dim, float *norm)
 {
     double ss = 0.0;
     for (uint32_t i = 0; i < dim; i++) {
@@ -996,36 +924,38 @@ static bool is_unit(const float *v, uint32_t dim)
             return false;
         ss += (double)v[i] * v[i];
     }
+    *norm = nextafterf((float)sqrt(ss), INFINITY);
     return fabs(ss - 1.0) <= 1e-3;
 }
 
 int index_add(index_t *ix, uint64_t id, const float *unit)
 {
-    if (ix == NULL || id == 0 || unit == NULL || !is_unit(unit, ix->dim))
+    float norm = 0.0f;
+
+    if (ix == NULL || id == 0 || unit == NULL || !is_unit(unit, ix->dim, &norm))
         return -EINVAL;
     if (map_find(&ix->idmap, id) != SIZE_MAX)
         return -EEXIST;
     if (grow_slots(ix, ix->count + 1) < 0 || map_reserve(&ix->idmap) < 0)
         return -ENOMEM;
 
-    uint32_t s = (uint32_t)ix->count;
-    memcpy(ix->vecs + (size_t)s * ix->dim, unit, ix->dim * sizeof(float));
+    size_t s = ix->count;
+    memcpy(ix->vecs + s * ix->dim, unit, ix->dim * sizeof(float));
     ix->ids[s] = id;
-    if (ix->ivf && ivf_insert(ix, s, NO_SLOT) < 0)
-        return -ENOMEM;
-    map_insert_new(&ix->idmap, id, s);
+    ix->xnorm[s] = norm;
+    map_insert_new(&ix->idmap, id, (uint32_t)s);
     ix->count++;
-    if (ix->ivf) {
-        /* At most one split per add: the list this add or the sweep made
-         * too long. A failed split (no memory) only leaves it long. */
-        uint32_t lim = split_at(ix->count), k2 = sweep_step(ix), k = ix->lof[s];
-        if (ix->lists[k].len <= lim)
-            k = k2;
-        if (ix->lists[k].len > lim)
-            (void)list_split(ix, k);
+    if (ix->on) {
+        /* A new slot is past the re-coded part: the centre in use codes it
+         * (and the re-centring re-codes it when it gets there). */
+        code_slot(ix, &ix->g[ix->cur], s);
+        for (uint32_t i = 0; i < ix->dim; i++)
+            ix->sum[i] += unit[i];
+        recentre_check(ix);
+        recode_step(ix, RECODE_STEP);
+    } else if (ix->count >= ix->exact_below) {
+        (void)codes_on(ix, NULL);
     }
-    if (!ix->ivf && ix->count >= ix->exact_below)
-        (void)ivf_on(ix, NULL);
     return 0;
 }
 
@@ -1035,26 +965,34 @@ int index_remove(index_t *ix, uint64_t id)
 
     if (at == SIZE_MAX)
         return -ENOENT;
-    uint32_t s = ix->idmap.ents[at].val;
-    uint32_t last = (uint32_t)ix->count - 1;
+    size_t s = ix->idmap.ents[at].val, last = ix->count - 1, d = ix->dim;
     map_delete_at(&ix->idmap, at);
-    if (ix->ivf)
-        list_take(ix, ix->lof[s], ix->lpos[s]);
+    if (ix->on)
+        for (uint32_t i = 0; i < d; i++)
+            ix->sum[i] -= ix->vecs[s * d + i];
     if (s != last) {
-        size_t d = ix->dim;
         memcpy(ix->vecs + s * d, ix->vecs + last * d, d * sizeof(float));
         ix->ids[s] = ix->ids[last];
-        ix->idmap.ents[map_find(&ix->idmap, ix->ids[s])].val = s;
-        if (ix->ivf) {
-            ix->lof[s] = ix->lof[last];
-            ix->lpos[s] = ix->lpos[last];
-            ix->lists[ix->lof[s]].slots[ix->lpos[s]] = s;
-            memcpy(ix->q8 + s * d, ix->q8 + last * d, d);
-            ix->qscale[s] = ix->qscale[last];
-            ix->qerr[s] = ix->qerr[last];
+        ix->xnorm[s] = ix->xnorm[last];
+        ix->idmap.ents[map_find(&ix->idmap, ix->ids[s])].val = (uint32_t)s;
+        if (ix->on) {
+            gen_t *to = gen_of(ix, s), *from = gen_of(ix, last);
+            /* Slots below `recoded` need only their new codes, the others
+             * only the old ones: a slot moving from the old part into the
+             * new one is coded anew. */
+            if (to == from)
+                move_codes(ix, to, s, last);
+            else
+                code_slot(ix, to, s);
         }
     }
     ix->count--;
+    if (ix->on) {
+        if (ix->recentring && ix->recoded > ix->count)
+            ix->recoded = ix->count;
+        recentre_check(ix);
+        recode_step(ix, RECODE_STEP);
+    }
     return 0;
 }
 
@@ -1101,88 +1039,161 @@ static void order_by_fstar(const float *fstar, size_t n, float lo, uint32_t *ord
 #undef BUCKET
 }
 
-static int search_ivf(index_t *ix, const float *q, float thr, uint32_t *best_s, float *best)
+/* What a search needs of the query for one generation: its sign code and
+ * offsets to that generation's centre. */
+typedef struct {
+    const gen_t *g;
+    uint64_t qc[CODE_WORDS];
+    float ny, base, muy, efix;
+} qgen_t;
+
+/* The query against generation g. ey: the query's int16 rounding (see
+ * rerank). */
+static void query_for(index_t *ix, const gen_t *g, const float *q, float ey, qgen_t *out)
 {
-    uint32_t w = ix->code_words, np = ix->nprobe;
-    float muy = vec_dot(ix->mean, q, ix->dim);
-    float qf[2] = { 0.0f, 0.0f };
-    if (w) {
-        code_compute(ix, q, ix->qcode, false);
-        memcpy(qf, &ix->qcode[CODE_WORDS], sizeof qf);
-    }
-    if (np == 0) {
-        np = (uint32_t)ceil(sqrt((double)ix->nlist) / 2.0);
-        np = np < NPROBE_MIN ? NPROBE_MIN : np > MAX_NPROBE ? MAX_NPROBE : np;
-    }
-    np = nearest_lists(ix, q, np, ix->lorder);
-    size_t n = 0, ns = 0, nu = 0;
-    int found = 0;
+    double n2 = 0.0, mq = 0.0;
 
-    /* Stage 2: keep the entries whose sign code can reach thr. Codes are
-     * of x' = x - mean, and x.y >= f implies x'.y' >= f - mux - muy + mu2
-     * (mux = mean.x), so cos(x', y') >= c(f) = (f - mux - muy + mu2) / (nx ny)
-     * (nx = |x'|). A pair whose centred cosine is at least c keeps Hamming
-     * distance h unless c >= cmax[h], so the candidate can only reach a floor
-     * f <= fstar = cmax[h] nx ny + mux + muy - mu2: one multiply-add per
-     * candidate, and fstar still serves when the floor rises in stage 3.
-     * (With nx ny = 0, x'.y' = 0 and fstar = x.y exactly.) */
-    const float ny = qf[1], base = muy - ix->mu2;
-    for (uint32_t j = 0; j < np; j++) {
-        const struct list *l = &ix->lists[ix->lorder[j]];
-        n += l->len;
-        if (!w) {
-            for (uint32_t i = 0; i < l->len; i++) {
-                ix->cands[ns] = l->slots[i];
-                ix->fstar[ns++] = 2.0f;
-            }
+    for (uint32_t i = 0; i < ix->dim; i++) {
+        double r = (double)q[i] - g->mean[i];
+        n2 += r * r;
+        mq += (double)g->mean[i] * q[i];
+    }
+    out->g = g;
+    out->ny = (float)sqrt(n2);
+    out->base = (float)mq - g->mu2;
+    out->muy = (float)mq;
+    out->efix = (1.001f + g->munorm) * ey + QUANT_SLACK;
+    if (ix->code_words) {
+        rotate(ix, q);
+        for (uint32_t i = 0; i < CODE_BITS; i++)
+            ix->code_buf[i] -= g->off[i];
+        vec_sign_bits(ix->code_buf, CODE_BITS, out->qc);
+    }
+}
+
+/* Stages 1 and 2 over slots [s0, s0 + m), all of generation qg->g: the
+ * survivors into cands/fstar. Returns how many.
+ *
+ * Codes are of x' = x - c (c the centre), and x.y = x'.y' + c.x + c.y -
+ * |c|^2, so x.y >= f needs cos(x', y') >= (f - mux - muy + mu2) / (nx ny)
+ * (mux = c.x, nx = |x'|). A pair whose centred cosine is at least that
+ * keeps Hamming distance h unless it is >= cmax[h] (the cut), so the
+ * candidate can only reach a floor f <= fstar = cmax[h] nx ny + mux + muy -
+ * mu2: one multiply-add per candidate. (With nx ny = 0, x'.y' = 0 and fstar
+ * = x.y exactly.) */
+static size_t filter_codes(index_t *ix, const qgen_t *qg, size_t s0, size_t m, float thr)
+{
+    const gen_t *g = qg->g;
+
+    if (!ix->code_words) {
+        for (size_t i = 0; i < m; i++) {
+            ix->cands[i] = (uint32_t)(s0 + i);
+            ix->fstar[i] = 2.0f;
+        }
+        return m;
+    }
+    /* Stage 1, sequential over the prefix codes. */
+    size_t n1 = vec_code_filter(g->pre + s0 * PRE_WORDS, PRE_WORDS, g->mux + s0, g->nx + s0, m,
+                                qg->qc, cuts.cmax_a, qg->ny, qg->base, thr, (uint32_t)s0,
+                                ix->cands, ix->fstar);
+    ix->coded += m;
+    ix->filtered += n1;
+    /* Stage 2, the whole code of each survivor; the lower floor stands. */
+    size_t ns = 0;
+    uint32_t *hd = ix->order; /* free until stage 3 */
+    vec_hamming_sel(g->recs, REC_WORDS, ix->cands, n1, qg->qc, CODE_WORDS, hd);
+    for (size_t i = 0; i < n1; i++) {
+        uint32_t s = ix->cands[i];
+        float f[2];
+        memcpy(f, g->recs + (size_t)s * REC_WORDS + CODE_WORDS, sizeof f);
+        float fs = cuts.cmax_b[hd[i]] * (f[1] * qg->ny) + f[0] + qg->base;
+        if (fs < thr)
             continue;
-        }
-        /* Sequential, in chunks: distances first (q in registers), then
-         * the floors. */
-        for (uint32_t i0 = 0; i0 < l->len; i0 += SCAN_CHUNK) {
-            uint32_t h[SCAN_CHUNK], m = l->len - i0 < SCAN_CHUNK ? l->len - i0 : SCAN_CHUNK;
-            const uint64_t *rec = l->recs + (size_t)i0 * w;
-            vec_hamming_many(rec, w, m, ix->qcode, CODE_WORDS, h);
-            for (uint32_t i = 0; i < m; i++) {
-                float xf[2];
-                memcpy(xf, &rec[(size_t)i * w + CODE_WORDS], sizeof xf);
-                float fs = ix->cmax[h[i]] * xf[1] * ny + xf[0] + base;
-                if (fs >= thr) {
-                    ix->cands[ns] = l->slots[i0 + i];
-                    ix->fstar[ns] = fs;
-                    ns++;
-                }
-            }
-        }
+        ix->cands[ns] = s;
+        ix->fstar[ns++] = fs < ix->fstar[i] ? fs : ix->fstar[i];
     }
-    ix->candidates += n;
-    if (w)
-        ix->coded += n;
+    return ns;
+}
 
-    /* Stage 3: bounds of each survivor's cosine from its int8 code. Keep
-     * those whose upper bound reaches thr. The best lower bound so far is a
-     * floor under the answer: it tightens the sign cut for the rest, so
-     * the likeliest (highest fstar) go first and raise it early.
-     * The query goes to int16 too, y = sy y16 + ey, so that each row costs
-     * one exact integer dot product: with x = mean + qs q8 + ex,
-     *   x.y = muy + qs sy (q8.y16) + ex.y + qs q8.ey,
-     * |ex.y| <= qerr |y| and |qs q8| <= |x - mean| + qerr <= 1.001 + |mean| + qerr (an
-     * entry's norm is within 1e-3 of 1, see is_unit),
-     * so the bound's half-width is qerr (|y| + |ey|) + (1.001 + |mean|) |ey|,
-     * plus QUANT_SLACK for the float rounding of the rest. */
+/* Sort n (slot, bound, value) triples by decreasing bound: insertion sort,
+ * as n is a few (the stage 3 survivors), and a heap sort past SORT_SMALL. */
+#define SORT_SMALL 32u
+static void swap3(uint32_t *slot, float *b, float *v, size_t i, size_t j)
+{
+    uint32_t ts = slot[i];
+    float tb = b[i], tv = v[i];
+    slot[i] = slot[j];
+    b[i] = b[j];
+    v[i] = v[j];
+    slot[j] = ts;
+    b[j] = tb;
+    v[j] = tv;
+}
+
+static void sift_down(uint32_t *slot, float *b, float *v, size_t i, size_t n)
+{
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && b[c + 1] < b[c])
+            c++;
+        if (b[i] <= b[c])
+            return;
+        swap3(slot, b, v, i, c);
+        i = c;
+    }
+}
+
+static void sort_by_bound(uint32_t *slot, float *b, float *v, size_t n)
+{
+    if (n <= SORT_SMALL) {
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = i; j > 0 && b[j - 1] < b[j]; j--)
+                swap3(slot, b, v, j - 1, j);
+        return;
+    }
+    /* A min-heap, then the minimum swapped to the end each round: the
+     * array ends in decreasing order. */
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(slot, b, v, i, n);
+    for (size_t e = n; e-- > 1;) {
+        swap3(slot, b, v, 0, e);
+        sift_down(slot, b, v, 0, e);
+    }
+}
+
+/* Stages 3 and 4 for the ns candidates in cands/fstar (every fstar >=
+ * thr), all of generation qg->g: *best and *best_s improve when one of them
+ * beats *best (or when !*found) at >= thr.
+ *
+ * Stage 3: bounds of each candidate's cosine from its int8 code. Keep those
+ * whose upper bound reaches thr. The best lower bound so far is a floor
+ * under the answer: it tightens the cut for the rest, so the likeliest
+ * (highest fstar) go first and raise it early. The query is in int16 too,
+ * rotated (y' = R y, x.y = c.y + R (x - c) . y' for the rotation R) and
+ * in int16, y' = sy y16 + ey, so that each row costs one exact integer dot
+ * product: with R (x - c) = qs q8 + ex,
+ *   x.y = c.y + qs sy (q8.y16) + ex.y' + qs q8.ey,
+ * |ex.y'| <= qerr |y| and |qs q8| <= |x - c| + qerr <= 1.001 + |c| + qerr
+ * (an entry's norm is within 1e-3 of 1, see is_unit), so the bound's
+ * half-width is qerr (|y| + |ey|) + (1.001 + |c|) |ey|, plus QUANT_SLACK
+ * for the float rounding of the rest (the rotations' included: three
+ * rounds of log2(qdim) butterflies, a few 1e-6 at most).
+ * Stage 4: the exact cosine, which alone decides, of the few left. The
+ * entry that set the floor is among them (its upper bound is above it), so
+ * afterwards *best >= that floor: stage 4 stops only at a bound <= *best. */
+static void rerank(index_t *ix, const qgen_t *qg, const float *q, size_t ns, float thr,
+                   float sy, float ewide, float ynorm, int *found, uint32_t *best_s,
+                   float *best)
+{
+    const gen_t *g = qg->g;
     uint32_t *ord = ix->order;
-    if (w)
-        order_by_fstar(ix->fstar, ns, thr, ord);
-    else
-        for (size_t i = 0; i < ns; i++)
-            ord[i] = (uint32_t)i;
-    if (ns == 0)
-        return 0;   /* no survivor: nothing to quantise the query for */
-    float ynorm = sqrtf(vec_dot(q, q, ix->dim)) * 1.0001f, ey = 0.0f;
-    float sy = vec_quant_i16(q, ix->dim, ix->y16, &ey);
-    float ewide = ynorm + ey, efix = (1.001f + ix->munorm) * ey + QUANT_SLACK;
+    const size_t qb = ix->qdim;
     float floor_lb = thr;
-    size_t qb = ix->dim;
+    size_t nu = 0;
+
+    order_by_fstar(ix->fstar, ns, thr, ord);
     /* The survivors go to ord[nu] as slots: nu <= i, so ord[i] was read. */
     for (size_t i = 0; i < ns; i++) {
         uint32_t at = ord[i];
@@ -1190,37 +1201,114 @@ static int search_ivf(index_t *ix, const float *q, float thr, uint32_t *best_s, 
             continue;
         if (i + PF_AHEAD < ns) {
             uint32_t t = ix->cands[ord[i + PF_AHEAD]];
-            const char *nx = (const char *)(ix->q8 + (size_t)t * qb);
+            const char *nx = (const char *)(g->q8 + (size_t)t * qb);
             for (size_t off = 0; off < qb; off += 64)
                 __builtin_prefetch(nx + off);
-            __builtin_prefetch(&ix->qscale[t]);
-            __builtin_prefetch(&ix->qerr[t]);
+            __builtin_prefetch(&g->qscale[t]);
+            __builtin_prefetch(&g->qerr[t]);
         }
         uint32_t s = ix->cands[at];
-        int64_t dq = vec_dot_i8_i16(ix->q8 + (size_t)s * qb, ix->y16, ix->dim);
-        float approx = muy + ix->qscale[s] * sy * (float)dq;
-        float err = ix->qerr[s] * ewide + efix;
+        int64_t dq = vec_dot_i8_i16(g->q8 + (size_t)s * qb, ix->y16, ix->qdim);
+        float approx = qg->muy + g->qscale[s] * sy * (float)dq;
+        float err = g->qerr[s] * ewide + qg->efix;
         ix->quantized++;
         if (approx + err < floor_lb)
             continue;
         ord[nu] = s;
         ix->ubound[nu] = approx + err;
+        ix->approx[nu] = approx;
         nu++;
         if (approx - err > floor_lb)
             floor_lb = approx - err;
     }
-
-    /* Stage 4: exact cosine, which alone decides, for the few left. */
-    for (size_t i = 0; i < nu; i++) {
+    /* Stage 4 in decreasing upper bound, so that it stops at the first
+     * bound the best found beats (near-duplicates of the query come in
+     * groups whose int8 bounds overlap; each of them is a 4-byte-per-
+     * dimension row from memory, so the rows are fetched ahead). */
+    size_t ne = 0;
+    for (size_t i = 0; i < nu; i++)
+        if (ix->ubound[i] >= floor_lb) {
+            /* |x| |y| bounds the cosine too, and far tighter for a
+             * duplicate of the query (the int8 bound can pass 1.04). */
+            float nb = ix->xnorm[ord[i]] * ynorm * (1.0f + NORM_SLACK);
+            ord[ne] = ord[i];
+            ix->approx[ne] = ix->approx[i];
+            ix->ubound[ne++] = ix->ubound[i] < nb ? ix->ubound[i] : nb;
+        }
+    sort_by_bound(ord, ix->ubound, ix->approx, ne);
+    for (size_t i = 0; i < ne; i++) {
+        if (*found && ix->ubound[i] <= *best + BEST_TOL)
+            break;
+        /* The second int8 level first, when a best is there to beat: it
+         * rules out most of a group of near-duplicates at a quarter of the
+         * bytes of the exact row. */
+        uint32_t s2 = ord[i];
+        if (*found) {
+            int64_t dq2 = vec_dot_i8_i16(g->q8b + (size_t)s2 * qb, ix->y16, ix->qdim);
+            float a2 = ix->approx[i] + g->qscale2[s2] * sy * (float)dq2;
+            ix->refined++;
+            if (a2 + g->qerr2[s2] * ewide + qg->efix <= *best + BEST_TOL)
+                continue;
+        }
+        if (i + 1 < ne) {
+            const char *nx = (const char *)(ix->vecs + (size_t)ord[i + 1] * ix->dim);
+            for (size_t off = 0; off < ix->dim * sizeof(float); off += 64)
+                __builtin_prefetch(nx + off);
+        }
         uint32_t s = ord[i];
-        if (ix->ubound[i] < floor_lb || (found && ix->ubound[i] <= *best))
-            continue;
         ix->exact++;
         float d = vec_dot(ix->vecs + (size_t)s * ix->dim, q, ix->dim);
-        if (d >= thr && (!found || d > *best)) {
-            found = 1;
+        if (d >= thr && (!*found || d > *best)) {
+            *found = 1;
             *best = d;
             *best_s = s;
+        }
+    }
+}
+
+/* The staged search, a chunk of slots at a time: once a chunk yields a
+ * hit, its exact score becomes the threshold of the chunks after it (the
+ * best can only be above it), which tightens every stage there. A pair at
+ * or above that raised threshold is dropped with no more probability than
+ * at the original one, so the bound on missing the best stands. */
+static int search_coded(index_t *ix, const float *q, float thr, uint32_t *best_s, float *best)
+{
+    size_t split = ix->recentring ? ix->recoded : 0;
+    const gen_t *parts[2] = { &ix->g[1 - ix->cur], &ix->g[ix->cur] };
+    size_t lo[2] = { 0, split }, hi[2] = { split, ix->count };
+    double yy = 0.0;
+    for (uint32_t i = 0; i < ix->dim; i++)
+        yy += (double)q[i] * q[i];
+    float ynorm = nextafterf((float)sqrt(yy), INFINITY), ey = 0.0f;
+    /* The query in the int8 codes' rotation, to int16. */
+    rotate_q(ix, q, false);
+    float sy = vec_quant_i16(ix->qbuf, ix->qdim, ix->y16, &ey);
+    /* ey, measured: vec_quant_i16 gives the worst case (every coordinate
+     * half a step off), several times what the rounding really left. */
+    double e2 = 0.0;
+    for (uint32_t i = 0; i < ix->qdim; i++) {
+        double e = (double)ix->qbuf[i] - (double)sy * ix->y16[i];
+        e2 += e * e;
+    }
+    if (sy > 0.0f)
+        ey = nextafterf((float)(sqrt(e2) * (1.0 + 1e-6)), INFINITY);
+    float ewide = ynorm * 1.0001f + ey, floor = thr;
+    int found = 0;
+    qgen_t qg;
+
+    ix->candidates += ix->count;
+    for (int p = 0; p < 2; p++) {
+        if (lo[p] == hi[p])
+            continue;
+        query_for(ix, parts[p], q, ey, &qg);
+        for (size_t s0 = lo[p]; s0 < hi[p]; s0 += SCAN_CHUNK) {
+            size_t m = hi[p] - s0 < SCAN_CHUNK ? hi[p] - s0 : SCAN_CHUNK;
+            size_t ns = filter_codes(ix, &qg, s0, m, floor);
+            if (ns == 0)
+                continue;
+            rerank(ix, &qg, q, ns, floor, sy, ewide, ynorm, &found, best_s, best);
+            if (found && *best > floor)
+                floor = *best;
         }
     }
     return found;
@@ -1242,10 +1330,10 @@ int index_search(index_t *ix, const float *unit, float threshold, uint64_t *id, 
      * 1 would miss. Compare with SIM_EPS of slack and report the similarity
      * clamped to [threshold, 1]: within rounding, it met the threshold. */
     float thr = threshold - SIM_EPS;
-    if (!ix->ivf || ix->count < ix->exact_below)
+    if (!ix->on || ix->count < ix->exact_below)
         found = search_exact(ix, unit, thr, &s, &best);
     else
-        found = search_ivf(ix, unit, thr, &s, &best);
+        found = search_coded(ix, unit, thr, &s, &best);
     if (!found)
         return 0;
     if (best < threshold)
@@ -1309,38 +1397,48 @@ size_t index_count(const index_t *ix)
     return ix->count;
 }
 
+static uint64_t gen_bytes(const index_t *ix, const gen_t *g)
+{
+    if (g->mean == NULL)
+        return 0;
+    /* q8, q8b, mux, nx, qscale, qerr, qscale2, qerr2 */
+    uint64_t per = 2 * (uint64_t)ix->qdim + 6 * sizeof(float);
+    if (ix->code_words)
+        per += (PRE_WORDS + REC_WORDS) * sizeof(uint64_t);
+    return ix->cap * per + (uint64_t)(ix->dim + ix->qdim) * sizeof(float) +
+           (ix->code_words ? (uint64_t)ix->dpad * sizeof(float) : 0);
+}
+
 void index_get_stats(const index_t *ix, index_stats_t *st)
 {
     memset(st, 0, sizeof *st);
     st->count = ix->count;
-    st->lsh_active = ix->ivf;
+    st->coded = ix->on;
     st->searches = ix->searches;
     st->candidates = ix->candidates;
-    st->splits = ix->splits;
+    st->filtered = ix->filtered;
+    st->recentres = ix->recentres;
+    st->recentring = ix->recentring;
+    st->drop_bound = ix->code_words ? cuts.drop_bound : 0.0;
     uint64_t c = ix->cap, by = sizeof *ix;
-    by += c * ((uint64_t)ix->dim * sizeof(float) + sizeof *ix->ids + sizeof *ix->cands +
-               sizeof *ix->ubound + sizeof *ix->fstar + sizeof *ix->order);
+    by += c * ((uint64_t)ix->dim * sizeof(float) + sizeof *ix->ids + sizeof *ix->xnorm);
     by += ix->idmap.cap * sizeof *ix->idmap.ents;
-    if (ix->ivf) {
-        st->buckets = ix->nlist;
-        for (uint32_t k = 0; k < ix->nlist; k++) {
-            const struct list *l = &ix->lists[k];
-            if (l->len > st->max_bucket)
-                st->max_bucket = l->len;
-            by += (uint64_t)l->cap * (ix->code_words * sizeof(uint64_t) + sizeof(uint32_t));
-        }
-        by += (uint64_t)ix->lcap * (sizeof *ix->lists + ((uint64_t)ix->dim + 2) * sizeof(float));
-        by += MAX_NPROBE * sizeof(uint32_t);
-        by += (uint64_t)ix->dim * (sizeof(float) + sizeof(int16_t)); /* mean, y16 */
-        by += (uint64_t)5 * ix->dpad * sizeof(float);
-        by += c * ((uint64_t)ix->dim + 4 * sizeof(uint32_t));
+    if (ix->on) {
+        by += gen_bytes(ix, &ix->g[0]) + gen_bytes(ix, &ix->g[1]);
+        by += (uint64_t)ix->dim * sizeof(double);                  /* sum */
+        by += (uint64_t)ix->qdim * (sizeof(int16_t) + sizeof(float)); /* y16, qbuf */
+        if (ix->qdiag != ix->code_diag)
+            by += (uint64_t)3 * ix->qdim * sizeof(float);
+        by += (uint64_t)SCAN_CHUNK * 5 * sizeof(uint32_t); /* search scratch */
+        if (ix->code_words)
+            by += (uint64_t)4 * ix->dpad * sizeof(float); /* diagonals, scratch */
     }
     st->bytes = by;
 }
 
 const float *index_center(const index_t *ix)
 {
-    return ix->ivf ? ix->mean : NULL;
+    return ix->on ? ix->g[ix->cur].mean : NULL;
 }
 
 int index_set_center(index_t *ix, const float *center)
@@ -1357,17 +1455,9 @@ int index_set_center(index_t *ix, const float *center)
         if (ss > 1.0 + 1e-3)
             return -EINVAL;
     }
-    if (ix->ivf)
-        ivf_off(ix);
-    return ivf_on(ix, center);
-}
-
-int index_set_lists_probed(index_t *ix, uint32_t n)
-{
-    if (ix == NULL || n == 0 || n > MAX_NPROBE)
-        return -EINVAL;
-    ix->nprobe = n;
-    return 0;
+    if (ix->on)
+        codes_off(ix);
+    return codes_on(ix, center);
 }
 
 void index_get_rerank_counts(const index_t *ix, uint64_t *coded, uint64_t *quantized,

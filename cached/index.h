@@ -1,37 +1,29 @@
 /* index.h - similarity index of one namespace: embeddings -> entry ids.
  *
- * An inverted file (IVF) over unit vectors: entries are grouped in lists,
- * each around a centroid, and a search scans the lists whose centroids are
- * nearest the query, then re-ranks exactly. Only the exact score decides a
- * hit, so a returned match is always >= the threshold. Small namespaces are
- * searched exactly (cheaper than the lists). The lists grow with the
- * namespace by splitting one list at a time (2-means of its members), so no
- * add retrains everything; each add also re-checks one older entry's list.
- * The code rotation (random signs and Walsh-Hadamard transforms) and the
- * split seeds come from a secret 64-bit seed; the sign codes are centred on
- * the namespace's mean (index_center, index_set_center), anisotropic
- * embeddings being far from centred. The index never sees blob bytes or
- * tiers.
- *
- * The re-rank is staged so that few entries cost a full fp32 dot product:
- * a 960-bit sign code of each entry's offset from the centre, stored in list
- * order so that the scan is sequential (Hamming distance, a cut calibrated
- * to drop a pair at the threshold with probability < 1e-5), then an int8
- * code whose error bound is proven, then the exact cosine. Recall is that of
- * the list choice (measured: see tests/test_index.c and docs/benchmarks.md);
- * false hits cannot happen.
+ * A threshold query ("the best stored entry with cosine >= T") answered by
+ * a scan of compact codes, so that recall does not depend on the data: every
+ * entry's short sign code (under a secret random rotation, centred on the
+ * namespace's mean) is tested against the query's, the survivors on a long
+ * sign code, then on an int8 code whose bound is proven, then exactly. Only
+ * the exact score decides a hit, so a returned match is always >= the
+ * threshold; the only loss is the sign-code stages', whose probability of
+ * dropping a pair at the threshold is bounded whatever the data
+ * (index_stats_t.drop_bound, 8.8e-3). Small namespaces are searched exactly
+ * (recall 1). The rotation comes from a secret 64-bit seed. A stream that
+ * drifts moves the centre away from the live mean; the index re-centres in
+ * the background, a few entries per call, without a pause. The index never
+ * sees blob bytes or tiers.
  *
  * Threads: none inside. An index is thread-compatible: any call on one index,
  * index_search included (it uses scratch space and counters in the index),
  * must not run concurrently with another on the same index.
  *
- * Memory per entry once the lists are on: about 5*dim + 200 bytes (fp32
- * vector, int8 code, 128-byte sign code record and its slot number in a
- * list, list and position of each slot, id map, search scratch); lists and
- * slot arrays grow by 1.5x, so just after a growth that part is up to 1.5
- * times larger: 1,688 B beyond the fp32 vector at 1M x 1024, measured. Per namespace: the centroids (dim + 260 floats each, about
- * sqrt(count) / 1.4 of them), the mean and 5 floats per padded dimension of
- * rotation and scratch. Before the lists (count < exact_below): 4*dim + ~40.
+ * Memory per entry once the codes are on: 5*dim + 208 bytes (fp32 vector,
+ * int8 code, 32 + 120 bytes of sign codes, 16 of offsets and scales, id and
+ * id map, 16 of search scratch); arrays grow by 1.5x, so just after a
+ * growth up to 1.5 times that. While re-centring, the codes are held twice
+ * (dim + 168 more). Below exact_below: 4*dim + 40 (+ growth). What
+ * index_get_stats reports is computed from these capacities.
  */
 #ifndef SIMCACHE_INDEX_H
 #define SIMCACHE_INDEX_H
@@ -45,38 +37,38 @@ typedef struct {
     uint32_t tables;        /* <= 64; ignored (the LSH tables of earlier versions:
                              * kept so that configurations stay valid) */
     uint32_t bits;          /* <= 24; ignored, as tables */
-    uint32_t probes;        /* 0 = scan the nearest list only, 1 = the nearest
-                             * few (sqrt(lists) / 2, at least 8; see
-                             * index_set_lists_probed) */
+    uint32_t probes;        /* <= 1; ignored (the lists of earlier versions) */
     uint32_t exact_below;   /* search exactly while count < this; 0 = default:
                              * 2^21/dim clamped to [1024, 4096], where an exact
-                             * scan costs about what a list search does */
+                             * scan costs about what the staged search does */
 } index_params_t;
 
 typedef struct {
     uint64_t count;
-    uint64_t lsh_active;    /* 1 once the lists are in use */
+    uint64_t coded;         /* 1 once the compact codes are on (count reached
+                             * exact_below; they then stay on) */
     uint64_t searches;
-    uint64_t candidates;    /* total candidates re-ranked: entries of the probed
-                             * lists (each goes through the staged re-rank), or
-                             * every entry for an exact search */
-    uint64_t max_bucket;    /* entries of the longest list */
-    uint64_t buckets;       /* lists */
+    uint64_t candidates;    /* entries looked at by searches: every entry, by
+                             * its code or (exact path) its vector */
+    uint64_t filtered;      /* of those, entries that the short sign code did
+                             * not rule out (stage 1) */
     uint64_t bytes;         /* memory held by the index, embeddings included */
-    uint64_t splits;        /* list splits since index_new */
+    uint64_t recentres;     /* re-centrings completed since index_new */
+    uint64_t recentring;    /* 1 while one runs */
+    double drop_bound;      /* bound on the probability that a search drops
+                             * a pair exactly at its threshold (the sign-code
+                             * stages, any data); 0 without codes (dim < 64) */
 } index_stats_t;
 
-/* New empty index for dim-float vectors. p may be NULL for defaults (then
- * probes = 1); with p, fields at 0 take their defaults except probes, where
- * 0 means the nearest list only. Returns NULL on bad dim (0 or >
+/* New empty index for dim-float vectors. p may be NULL for defaults; with
+ * p, exact_below at 0 takes its default. Returns NULL on bad dim (0 or >
  * SIMCACHE_MAX_DIM), tables > 64, bits > 24, probes > 1, or out of memory.
- * Free with index_free. The lists switch on (the mean taken, every entry
- * coded, lists split down to size: a pause of a few tens of microseconds
- * per entry) when an add brings count to exact_below; they then stay on.
- * From then on an add costs its codes, two nearest-centroid searches (its
- * own list, and the sweep's re-check of an older entry) and, when it makes a
- * list longer than 2 sqrt(count), that list's split: about
- * 5 * 2 * 2 sqrt(count) dot products (~1 ms at 1M x 1024). */
+ * Free with index_free. The codes switch on (the mean taken, every entry
+ * coded: a pause of about 10 us per entry at 1024 dims) when an add brings
+ * count to exact_below; they then stay on. From then on an add costs its
+ * codes (about 10 us at 1024 dims) plus, while a re-centring runs, eight
+ * more entries' codes. A search costs a scan of 32 bytes per entry plus
+ * the few survivors' int8 rows and exact scores. */
 index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p);
 /* Frees the index and every vector it holds. NULL is a no-op. */
 void index_free(index_t *ix);
@@ -85,7 +77,8 @@ void index_free(index_t *ix);
  * Copies the vector. Returns 0, -EEXIST, -EINVAL (id 0, NULL, a value NaN or
  * Inf, or squared length off 1 by more than 1e-3), -ENOMEM (index unchanged). */
 int index_add(index_t *ix, uint64_t id, const float *unit);
-/* Remove an id. Returns 0 or -ENOENT. */
+/* Remove an id. Returns 0 or -ENOENT. No slack is left behind: the other
+ * entries' codes stay exact (the last entry moves into the hole). */
 int index_remove(index_t *ix, uint64_t id);
 
 /* Best entry with cosine >= threshold. Returns 1 with *id and *sim set, 0 on
@@ -111,29 +104,23 @@ size_t index_count(const index_t *ix);
 void index_get_stats(const index_t *ix, index_stats_t *st);
 
 /* The centre the codes use (dim floats, owned by the index, valid until
- * index_set_center or index_free), or NULL while the lists are off. Keep it
- * with the seed: after a restart, the same centre gives the same codes. */
+ * the next index_add, index_remove, index_set_center or index_free: a
+ * re-centring may replace it), or NULL while the codes are off. */
 const float *index_center(const index_t *ix);
 
-/* Switch the lists on now (or rebuild them) centred on `center` (dim
- * floats, copied), or on the mean of the current entries if center is NULL.
- * Recodes every entry and splits the lists anew (the same pause as switching
- * on: seconds at 1M entries). Use it to restore a saved centre after a
- * restart, or to re-centre a namespace that drifted. Returns 0, -EINVAL (a
- * value NaN or Inf, or length above 1: it must be a mean of unit vectors),
- * or -ENOMEM (the lists are then off, and switch on again at the next add
- * that finds count >= exact_below). */
+/* Switch the codes on now (or recode every entry) centred on `center` (dim
+ * floats, copied), or on the mean of the current entries if center is NULL:
+ * the same pause as switching on (seconds at 1M entries). Answers do not
+ * depend on the centre, only the work does. Returns 0, -EINVAL (a value NaN
+ * or Inf, or length above 1: it must be a mean of unit vectors), or -ENOMEM
+ * (the codes are then off, and switch on again at the next add that finds
+ * count >= exact_below). */
 int index_set_center(index_t *ix, const float *center);
 
-/* Lists scanned per search from now on (1 to 1024; probes = 0 at
- * index_new means 1). More lists: better recall, slower searches.
- * Returns 0 or -EINVAL. */
-int index_set_lists_probed(index_t *ix, uint32_t n);
-
-/* Work of the staged re-rank since index_new, for benchmarks: candidates
- * whose sign code was compared (*coded), whose int8 code was scored
- * (*quantized), and exact dot products taken (*exact; the exact path counts
- * every entry). Any pointer may be NULL. */
+/* Work of the stages since index_new, for benchmarks: entries whose short
+ * sign code was compared (*coded), whose int8 code was scored (*quantized),
+ * and exact dot products taken (*exact; the exact path counts every entry).
+ * Any pointer may be NULL. */
 void index_get_rerank_counts(const index_t *ix, uint64_t *coded, uint64_t *quantized,
                              uint64_t *exact);
 

@@ -24,8 +24,9 @@ enum { IMPL_UNKNOWN = 0, IMPL_SCALAR = 1, IMPL_AVX2 = 2 };
 /* Written once, racy-but-idempotent: every thread computes the same value. */
 static int impl_level = IMPL_UNKNOWN;
 /* AVX-512 extensions used on top of IMPL_AVX2 (same rules): VPOPCNTDQ for
- * vec_hamming, BW for vec_dot_i8_i16. EXT_KNOWN once probed. */
-enum { EXT_KNOWN = 1, EXT_VPOPCNT = 2, EXT_AVX512BW = 4 };
+ * vec_hamming, BW for vec_dot_i8_i16, VL (with VPOPCNTDQ) for vec_code_filter.
+ * EXT_KNOWN once probed. */
+enum { EXT_KNOWN = 1, EXT_VPOPCNT = 2, EXT_AVX512BW = 4, EXT_AVX512VL = 8 };
 static int ext_flags = 0;
 
 static int impl_detect(void)
@@ -60,6 +61,8 @@ static int ext_get(void)
             v |= EXT_VPOPCNT;
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
             v |= EXT_AVX512BW;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+            v |= EXT_AVX512VL;
 #endif
         __atomic_store_n(&ext_flags, v, __ATOMIC_RELAXED);
     }
@@ -502,6 +505,169 @@ void vec_hamming_many(const uint64_t *recs, size_t stride, size_t n, const uint6
 #endif
     for (size_t r = 0; r < n; r++)
         out[r] = vec_hamming(recs + r * stride, q, words);
+}
+
+/* ---- scattered Hamming distances ---- */
+
+#define SEL_AHEAD 8u
+
+static void hamming_sel_scalar(const uint64_t *recs, size_t stride, const uint32_t *slots,
+                               size_t n, const uint64_t *q, size_t words, uint32_t *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = vec_hamming(recs + (size_t)slots[i] * stride, q, words);
+}
+
+#ifdef VEC_X86
+__attribute__((target("avx512f,avx512vpopcntdq")))
+static void hamming_sel_avx512(const uint64_t *recs, size_t stride, const uint32_t *slots,
+                               size_t n, const uint64_t *q, size_t words, uint32_t *out)
+{
+    __mmask8 m0 = (__mmask8)(words >= 8 ? 0xffu : (1u << words) - 1u);
+    __mmask8 m1 = (__mmask8)(words >= 16 ? 0xffu : words > 8 ? (1u << (words - 8)) - 1u : 0u);
+    __m512i q0 = _mm512_maskz_loadu_epi64(m0, q), q1 = _mm512_maskz_loadu_epi64(m1, q + 8);
+    for (size_t i = 0; i < n; i++) {
+        if (i + SEL_AHEAD < n) {
+            const char *p = (const char *)(recs + (size_t)slots[i + SEL_AHEAD] * stride);
+            for (size_t off = 0; off < words * sizeof(uint64_t); off += 64)
+                __builtin_prefetch(p + off);
+        }
+        const uint64_t *a = recs + (size_t)slots[i] * stride;
+        __m512i x0 = _mm512_xor_si512(_mm512_maskz_loadu_epi64(m0, a), q0);
+        __m512i x1 = _mm512_xor_si512(_mm512_maskz_loadu_epi64(m1, a + 8), q1);
+        __m512i c = _mm512_add_epi64(_mm512_popcnt_epi64(x0), _mm512_popcnt_epi64(x1));
+        out[i] = (uint32_t)_mm512_reduce_add_epi64(c);
+    }
+}
+#endif
+
+void vec_hamming_sel(const uint64_t *recs, size_t stride, const uint32_t *slots, size_t n,
+                     const uint64_t *q, size_t words, uint32_t *out)
+{
+#ifdef VEC_X86
+    if (impl_get() == IMPL_AVX2 && (ext_get() & EXT_VPOPCNT) && words <= 16) {
+        hamming_sel_avx512(recs, stride, slots, n, q, words, out);
+        return;
+    }
+#endif
+    hamming_sel_scalar(recs, stride, slots, n, q, words, out);
+}
+
+/* ---- the index's first filter ---- */
+
+static size_t code_filter_scalar(const uint64_t *codes, size_t words, const float *mux,
+                                 const float *nx, size_t n, const uint64_t *q, const float *cmax,
+                                 float ny, float base, float thr, uint32_t first, uint32_t *idx,
+                                 float *fl)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        float f = cmax[hamming_scalar(codes + i * words, q, words)] * (nx[i] * ny) + mux[i] + base;
+        /* Written always, counted only when kept: no branch to mispredict. */
+        idx[k] = first + (uint32_t)i;
+        fl[k] = f;
+        k += f >= thr;
+    }
+    return k;
+}
+
+#ifdef VEC_X86
+__attribute__((target("popcnt")))
+static size_t code_filter_popcnt(const uint64_t *codes, size_t words, const float *mux,
+                                 const float *nx, size_t n, const uint64_t *q, const float *cmax,
+                                 float ny, float base, float thr, uint32_t first, uint32_t *idx,
+                                 float *fl)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t *c = codes + i * words;
+        uint32_t h = 0;
+        for (size_t w = 0; w < words; w++)
+            h += (uint32_t)__builtin_popcountll(c[w] ^ q[w]);
+        float f = cmax[h] * (nx[i] * ny) + mux[i] + base;
+        idx[k] = first + (uint32_t)i;
+        fl[k] = f;
+        k += f >= thr;
+    }
+    return k;
+}
+
+/* Eight entries a step: popcounts of the XORed words, summed per entry
+ * with two-source permutes, the floors from a gather of cmax, and the kept
+ * ones compressed out. words is 1, 2 or 4. */
+__attribute__((target("avx512f,avx512vl,avx512vpopcntdq")))
+static size_t code_filter_avx512(const uint64_t *codes, size_t words, const float *mux,
+                                 const float *nx, size_t n, const uint64_t *q, const float *cmax,
+                                 float ny, float base, float thr, uint32_t first, uint32_t *idx,
+                                 float *fl)
+{
+    const __m512i ev = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
+    __m512i qv;
+    if (words == 1)
+        qv = _mm512_set1_epi64((long long)q[0]);
+    else if (words == 2)
+        qv = _mm512_set_epi64((long long)q[1], (long long)q[0], (long long)q[1], (long long)q[0],
+                              (long long)q[1], (long long)q[0], (long long)q[1], (long long)q[0]);
+    else
+        qv = _mm512_set_epi64((long long)q[3], (long long)q[2], (long long)q[1], (long long)q[0],
+                              (long long)q[3], (long long)q[2], (long long)q[1], (long long)q[0]);
+    const __m256 vny = _mm256_set1_ps(ny), vb = _mm256_set1_ps(base), vt = _mm256_set1_ps(thr);
+    __m256i lane = _mm256_add_epi32(_mm256_set1_epi32((int)first),
+                                    _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0));
+    const __m256i eight = _mm256_set1_epi32(8);
+    size_t k = 0, i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        const uint64_t *c = codes + i * words;
+        __m512i h;
+        if (words == 1) {
+            h = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(c), qv));
+        } else if (words == 2) {
+            __m512i a = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(c), qv));
+            __m512i b = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(c + 8), qv));
+            h = _mm512_add_epi64(_mm512_permutex2var_epi64(a, ev, b),
+                                 _mm512_permutex2var_epi64(a, od, b));
+        } else {
+            __m512i a = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(c), qv));
+            __m512i b = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(c + 8), qv));
+            __m512i d = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(c + 16), qv));
+            __m512i e = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(c + 24), qv));
+            __m512i ab = _mm512_add_epi64(_mm512_permutex2var_epi64(a, ev, b),
+                                          _mm512_permutex2var_epi64(a, od, b));
+            __m512i de = _mm512_add_epi64(_mm512_permutex2var_epi64(d, ev, e),
+                                          _mm512_permutex2var_epi64(d, od, e));
+            h = _mm512_add_epi64(_mm512_permutex2var_epi64(ab, ev, de),
+                                 _mm512_permutex2var_epi64(ab, od, de));
+        }
+        __m256 cm = _mm256_i32gather_ps(cmax, _mm512_cvtepi64_epi32(h), 4);
+        __m256 f = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(cm, _mm256_mul_ps(_mm256_loadu_ps(nx + i), vny)),
+                                               _mm256_loadu_ps(mux + i)), vb);
+        __mmask8 m = _mm256_cmp_ps_mask(f, vt, _CMP_GE_OQ);
+        _mm256_mask_compressstoreu_epi32(idx + k, m, lane);
+        _mm256_mask_compressstoreu_ps(fl + k, m, f);
+        k += (size_t)__builtin_popcount(m);
+        lane = _mm256_add_epi32(lane, eight);
+    }
+    return k + code_filter_popcnt(codes + i * words, words, mux + i, nx + i, n - i, q, cmax, ny,
+                                  base, thr, first + (uint32_t)i, idx + k, fl + k);
+}
+#endif
+
+size_t vec_code_filter(const uint64_t *codes, size_t words, const float *mux, const float *nx,
+                       size_t n, const uint64_t *q, const float *cmax, float ny, float base,
+                       float thr, uint32_t first, uint32_t *idx, float *fl)
+{
+#ifdef VEC_X86
+    if (impl_get() == IMPL_AVX2) {
+        if ((ext_get() & (EXT_VPOPCNT | EXT_AVX512VL)) == (EXT_VPOPCNT | EXT_AVX512VL) &&
+            (words == 1 || words == 2 || words == 4))
+            return code_filter_avx512(codes, words, mux, nx, n, q, cmax, ny, base, thr, first, idx,
+                                      fl);
+        return code_filter_popcnt(codes, words, mux, nx, n, q, cmax, ny, base, thr, first, idx, fl);
+    }
+#endif
+    return code_filter_scalar(codes, words, mux, nx, n, q, cmax, ny, base, thr, first, idx, fl);
 }
 
 float vec_quant_i16(const float *y, uint32_t dim, int16_t *out, float *err)
