@@ -71,9 +71,9 @@
 /* The cuts: the smallest Hamming distance c with P(H > c) <= DROP for H ~
  * Bin(bits, acos(t - MARGIN) / pi), at thresholds t on a grid of CODE_TAB.
  * At the threshold itself (the worst over the grid, summed over both
- * stages: drop_bound) that is at most 8.8e-3 per matching pair with these
- * values: a best match sitting right at the threshold is still found with
- * probability >= 0.99, and one above it more surely. */
+ * stages: drop_bound) that is at most 9.0e-3 per matching pair with these
+ * values (128 + 960 bits): a best match sitting right at the threshold is
+ * still found with probability >= 0.99, and one above it more surely. */
 #ifndef DROP_A
 #define DROP_A 2e-3
 #endif
@@ -191,8 +191,11 @@ typedef struct {
     float munorm;       /* |centre|, rounded up */
     float mu2;          /* |centre|^2 */
     uint64_t *pre;      /* cap * PRE_WORDS: stage 1 codes */
-    uint64_t *recs;     /* cap * REC_WORDS: stage 2 records, 64-byte aligned */
+    uint64_t *recs;     /* cap * REC_WORDS: stage 2 records, page-aligned (map_grow) */
+    size_t recs_bytes;  /* the mapping's size */
     float *mux, *nx;    /* cap: centre.x and |x - centre| */
+    float mux_max, nx_min, nx_max; /* bounds over the slots coded here (widened
+                         * by each code; made exact again from time to time) */
     int8_t *q8;         /* cap * qdim: R (x - centre) ~ qscale q8, off by <= qerr */
     float *qscale, *qerr; /* cap */
     int8_t *q8b;        /* cap * qdim: the second level, R (x - centre) ~
@@ -263,28 +266,39 @@ static void *xrealloc(void *p, size_t n, size_t size)
     return q;
 }
 
-/* Grow a 64-byte aligned array of n_old elements to n (realloc cannot
- * promise the alignment): new, copy, free. NULL (p untouched) on failure. */
-static void *xrealloc_aligned(void *p, size_t n_old, size_t n, size_t size)
+/* Grow a page-aligned anonymous mapping from old_bytes to bytes (p NULL:
+ * a new one): mremap moves pages instead of copying them, and page
+ * alignment gives the 64-byte alignment realloc cannot promise. NULL (p
+ * untouched) on failure. Free with map_free. */
+static size_t page_round(size_t n)
 {
-    if (n == 0 || n > SIZE_MAX / size)
+    return (n + 4095) & ~(size_t)4095;
+}
+
+static void *map_grow(void *p, size_t old_bytes, size_t bytes)
+{
+    void *q;
+
+    if (bytes == 0)
         return NULL;
-    size_t bytes = (n * size + 63) & ~(size_t)63;
-    void *q = aligned_alloc(64, bytes);
-    if (q == NULL)
+    if (p == NULL)
+        q = mmap(NULL, page_round(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                 0);
+    else
+        q = mremap(p, page_round(old_bytes), page_round(bytes), MREMAP_MAYMOVE);
+    if (q == MAP_FAILED)
         return NULL;
 #ifdef MADV_HUGEPAGE
-    if (bytes >= HUGE_ADVISE_MIN) {
-        uintptr_t a = ((uintptr_t)q + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
-        uintptr_t e = ((uintptr_t)q + bytes) & ~(uintptr_t)(HUGE_PAGE - 1);
-        if (e > a)
-            (void)madvise((void *)a, e - a, MADV_HUGEPAGE);
-    }
+    if (bytes >= HUGE_ADVISE_MIN)
+        (void)madvise(q, page_round(bytes), MADV_HUGEPAGE);
 #endif
-    if (p != NULL && n_old > 0)
-        memcpy(q, p, (n_old < n ? n_old : n) * size);
-    free(p);
     return q;
+}
+
+static void map_free(void *p, size_t bytes)
+{
+    if (p != NULL)
+        munmap(p, page_round(bytes));
 }
 
 /* ---- slotmap ---- */
@@ -410,6 +424,12 @@ static void code_slot(index_t *ix, gen_t *g, size_t s)
     }
     g->mux[s] = (float)mv;
     g->nx[s] = (float)sqrt(n2);
+    if (g->mux[s] > g->mux_max)
+        g->mux_max = g->mux[s];
+    if (g->nx[s] < g->nx_min)
+        g->nx_min = g->nx[s];
+    if (g->nx[s] > g->nx_max)
+        g->nx_max = g->nx[s];
     if (ix->code_words)
         rotate(ix, v);
     /* int8 code of the rotated residual R (x - c): the rotation spreads a
@@ -582,7 +602,7 @@ static void gen_free(gen_t *g)
     free(g->off);
     free(g->qoff);
     free(g->pre);
-    free(g->recs);
+    map_free(g->recs, g->recs_bytes);
     free(g->mux);
     free(g->nx);
     free(g->q8);
@@ -604,10 +624,11 @@ static int gen_grow(index_t *ix, gen_t *g, size_t ncap)
         if ((p = xrealloc(g->pre, ncap * PRE_WORDS, sizeof(uint64_t))) == NULL)
             return -ENOMEM;
         g->pre = p;
-        if ((p = xrealloc_aligned(g->recs, ix->cap * REC_WORDS, ncap * REC_WORDS,
-                                   sizeof(uint64_t))) == NULL)
+        size_t rb = ncap * REC_WORDS * sizeof(uint64_t);
+        if ((p = map_grow(g->recs, g->recs_bytes, rb)) == NULL)
             return -ENOMEM;
         g->recs = p;
+        g->recs_bytes = rb;
     }
     if ((p = xrealloc(g->mux, ncap, sizeof(float))) == NULL)
         return -ENOMEM;
@@ -654,6 +675,9 @@ static int gen_init(index_t *ix, gen_t *g, const float *c)
         return -ENOMEM;
     }
     memcpy(g->mean, c, d * sizeof *c);
+    g->mux_max = -INFINITY;
+    g->nx_min = INFINITY;
+    g->nx_max = 0.0f;
     for (size_t i = 0; i < d; i++)
         mn2 += (double)c[i] * c[i];
     g->mu2 = (float)mn2;
@@ -823,7 +847,17 @@ static void recentre_check(index_t *ix)
         ix->since_check < ix->count / 8)
         return;
     ix->since_check = 0;
-    const gen_t *g = &ix->g[ix->cur];
+    gen_t *g = &ix->g[ix->cur];
+    /* Removals leave the bounds of stage 1's quick test wider than the
+     * entries: make them exact again (two float arrays, sequential). */
+    g->mux_max = -INFINITY;
+    g->nx_min = INFINITY;
+    g->nx_max = 0.0f;
+    for (size_t s = 0; s < ix->count; s++) {
+        g->mux_max = g->mux[s] > g->mux_max ? g->mux[s] : g->mux_max;
+        g->nx_min = g->nx[s] < g->nx_min ? g->nx[s] : g->nx_min;
+        g->nx_max = g->nx[s] > g->nx_max ? g->nx[s] : g->nx_max;
+    }
     double d2 = 0.0, inv = ix->count ? 1.0 / (double)ix->count : 0.0;
     for (uint32_t i = 0; i < ix->dim; i++) {
         double t = ix->sum[i] * inv - g->mean[i];
@@ -1071,6 +1105,31 @@ static void query_for(index_t *ix, const gen_t *g, const float *q, float ey, qge
     }
 }
 
+/* The largest Hamming distance (stage 1) that any entry of g can keep at
+ * thr: every entry's floor at distance h is at most bound(h) = cmax[h] *
+ * (nx' ny) + mux_max + base, nx' the largest nx where cmax[h] >= 0 and the
+ * smallest where it is negative, and bound falls as h grows (float
+ * rounding is monotone, and the test below is taken 1e-6 lower for a
+ * fused multiply-add's different rounding). So entries further than that
+ * are dropped by one comparison, without their floor. */
+static uint32_t hmax_for(const gen_t *g, const qgen_t *qg, float thr)
+{
+    uint32_t lo = 0, hi = PRE_BITS + 1; /* bound(lo) >= thr or lo = 0; bound(hi) < thr */
+    thr -= 1e-6f;
+    if (!(g->nx_max >= g->nx_min))
+        return PRE_BITS; /* nothing coded yet: no quick test */
+    while (hi - lo > 1) {
+        uint32_t h = (lo + hi) / 2;
+        float c = cuts.cmax_a[h];
+        float b = c * ((c >= 0.0f ? g->nx_max : g->nx_min) * qg->ny) + g->mux_max + qg->base;
+        if (b >= thr)
+            lo = h;
+        else
+            hi = h;
+    }
+    return lo;
+}
+
 /* Stages 1 and 2 over slots [s0, s0 + m), all of generation qg->g: the
  * survivors into cands/fstar. Returns how many.
  *
@@ -1094,8 +1153,8 @@ static size_t filter_codes(index_t *ix, const qgen_t *qg, size_t s0, size_t m, f
     }
     /* Stage 1, sequential over the prefix codes. */
     size_t n1 = vec_code_filter(g->pre + s0 * PRE_WORDS, PRE_WORDS, g->mux + s0, g->nx + s0, m,
-                                qg->qc, cuts.cmax_a, qg->ny, qg->base, thr, (uint32_t)s0,
-                                ix->cands, ix->fstar);
+                                qg->qc, hmax_for(g, qg, thr), cuts.cmax_a, qg->ny, qg->base, thr,
+                                (uint32_t)s0, ix->cands, ix->fstar);
     ix->coded += m;
     ix->filtered += n1;
     /* Stage 2, the whole code of each survivor; the lower floor stands. */

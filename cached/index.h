@@ -8,7 +8,7 @@
  * the exact score decides a hit, so a returned match is always >= the
  * threshold; the only loss is the sign-code stages', whose probability of
  * dropping a pair at the threshold is bounded whatever the data
- * (index_stats_t.drop_bound, 8.8e-3). Small namespaces are searched exactly
+ * (index_stats_t.drop_bound: 9.0e-3). Small namespaces are searched exactly
  * (recall 1). The rotation comes from a secret 64-bit seed. A stream that
  * drifts moves the centre away from the live mean; the index re-centres in
  * the background, a few entries per call, without a pause. The index never
@@ -18,12 +18,18 @@
  * index_search included (it uses scratch space and counters in the index),
  * must not run concurrently with another on the same index.
  *
- * Memory per entry once the codes are on: 5*dim + 208 bytes (fp32 vector,
- * int8 code, 32 + 120 bytes of sign codes, 16 of offsets and scales, id and
- * id map, 16 of search scratch); arrays grow by 1.5x, so just after a
- * growth up to 1.5 times that. While re-centring, the codes are held twice
- * (dim + 168 more). Below exact_below: 4*dim + 40 (+ growth). What
- * index_get_stats reports is computed from these capacities.
+ * Memory (what index_get_stats reports, computed from the capacities): per
+ * slot of capacity 4*dim + 12 bytes (vector, id, norm), and once the codes
+ * are on 2*qdim + 168 more (qdim = dim rounded up to a power of two: two
+ * int8 levels, 16 bytes of short code, a 128-byte record, 24 of offsets
+ * and scales); the id map adds 16 bytes per map slot (at most half full).
+ * Slots grow by 1.5x and the map by 2x, so per entry that is, just after
+ * and just before a growth, 4*dim + 44 to 6*dim + 82 bytes below
+ * exact_below (8,236 to 12,370 at 2048 dims), and 4*dim + 2*qdim + 212 to
+ * 1.5 times the per-slot part + 64 with codes (12,500 to 18,430 at 2048
+ * dims, 6,356 to 9,350 at 1024). While a re-centring runs, the codes are
+ * held twice. Per namespace: a few dpad-float rotation buffers and 80 KiB
+ * of search scratch.
  */
 #ifndef SIMCACHE_INDEX_H
 #define SIMCACHE_INDEX_H

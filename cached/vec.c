@@ -556,13 +556,16 @@ void vec_hamming_sel(const uint64_t *recs, size_t stride, const uint32_t *slots,
 /* ---- the index's first filter ---- */
 
 static size_t code_filter_scalar(const uint64_t *codes, size_t words, const float *mux,
-                                 const float *nx, size_t n, const uint64_t *q, const float *cmax,
-                                 float ny, float base, float thr, uint32_t first, uint32_t *idx,
-                                 float *fl)
+                                 const float *nx, size_t n, const uint64_t *q, uint32_t hmax,
+                                 const float *cmax, float ny, float base, float thr,
+                                 uint32_t first, uint32_t *idx, float *fl)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        float f = cmax[hamming_scalar(codes + i * words, q, words)] * (nx[i] * ny) + mux[i] + base;
+        uint32_t h = hamming_scalar(codes + i * words, q, words);
+        if (h > hmax)
+            continue;
+        float f = cmax[h] * (nx[i] * ny) + mux[i] + base;
         /* Written always, counted only when kept: no branch to mispredict. */
         idx[k] = first + (uint32_t)i;
         fl[k] = f;
@@ -574,9 +577,9 @@ static size_t code_filter_scalar(const uint64_t *codes, size_t words, const floa
 #ifdef VEC_X86
 __attribute__((target("popcnt")))
 static size_t code_filter_popcnt(const uint64_t *codes, size_t words, const float *mux,
-                                 const float *nx, size_t n, const uint64_t *q, const float *cmax,
-                                 float ny, float base, float thr, uint32_t first, uint32_t *idx,
-                                 float *fl)
+                                 const float *nx, size_t n, const uint64_t *q, uint32_t hmax,
+                                 const float *cmax, float ny, float base, float thr,
+                                 uint32_t first, uint32_t *idx, float *fl)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -584,6 +587,8 @@ static size_t code_filter_popcnt(const uint64_t *codes, size_t words, const floa
         uint32_t h = 0;
         for (size_t w = 0; w < words; w++)
             h += (uint32_t)__builtin_popcountll(c[w] ^ q[w]);
+        if (h > hmax)
+            continue;
         float f = cmax[h] * (nx[i] * ny) + mux[i] + base;
         idx[k] = first + (uint32_t)i;
         fl[k] = f;
@@ -593,14 +598,16 @@ static size_t code_filter_popcnt(const uint64_t *codes, size_t words, const floa
 }
 
 /* Eight entries a step: popcounts of the XORed words, summed per entry
- * with two-source permutes, the floors from a gather of cmax, and the kept
- * ones compressed out. words is 1, 2 or 4. */
+ * with two-source permutes; a step whose eight distances all pass hmax
+ * ends there (the common case), the others get their floors from a gather
+ * of cmax, and the kept ones are compressed out. words is 1, 2 or 4. */
 __attribute__((target("avx512f,avx512vl,avx512vpopcntdq")))
 static size_t code_filter_avx512(const uint64_t *codes, size_t words, const float *mux,
-                                 const float *nx, size_t n, const uint64_t *q, const float *cmax,
-                                 float ny, float base, float thr, uint32_t first, uint32_t *idx,
-                                 float *fl)
+                                 const float *nx, size_t n, const uint64_t *q, uint32_t hmax,
+                                 const float *cmax, float ny, float base, float thr,
+                                 uint32_t first, uint32_t *idx, float *fl)
 {
+    const __m512i vh = _mm512_set1_epi64((long long)hmax);
     const __m512i ev = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i od = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
     __m512i qv;
@@ -640,34 +647,42 @@ static size_t code_filter_avx512(const uint64_t *codes, size_t words, const floa
             h = _mm512_add_epi64(_mm512_permutex2var_epi64(ab, ev, de),
                                  _mm512_permutex2var_epi64(ab, od, de));
         }
-        __m256 cm = _mm256_i32gather_ps(cmax, _mm512_cvtepi64_epi32(h), 4);
+        __mmask8 near = _mm512_cmple_epu64_mask(h, vh);
+        if (near == 0) {
+            lane = _mm256_add_epi32(lane, eight);
+            continue;
+        }
+        __m256 cm = _mm256_mmask_i32gather_ps(_mm256_set1_ps(-4.0f), near,
+                                              _mm512_cvtepi64_epi32(h), cmax, 4);
         __m256 f = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(cm, _mm256_mul_ps(_mm256_loadu_ps(nx + i), vny)),
                                                _mm256_loadu_ps(mux + i)), vb);
-        __mmask8 m = _mm256_cmp_ps_mask(f, vt, _CMP_GE_OQ);
+        __mmask8 m = _mm256_mask_cmp_ps_mask(near, f, vt, _CMP_GE_OQ);
         _mm256_mask_compressstoreu_epi32(idx + k, m, lane);
         _mm256_mask_compressstoreu_ps(fl + k, m, f);
         k += (size_t)__builtin_popcount(m);
         lane = _mm256_add_epi32(lane, eight);
     }
-    return k + code_filter_popcnt(codes + i * words, words, mux + i, nx + i, n - i, q, cmax, ny,
-                                  base, thr, first + (uint32_t)i, idx + k, fl + k);
+    return k + code_filter_popcnt(codes + i * words, words, mux + i, nx + i, n - i, q, hmax, cmax,
+                                  ny, base, thr, first + (uint32_t)i, idx + k, fl + k);
 }
 #endif
 
 size_t vec_code_filter(const uint64_t *codes, size_t words, const float *mux, const float *nx,
-                       size_t n, const uint64_t *q, const float *cmax, float ny, float base,
-                       float thr, uint32_t first, uint32_t *idx, float *fl)
+                       size_t n, const uint64_t *q, uint32_t hmax, const float *cmax, float ny,
+                       float base, float thr, uint32_t first, uint32_t *idx, float *fl)
 {
 #ifdef VEC_X86
     if (impl_get() == IMPL_AVX2) {
         if ((ext_get() & (EXT_VPOPCNT | EXT_AVX512VL)) == (EXT_VPOPCNT | EXT_AVX512VL) &&
             (words == 1 || words == 2 || words == 4))
-            return code_filter_avx512(codes, words, mux, nx, n, q, cmax, ny, base, thr, first, idx,
-                                      fl);
-        return code_filter_popcnt(codes, words, mux, nx, n, q, cmax, ny, base, thr, first, idx, fl);
+            return code_filter_avx512(codes, words, mux, nx, n, q, hmax, cmax, ny, base, thr,
+                                      first, idx, fl);
+        return code_filter_popcnt(codes, words, mux, nx, n, q, hmax, cmax, ny, base, thr, first,
+                                  idx, fl);
     }
 #endif
-    return code_filter_scalar(codes, words, mux, nx, n, q, cmax, ny, base, thr, first, idx, fl);
+    return code_filter_scalar(codes, words, mux, nx, n, q, hmax, cmax, ny, base, thr, first, idx,
+                              fl);
 }
 
 float vec_quant_i16(const float *y, uint32_t dim, int16_t *out, float *err)

@@ -63,13 +63,14 @@ void vec_hamming_sel(const uint64_t *recs, size_t stride, const uint32_t *slots,
 
 /* The index's first filter (see index.c, stage 1): for i < n, with h the
  * Hamming distance between codes + i * words and q (words <= 4 64-bit
- * words), the floor f = cmax[h] * (nx[i] * ny) + mux[i] + base; every i with
- * f >= thr goes to idx (as first + i) and f to fl, in order. cmax has
+ * words), entries with h > hmax are dropped at once; for the others the
+ * floor f = cmax[h] * (nx[i] * ny) + mux[i] + base is computed, and every i
+ * with f >= thr goes to idx (as first + i) and f to fl, in order. cmax has
  * words * 64 + 1 entries. Returns how many. The SIMD variants may round f
  * differently in the last place (contracted multiply-adds). */
 size_t vec_code_filter(const uint64_t *codes, size_t words, const float *mux, const float *nx,
-                       size_t n, const uint64_t *q, const float *cmax, float ny, float base,
-                       float thr, uint32_t first, uint32_t *idx, float *fl);
+                       size_t n, const uint64_t *q, uint32_t hmax, const float *cmax, float ny,
+                       float base, float thr, uint32_t first, uint32_t *idx, float *fl);
 
 /* Name of the variant in use ("avx2", "scalar"). */
 const char *vec_impl(void);

@@ -1211,6 +1211,39 @@ static void stats_track_exact_index(void **state)
     index_free(ix);
 }
 
+/* What index_get_stats reports per entry stays within the ranges index.h
+ * states (the capacities grow by steps, so a range), in both modes. */
+static void memory_matches_the_header(void **state)
+{
+    (void)state;
+    const uint32_t d = 256, q = 256;
+    float v[256];
+    index_stats_t st;
+
+    for (int coded = 0; coded < 2; coded++) {
+        index_params_t p = { 0, 0, 1, coded ? 100 : 0 };
+        index_t *ix = index_new(d, 8, &p);
+        for (uint32_t n = 1; n <= 3000; n++) {
+            random_unit(v, d);
+            assert_int_equal(index_add(ix, n, v), 0);
+            if (n % 250 != 0 || (coded && n < 1000))
+                continue;
+            index_get_stats(ix, &st);
+            assert_int_equal(st.coded, coded);
+            /* Per namespace: the index struct, and with codes the rotation
+             * buffers and the search scratch (index.h). */
+            double fixed = coded ? 200e3 : 1e3;
+            double per = (double)st.bytes / n;
+            double lo = coded ? 4.0 * d + 2.0 * q + 212 : 4.0 * d + 44;
+            double hi = coded ? 1.5 * (4.0 * d + 12 + 2.0 * q + 168) + 64 : 6.0 * d + 82;
+            if (per < lo || per > hi + fixed / n)
+                fail_msg("%s, %u entries: %.0f B/entry, header says %.0f to %.0f",
+                         coded ? "coded" : "exact", n, per, lo, hi);
+        }
+        index_free(ix);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1235,6 +1268,7 @@ int main(void)
         cmocka_unit_test(recall_holds_under_drifting_churn),
         cmocka_unit_test(matches_at_the_threshold_are_found),
         cmocka_unit_test(stats_track_exact_index),
+        cmocka_unit_test(memory_matches_the_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -400,6 +400,77 @@ static void hamming_counts_differing_bits(void **state)
     vec_force_scalar(0);
 }
 
+/* The index's first filter, on every variant, against a plain reference:
+ * the same entries kept in the same order with the same floors (to a
+ * rounding), whatever the code width, hmax and tail length. */
+static void code_filter_keeps_what_reaches_thr(void **state)
+{
+    (void)state;
+    enum { N = 203, W = 4 };
+    uint64_t codes[N * W], q[W];
+    float mux[N], nx[N], cmax[W * 64 + 1], fl[N];
+    uint32_t idx[N];
+    for (size_t i = 0; i < N * W; i++)
+        codes[i] = rnd() & rnd(); /* biased: distances spread over the range */
+    for (size_t w = 0; w < W; w++)
+        q[w] = rnd() & rnd();
+    for (size_t i = 0; i < N; i++) {
+        mux[i] = 0.5f * rnd_f();
+        nx[i] = 0.5f + 0.5f * (rnd_f() + 1.0f) / 2.0f;
+    }
+    const size_t widths[] = { 1, 2, 4 };
+    for (size_t wi = 0; wi < 3; wi++) {
+        size_t words = widths[wi];
+        for (uint32_t h = 0; h <= words * 64; h++)
+            cmax[h] = 1.0f - 2.0f * (float)h / (float)(words * 64);
+        const uint32_t hmaxes[] = { 0, (uint32_t)words * 20, (uint32_t)words * 64 };
+        for (size_t hi = 0; hi < 3; hi++) {
+            for (size_t v = 0; v < 2; v++) {
+                vec_force_scalar(variants[v]);
+                size_t k = vec_code_filter(codes, words, mux, nx, N, q, hmaxes[hi], cmax, 0.9f,
+                                           0.05f, 0.1f, 1000, idx, fl);
+                size_t want = 0;
+                for (size_t i = 0; i < N; i++) {
+                    uint32_t h = vec_hamming(codes + i * words, q, words);
+                    float f = cmax[h] * (nx[i] * 0.9f) + mux[i] + 0.05f;
+                    if (h > hmaxes[hi] || f < 0.1f)
+                        continue;
+                    assert_true(want < k);
+                    assert_int_equal(idx[want], 1000 + i);
+                    assert_float_equal(fl[want], f, 1e-6);
+                    want++;
+                }
+                assert_int_equal(k, want);
+            }
+        }
+    }
+    vec_force_scalar(0);
+}
+
+/* Scattered Hamming distances equal vec_hamming on each selected record. */
+static void hamming_sel_matches_hamming(void **state)
+{
+    (void)state;
+    enum { N = 50, STRIDE = 16 };
+    uint64_t recs[N * STRIDE], q[STRIDE];
+    uint32_t slots[N], out[N];
+    for (size_t i = 0; i < N * STRIDE; i++)
+        recs[i] = rnd();
+    for (size_t i = 0; i < STRIDE; i++)
+        q[i] = rnd();
+    for (size_t i = 0; i < N; i++)
+        slots[i] = (uint32_t)(rnd() % N);
+    for (size_t v = 0; v < 2; v++) {
+        vec_force_scalar(variants[v]);
+        for (size_t words = 1; words <= STRIDE; words += 7) {
+            vec_hamming_sel(recs, STRIDE, slots, N, q, words, out);
+            for (size_t i = 0; i < N; i++)
+                assert_int_equal(out[i], vec_hamming(recs + (size_t)slots[i] * STRIDE, q, words));
+        }
+    }
+    vec_force_scalar(0);
+}
+
 static void impl_names_the_variant(void **state)
 {
     (void)state;
@@ -420,6 +491,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(normalize_rejects_nan),
+        cmocka_unit_test(code_filter_keeps_what_reaches_thr),
+        cmocka_unit_test(hamming_sel_matches_hamming),
         cmocka_unit_test(normalize_rejects_inf),
         cmocka_unit_test(normalize_rejects_zero_vector),
         cmocka_unit_test(normalize_rejects_denormal_only),
