@@ -1242,8 +1242,8 @@ static void sort_by_bound(uint32_t *slot, float *b, float *v, size_t n)
  * Stage 4: the exact cosine, which alone decides, of the few left. The
  * entry that set the floor is among them (its upper bound is above it), so
  * afterwards *best >= that floor: stage 4 stops only at a bound <= *best. */
-static void rerank(index_t *ix, const qgen_t *qg, const float *q, size_t ns, float thr,
-                   float sy, float ewide, float ynorm, int *found, uint32_t *best_s,
+static void rerank(index_t *ix, const qgen_t *qg, const float *q, const int16_t *y16, size_t ns,
+                   float thr, float sy, float ewide, float ynorm, int *found, uint32_t *best_s,
                    float *best)
 {
     const gen_t *g = qg->g;
@@ -1267,7 +1267,7 @@ static void rerank(index_t *ix, const qgen_t *qg, const float *q, size_t ns, flo
             __builtin_prefetch(&g->qerr[t]);
         }
         uint32_t s = ix->cands[at];
-        int64_t dq = vec_dot_i8_i16(g->q8 + (size_t)s * qb, ix->y16, ix->qdim);
+        int64_t dq = vec_dot_i8_i16(g->q8 + (size_t)s * qb, y16, ix->qdim);
         float approx = qg->muy + g->qscale[s] * sy * (float)dq;
         float err = g->qerr[s] * ewide + qg->efix;
         ix->quantized++;
@@ -1303,7 +1303,7 @@ static void rerank(index_t *ix, const qgen_t *qg, const float *q, size_t ns, flo
          * bytes of the exact row. */
         uint32_t s2 = ord[i];
         if (*found) {
-            int64_t dq2 = vec_dot_i8_i16(g->q8b + (size_t)s2 * qb, ix->y16, ix->qdim);
+            int64_t dq2 = vec_dot_i8_i16(g->q8b + (size_t)s2 * qb, y16, ix->qdim);
             float a2 = ix->approx[i] + g->qscale2[s2] * sy * (float)dq2;
             ix->refined++;
             if (a2 + g->qerr2[s2] * ewide + qg->efix <= *best + BEST_TOL)
@@ -1325,52 +1325,116 @@ static void rerank(index_t *ix, const qgen_t *qg, const float *q, size_t ns, flo
     }
 }
 
-/* The staged search, a chunk of slots at a time: once a chunk yields a
- * hit, its exact score becomes the threshold of the chunks after it (the
- * best can only be above it), which tightens every stage there. A pair at
- * or above that raised threshold is dropped with no more probability than
- * at the original one, so the bound on missing the best stands. */
-static int search_coded(index_t *ix, const float *q, float thr, uint32_t *best_s, float *best)
+/* One query's search in progress: what it needs of the query for each
+ * generation, its int16 form, and the best found so far. */
+typedef struct {
+    const float *q;
+    qgen_t qg[2];       /* [0]: the new generation while re-centring, [1]: the current */
+    int16_t *y16;       /* qdim */
+    float sy, ewide, ynorm, floor, best;
+    uint32_t best_s;
+    int found;
+} qstate_t;
+
+/* Prepare query q (thr its threshold) for the parts lo/hi of the slots. */
+static void query_setup(index_t *ix, const float *q, float thr, const size_t *lo, const size_t *hi,
+                        int16_t *y16, qstate_t *st)
 {
-    size_t split = ix->recentring ? ix->recoded : 0;
     const gen_t *parts[2] = { &ix->g[1 - ix->cur], &ix->g[ix->cur] };
-    size_t lo[2] = { 0, split }, hi[2] = { split, ix->count };
     double yy = 0.0;
     for (uint32_t i = 0; i < ix->dim; i++)
         yy += (double)q[i] * q[i];
-    float ynorm = nextafterf((float)sqrt(yy), INFINITY), ey = 0.0f;
+    float ey = 0.0f;
+    st->q = q;
+    st->y16 = y16;
+    st->ynorm = nextafterf((float)sqrt(yy), INFINITY);
     /* The query in the int8 codes' rotation, to int16. */
     rotate_q(ix, q, false);
-    float sy = vec_quant_i16(ix->qbuf, ix->qdim, ix->y16, &ey);
+    st->sy = vec_quant_i16(ix->qbuf, ix->qdim, y16, &ey);
     /* ey, measured: vec_quant_i16 gives the worst case (every coordinate
      * half a step off), several times what the rounding really left. */
     double e2 = 0.0;
     for (uint32_t i = 0; i < ix->qdim; i++) {
-        double e = (double)ix->qbuf[i] - (double)sy * ix->y16[i];
+        double e = (double)ix->qbuf[i] - (double)st->sy * y16[i];
         e2 += e * e;
     }
-    if (sy > 0.0f)
+    if (st->sy > 0.0f)
         ey = nextafterf((float)(sqrt(e2) * (1.0 + 1e-6)), INFINITY);
-    float ewide = ynorm * 1.0001f + ey, floor = thr;
-    int found = 0;
-    qgen_t qg;
+    st->ewide = st->ynorm * 1.0001f + ey;
+    st->floor = thr;
+    st->found = 0;
+    st->best = 0.0f;
+    st->best_s = 0;
+    for (int p = 0; p < 2; p++)
+        if (lo[p] < hi[p])
+            query_for(ix, parts[p], q, ey, &st->qg[p]);
+}
 
+/* Slots [s0, s0 + m) of part p for one query: stages 1 to 4, then the
+ * query's threshold rises to the best found (the best can only be above
+ * it). A pair at or above that raised threshold is dropped with no more
+ * probability than at the original one, so the bound on missing the best
+ * stands. */
+static void scan_chunk(index_t *ix, qstate_t *st, int p, size_t s0, size_t m)
+{
+    size_t ns = filter_codes(ix, &st->qg[p], s0, m, st->floor);
+    if (ns == 0)
+        return;
+    rerank(ix, &st->qg[p], st->q, st->y16, ns, st->floor, st->sy, st->ewide, st->ynorm,
+           &st->found, &st->best_s, &st->best);
+    if (st->found && st->best > st->floor)
+        st->floor = st->best;
+}
+
+/* The staged search, a chunk of slots at a time (SCAN_CHUNK), so that a
+ * hit in one chunk tightens every stage in the chunks after it. */
+static int search_coded(index_t *ix, const float *q, float thr, uint32_t *best_s, float *best)
+{
+    size_t split = ix->recentring ? ix->recoded : 0;
+    size_t lo[2] = { 0, split }, hi[2] = { split, ix->count };
+    qstate_t st;
+
+    query_setup(ix, q, thr, lo, hi, ix->y16, &st);
     ix->candidates += ix->count;
-    for (int p = 0; p < 2; p++) {
-        if (lo[p] == hi[p])
-            continue;
-        query_for(ix, parts[p], q, ey, &qg);
-        for (size_t s0 = lo[p]; s0 < hi[p]; s0 += SCAN_CHUNK) {
-            size_t m = hi[p] - s0 < SCAN_CHUNK ? hi[p] - s0 : SCAN_CHUNK;
-            size_t ns = filter_codes(ix, &qg, s0, m, floor);
-            if (ns == 0)
-                continue;
-            rerank(ix, &qg, q, ns, floor, sy, ewide, ynorm, &found, best_s, best);
-            if (found && *best > floor)
-                floor = *best;
-        }
+    for (int p = 0; p < 2; p++)
+        for (size_t s0 = lo[p]; s0 < hi[p]; s0 += SCAN_CHUNK)
+            scan_chunk(ix, &st, p, s0, hi[p] - s0 < SCAN_CHUNK ? hi[p] - s0 : SCAN_CHUNK);
+    *best_s = st.best_s;
+    *best = st.best;
+    return st.found;
+}
+
+/* A batch of n queries, chunk by chunk: each chunk of codes is read from
+ * memory once and stays in cache while every query of the batch scans it.
+ * Returns 0, or -ENOMEM (nothing searched). */
+static int search_coded_batch(index_t *ix, const float *q, size_t n, float thr, uint32_t *best_s,
+                              float *best, int *found)
+{
+    size_t split = ix->recentring ? ix->recoded : 0;
+    size_t lo[2] = { 0, split }, hi[2] = { split, ix->count };
+    qstate_t *st = malloc(n * sizeof *st);
+    int16_t *y16 = malloc(n * ix->qdim * sizeof *y16);
+
+    if (st == NULL || y16 == NULL) {
+        free(st);
+        free(y16);
+        return -ENOMEM;
     }
-    return found;
+    for (size_t j = 0; j < n; j++)
+        query_setup(ix, q + j * ix->dim, thr, lo, hi, y16 + j * ix->qdim, &st[j]);
+    ix->candidates += ix->count * n;
+    for (int p = 0; p < 2; p++)
+        for (size_t s0 = lo[p]; s0 < hi[p]; s0 += SCAN_CHUNK)
+            for (size_t j = 0; j < n; j++)
+                scan_chunk(ix, &st[j], p, s0, hi[p] - s0 < SCAN_CHUNK ? hi[p] - s0 : SCAN_CHUNK);
+    for (size_t j = 0; j < n; j++) {
+        best_s[j] = st[j].best_s;
+        best[j] = st[j].best;
+        found[j] = st[j].found;
+    }
+    free(st);
+    free(y16);
+    return 0;
 }
 
 int index_search(index_t *ix, const float *unit, float threshold, uint64_t *id, float *sim)
@@ -1404,6 +1468,49 @@ int index_search(index_t *ix, const float *unit, float threshold, uint64_t *id, 
     if (sim)
         *sim = best;
     return 1;
+}
+
+int index_search_batch(index_t *ix, const float *units, size_t n, float threshold, uint64_t *ids,
+                       float *sims)
+{
+    int hits = 0;
+
+    if (ix == NULL || units == NULL || ids == NULL || sims == NULL)
+        return 0;
+    for (size_t j = 0; j < n; j++)
+        ids[j] = 0;
+    if (!ix->on || ix->count < ix->exact_below || n < 2 || isnan(threshold) || ix->count == 0) {
+        for (size_t j = 0; j < n; j++)
+            hits += index_search(ix, units + j * ix->dim, threshold, &ids[j], &sims[j]);
+        return hits;
+    }
+    uint32_t *bs = malloc(n * sizeof *bs);
+    float *bv = malloc(n * sizeof *bv);
+    int *fd = malloc(n * sizeof *fd);
+    float thr = threshold - SIM_EPS;
+    if (bs == NULL || bv == NULL || fd == NULL ||
+        search_coded_batch(ix, units, n, thr, bs, bv, fd) < 0) {
+        /* No memory for the batch's state: one query at a time. */
+        free(bs);
+        free(bv);
+        free(fd);
+        for (size_t j = 0; j < n; j++)
+            hits += index_search(ix, units + j * ix->dim, threshold, &ids[j], &sims[j]);
+        return hits;
+    }
+    ix->searches += n;
+    for (size_t j = 0; j < n; j++) {
+        if (!fd[j])
+            continue;
+        float b = bv[j] < threshold ? threshold : bv[j] > 1.0f ? 1.0f : bv[j];
+        ids[j] = ix->ids[bs[j]];
+        sims[j] = b;
+        hits++;
+    }
+    free(bs);
+    free(bv);
+    free(fd);
+    return hits;
 }
 
 const float *index_vector(const index_t *ix, uint64_t id)

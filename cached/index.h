@@ -95,6 +95,14 @@ int index_remove(index_t *ix, uint64_t id);
  * concurrent searches on one index are not safe. */
 int index_search(index_t *ix, const float *unit, float threshold, uint64_t *id, float *sim);
 
+/* index_search for n queries (units: n * dim floats) at one threshold, the
+ * same answers as n calls: ids[j] the best entry's id, or 0 on a miss, and
+ * sims[j] its similarity (untouched on a miss). Each chunk of codes is read
+ * from memory once for the whole batch, so a batch costs less than its
+ * queries one by one. Returns the number of hits. */
+int index_search_batch(index_t *ix, const float *units, size_t n, float threshold, uint64_t *ids,
+                       float *sims);
+
 /* The stored unit vector of id (owned by the index), or NULL. Valid until the
  * next index_add, index_remove or index_set_center on this index (removal
  * moves another entry's vector into the freed place). */

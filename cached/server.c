@@ -902,12 +902,13 @@ static void do_lookup_batch(req_t *r)
         goto out;
     }
     int wait = 0;
-    /* gpuscore.c answers the whole batch on the GPU where that applies
-     * (ids[i] 0: a miss); else each query is searched here. */
-    int gpu = gpuscore_batch(d, c->ns, units, n, threshold, ids, sims);
+    /* gpuscore.c answers the whole batch on the GPU where that applies;
+     * else the index searches the batch together (each chunk of its codes
+     * read once for all the queries). ids[i] 0: a miss. */
+    if (!gpuscore_batch(d, c->ns, units, n, threshold, ids, sims))
+        index_search_batch(c->ns->index, units, n, threshold, ids, sims);
     for (uint32_t i = 0; i < n; i++)
-        if ((gpu ? fetch_hit(c, ids[i], &es[i])
-                 : search_one(c, units + (size_t)i * dim, threshold, &ids[i], &sims[i], &es[i])) == WAIT)
+        if (fetch_hit(c, ids[i], &es[i]) == WAIT)
             wait = 1;
     if (wait) goto out;
     size_t off = begin_ok(r);

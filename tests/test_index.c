@@ -1211,6 +1211,75 @@ static void stats_track_exact_index(void **state)
     index_free(ix);
 }
 
+/* A batch gives the answers of its queries searched one by one: on the
+ * exact path, on the staged path, and while a re-centring runs (two
+ * generations of codes side by side). */
+static void batch_matches_single_searches(void **state)
+{
+    (void)state;
+    const uint32_t d = 128, nq = 70;
+    float *q = malloc((size_t)nq * d * sizeof *q), *v = malloc(d * sizeof *v);
+    uint64_t ids[70], id1;
+    float sims[70], s1;
+    model_t m;
+    gen_t g;
+
+    rs = 808;
+    gen_init(&g, d, 16);
+    model_init(&m, d, 6000);
+    index_params_t p = { 0, 0, 1, 1000 };
+    index_t *ix = index_new(d, 0xba7c4, &p);
+    for (int phase = 0; phase < 3; phase++) {
+        /* 0: 500 entries (exact); 1: 5000 (codes); 2: the same after a
+         * centre far off, so that the index re-centres while we search. */
+        if (phase < 2) {
+            while (m.n < (phase == 0 ? 500u : 5000u)) {
+                gen_sample(&g, v);
+                assert_int_equal(index_add(ix, m.n + 1, v), 0);
+                model_add(&m, m.n + 1, v);
+            }
+        } else {
+            float *c = calloc(d, sizeof *c);
+            c[5] = 0.95f;
+            assert_int_equal(index_set_center(ix, c), 0);
+            free(c);
+            /* Enough changes to start re-centring (a check every count / 8
+             * = 625 changes), not to finish it (8 slots per change). */
+            for (int k = 0; k < 350; k++) {
+                size_t i = rnd() % m.n;
+                assert_int_equal(index_remove(ix, m.ids[i]), 0);
+                memcpy(v, m.vecs + i * d, d * sizeof *v);
+                uint64_t nid = m.ids[i] + 100000;
+                model_remove_at(&m, i);
+                assert_int_equal(index_add(ix, nid, v), 0);
+                model_add(&m, nid, v);
+            }
+        }
+        index_stats_t st;
+        index_get_stats(ix, &st);
+        if (phase == 2)
+            assert_int_equal(st.recentring, 1);
+        for (uint32_t k = 0; k < nq; k++)
+            gen_near(&g, m.vecs + (size_t)(rnd() % m.n) * d, 0.75 + 0.24 * unif(), q + (size_t)k * d);
+        int hits = index_search_batch(ix, q, nq, 0.8f, ids, sims);
+        int want = 0;
+        for (uint32_t k = 0; k < nq; k++) {
+            int h = index_search(ix, q + (size_t)k * d, 0.8f, &id1, &s1);
+            want += h;
+            assert_int_equal(ids[k], h ? id1 : 0);
+            if (h)
+                assert_true(sims[k] == s1);
+        }
+        assert_int_equal(hits, want);
+        assert_true(want > 0);
+    }
+    index_free(ix);
+    model_free(&m);
+    gen_free(&g);
+    free(q);
+    free(v);
+}
+
 /* What index_get_stats reports per entry stays within the ranges index.h
  * states (the capacities grow by steps, so a range), in both modes. */
 static void memory_matches_the_header(void **state)
@@ -1269,6 +1338,7 @@ int main(void)
         cmocka_unit_test(matches_at_the_threshold_are_found),
         cmocka_unit_test(stats_track_exact_index),
         cmocka_unit_test(memory_matches_the_header),
+        cmocka_unit_test(batch_matches_single_searches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
