@@ -1,4 +1,5 @@
-/* faiss_anchor.cpp - FAISS IndexFlatIP and IndexLSH behind faiss_anchor.h.
+/* faiss_anchor.cpp - FAISS IndexFlatIP, IndexLSH and IndexHNSWFlat behind
+ * faiss_anchor.h.
  *
  * Exceptions stop here: each entry point catches and turns them into -1 or
  * NULL with a message for fa_last_error().
@@ -7,6 +8,7 @@
 
 #include <faiss/Index.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
 #include <faiss/IndexLSH.h>
 #include <faiss/utils/distances.h>
 #include <omp.h>
@@ -30,6 +32,11 @@ struct fa_lsh {
     std::vector<idx_t> labels;
     fa_lsh(uint32_t d, int nbits, bool thr, const fa_flat *f)
         : index(d, nbits, true, thr), flat(f) {}
+};
+
+struct fa_hnsw {
+    faiss::IndexHNSWFlat index;
+    fa_hnsw(uint32_t d, int m) : index((int)d, m, faiss::METRIC_INNER_PRODUCT) {}
 };
 
 static thread_local std::string last_error;
@@ -158,6 +165,44 @@ int fa_lsh_best(fa_lsh_t *l, const float *q, int k, int64_t *best, float *sim)
         return 0;
     } catch (const std::exception &e) {
         fail("fa_lsh_best", e);
+        return -1;
+    }
+}
+
+fa_hnsw_t *fa_hnsw_new(const fa_flat_t *flat, int m, int ef_construction, int ef_search)
+{
+    fa_hnsw_t *h = nullptr;
+    try {
+        const faiss::IndexFlatIP &fi = flat->index;
+        h = new fa_hnsw_t((uint32_t)fi.d, m);
+        h->index.hnsw.efConstruction = ef_construction;
+        h->index.hnsw.efSearch = ef_search;
+        /* One add of every row: HNSW inserts them in parallel (OpenMP). */
+        h->index.add(fi.ntotal, fi.get_xb());
+        return h;
+    } catch (const std::exception &e) {
+        fail("fa_hnsw_new", e);
+        delete h;
+        return nullptr;
+    }
+}
+
+void fa_hnsw_free(fa_hnsw_t *h)
+{
+    delete h;
+}
+
+int fa_hnsw_best(fa_hnsw_t *h, const float *q, int64_t *best, float *sim)
+{
+    try {
+        idx_t label = -1;
+        float d = 0.0f;
+        h->index.search(1, q, 1, &d, &label);
+        *best = label;
+        *sim = d;
+        return 0;
+    } catch (const std::exception &e) {
+        fail("fa_hnsw_best", e);
         return -1;
     }
 }

@@ -1,4 +1,4 @@
-/* faiss_anchor.h - the FAISS anchors of the index benchmark, behind a small
+/* faiss_anchor.h - the FAISS anchors of the index benchmarks, behind a small
  * C interface (Debian's libfaiss.a has no C API symbols, so this is C++).
  *
  * IndexFlatIP is exact search: on unit vectors its inner product is the
@@ -6,7 +6,9 @@
  * IndexLSH is FAISS's random-projection sign hashing: a flat Hamming scan of
  * every code, whose top k are then re-ranked by exact cosine (what
  * IndexRefineFlat does; done here on the flat index's rows, so the vectors
- * are stored once). Every call returns 0 or -1 with fa_last_error() set;
+ * are stored once). IndexHNSWFlat with the inner-product metric is the
+ * graph anchor: approximate, fast, its own copy of the vectors. Every call
+ * returns 0 or -1 (NULL) with fa_last_error() set;
  * none throws. Objects are not thread-safe; FAISS itself uses OpenMP inside
  * a call (fa_set_threads).
  */
@@ -22,6 +24,7 @@ extern "C" {
 
 typedef struct fa_flat fa_flat_t;
 typedef struct fa_lsh fa_lsh_t;
+typedef struct fa_hnsw fa_hnsw_t;
 
 /* "1.7.3". */
 const char *fa_version(void);
@@ -50,6 +53,15 @@ uint64_t fa_lsh_code_bytes(const fa_lsh_t *l);  /* per entry */
 /* One query: the top k rows by Hamming distance, re-ranked by exact inner
  * product on the flat rows; *best (-1 if none) and *sim get the highest. */
 int fa_lsh_best(fa_lsh_t *l, const float *q, int k, int64_t *best, float *sim);
+
+/* IndexHNSWFlat(dim, m, METRIC_INNER_PRODUCT) with efConstruction
+ * ef_construction and efSearch ef_search, holding a copy of every row of
+ * flat (added with the OpenMP threads set by fa_set_threads). NULL on
+ * failure. */
+fa_hnsw_t *fa_hnsw_new(const fa_flat_t *flat, int m, int ef_construction, int ef_search);
+void fa_hnsw_free(fa_hnsw_t *h);
+/* One query, k = 1: *best (-1 if none) and *sim (its inner product). */
+int fa_hnsw_best(fa_hnsw_t *h, const float *q, int64_t *best, float *sim);
 
 /* Inner product (FAISS's SIMD kernel). */
 float fa_dot(const float *a, const float *b, uint32_t dim);
