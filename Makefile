@@ -15,7 +15,7 @@ DEBS = meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run test test-plain test-python test-asan test-fuzz bench example-pytorch install clean
+.PHONY: all deps build run test test-plain test-python test-asan test-fuzz bench bench-sets bench-recall example-pytorch install clean
 
 # Debian's python3-torch installs for /usr/bin/python3 (not a pyenv python).
 PY ?= /usr/bin/python3
@@ -75,7 +75,9 @@ test-fuzz:
 
 # Benchmarks (docs/benchmarks.md): each prints its figures and its anchor's
 # (Redis, memcpy, FAISS, fio) measured in the same run, as ratios.
-BENCH_DEBS = g++ libfaiss-dev libopenblas-openmp-dev gnuplot-nox fio
+BENCH_DEBS = g++ libfaiss-dev libopenblas-openmp-dev gnuplot-nox fio \
+             python3-sklearn python3-scipy python3-matplotlib manpages manpages-dev python3.11-doc
+SETS ?= /var/tmp/simcache-sets
 
 bench: build
 	@missing=""; for p in $(BENCH_DEBS); do \
@@ -87,6 +89,32 @@ bench: build
 	  meson setup --reconfigure $(BUILD); ninja -C $(BUILD); \
 	fi
 	meson test -C $(BUILD) --benchmark --suite bench --verbose --timeout-multiplier 0
+
+# Real-text embedding sets for bench_recall (docs/benchmarks.md, "Index"):
+# Debian's man pages, Python documentation and changelogs, three embedding
+# methods, in $(SETS). About 15 minutes here; each set is made once.
+bench-sets: bench
+	@for spec in "man srp 1024 60000 shuffle" "man lsa 1024 60000 shuffle" \
+	    "pydoc wordmean 1024 36000 shuffle" "man wordmean 384 60000 shuffle" \
+	    "debdoc srp 384 18000 shuffle" "man srp 2048 100000 shuffle" \
+	    "pydoc wordmean 1024 36000 topic" "man srp 384 250000 topic" \
+	    "man wordmean 384 200000 topic"; do \
+	  set -- $$spec; out=$(SETS)/$$1-$$2-$$3$$([ $$5 = topic ] && echo -topic); \
+	  [ -f $$out/base.fvecs ] || $(PY) bench/realtext/make_sets.py --corpus $$1 --embed $$2 \
+	    --dim $$3 --base $$4 --queries 2000 --order $$5 --out $$out || exit 1; \
+	done
+
+# The real-text recall benchmark on those sets, then under churn; CSV and
+# plots in $(BUILD)/bench.
+bench-recall: bench-sets
+	S=$(SETS); ./$(BUILD)/bench/bench_recall --csv $(BUILD)/bench/bench_recall.csv \
+	  --set $$S/man-srp-1024 --set $$S/man-lsa-1024 --set $$S/pydoc-wordmean-1024 \
+	  --set $$S/man-wordmean-384 --set $$S/debdoc-srp-384 --set $$S/man-srp-2048
+	S=$(SETS); ./$(BUILD)/bench/bench_recall --csv $(BUILD)/bench/bench_churn.csv --churn-only \
+	  --set $$S/pydoc-wordmean-1024-topic --set $$S/man-srp-384-topic \
+	  --set $$S/man-wordmean-384-topic --churn 512 --churn 100000
+	$(PY) bench/plot_recall.py $(BUILD)/bench/bench_recall.csv $(BUILD)/bench/bench_churn.csv \
+	  --out $(BUILD)/bench
 
 install: build
 	meson install -C $(BUILD)
