@@ -522,7 +522,8 @@ static int set_load(const opts_t *o, const char *dir, set_t *s)
     size_t bl = strlen(buf);
     while (bl > 1 && buf[bl - 1] == '/') buf[--bl] = 0;
     const char *slash = strrchr(buf, '/');
-    snprintf(s->name, sizeof s->name, "%s", slash && slash[1] ? slash + 1 : buf);
+    /* A name longer than the field is cut (it only labels the output). */
+    snprintf(s->name, sizeof s->name, "%.127s", slash && slash[1] ? slash + 1 : buf);
     read_meta(dir, s->meta, sizeof s->meta);
 
     snprintf(path, sizeof path, "%s/base.fvecs", dir);
