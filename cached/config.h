@@ -34,6 +34,7 @@ typedef struct {
     uint32_t disk_flush_ms;       /* write-behind of host entries every N ms; 0: off */
     uint32_t disk_register_arena; /* 1: pin the host arena and register it with io_uring */
     char cpu_affinity[128];       /* CPU list the daemon's threads run on; "": any */
+    uint32_t poll_us;             /* keep polling this long after a request (0: sleep at once) */
     char durability[8];           /* "async" or "sync" */
     double default_threshold;
     uint32_t max_clients;

@@ -34,6 +34,22 @@ void client_lease_link(client_t *c, lease_t *l);
 void client_lease_unlink(client_t *c, lease_t *l);
 uint32_t client_lease_limit(const client_t *c);
 
+int daemon_run(daemon_t *d)
+{
+    for (;;) {
+        /* Within poll_us of the last request: look without sleeping, so
+         * that the next one (a client's lookup after its put, the next
+         * lookup of a batch loop) does not pay for waking an idle CPU. */
+        uint32_t poll = d->cfg.poll_us;
+        int busy = poll && now_us() - d->last_request_us < poll;
+        int rc = event_base_loop(d->base, busy ? EVLOOP_NONBLOCK : EVLOOP_ONCE);
+        if (rc < 0)
+            return -1;
+        if (rc == 1 || event_base_got_exit(d->base) || event_base_got_break(d->base))
+            return 0;
+    }
+}
+
 uint64_t now_us(void)
 {
     struct timespec ts;
@@ -429,7 +445,7 @@ void daemon_reload(daemon_t *d)
         "max_leases_per_client", "max_puts_per_client", "max_namespaces", "log_level",
         "drain_timeout_ms", "allow_uids", "advertise", "heartbeat_ms", "node_ttl_ms",
         "prototype_refresh_puts", "prototype_refresh_ms", "route_load_weight",
-        "gpu_score_min_batch", "gpu_score_min_entries",
+        "gpu_score_min_batch", "gpu_score_min_entries", "poll_us",
     };
     for (size_t i = 0; i < sizeof runtime_keys / sizeof runtime_keys[0]; i++) {
         config_get(&fresh, runtime_keys[i], want, sizeof want);

@@ -111,6 +111,7 @@ struct daemon {
     int draining;
     uint64_t drain_deadline_us;
     uint64_t started_us;
+    uint64_t last_request_us;     /* when a client's bytes last came in (poll_us) */
     counters_t stats;
     struct peers *peers;          /* prototypes, Redis, feature table (peers.c) */
     /* disk tier (tier.c): NULL when disk_capacity is 0 */
@@ -150,6 +151,10 @@ const char *daemon_arena_pages(const daemon_t *d);
 /* Bytes of the host arena on 2 MiB pages now (info). */
 uint64_t daemon_huge_bytes(const daemon_t *d);
 void daemon_fini(daemon_t *d);
+/* Run the event loop until it is told to exit (drain, shutdown). With
+ * cfg.poll_us, for that long after a client's bytes came in the loop polls
+ * without sleeping. Returns 0, or -1 if the loop failed. */
+int daemon_run(daemon_t *d);
 /* Stop accepting, flush replies, leave the loop (SIGTERM, `shutdown`). */
 void daemon_begin_drain(daemon_t *d, const char *why);
 /* Apply a changed runtime config to the running parts. */

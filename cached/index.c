@@ -224,6 +224,7 @@ struct index {
     uint32_t code_words, dpad; /* code_words 0: no sign codes (dim < CODE_MIN_DIM) */
     float *code_diag;   /* 3 * dpad, +-1 */
     float *code_buf;    /* dpad, scratch */
+    float *qrot;        /* dpad, search scratch: the query's sign-code rotation */
     uint32_t qdim;      /* int8 codes: a power of two >= dim */
     float *qdiag;       /* 3 * qdim, +-1 (code_diag when qdim == dpad) */
     float *qbuf;        /* qdim, scratch */
@@ -738,6 +739,8 @@ static void codes_off(index_t *ix)
     gen_free(&ix->g[1]);
     free(ix->code_diag);
     free(ix->code_buf);
+    free(ix->qrot);
+    ix->qrot = NULL;
     if (ix->qdiag != ix->code_diag)
         free(ix->qdiag);
     free(ix->qbuf);
@@ -797,10 +800,11 @@ static int codes_on(index_t *ix, const float *center)
     if (ix->code_words) {
         ix->code_diag = malloc((size_t)3 * ix->dpad * sizeof *ix->code_diag);
         ix->code_buf = malloc(ix->dpad * sizeof *ix->code_buf);
+        ix->qrot = malloc(CODE_BITS * sizeof *ix->qrot);
     }
     if (ix->y16 == NULL || ix->qbuf == NULL || ix->sum == NULL || c == NULL || ix->cands == NULL ||
         ix->fstar == NULL || ix->ubound == NULL || ix->approx == NULL || ix->order == NULL ||
-        (ix->code_words && (ix->code_diag == NULL || ix->code_buf == NULL))) {
+        (ix->code_words && (ix->code_diag == NULL || ix->code_buf == NULL || ix->qrot == NULL))) {
         free(c);
         codes_off(ix);
         return -ENOMEM;
@@ -1098,9 +1102,10 @@ static void query_for(index_t *ix, const gen_t *g, const float *q, float ey, qge
     out->muy = (float)mq;
     out->efix = (1.001f + g->munorm) * ey + QUANT_SLACK;
     if (ix->code_words) {
-        rotate(ix, q);
+        /* R (q - c) = R q - R c: the rotation of q (query_setup) serves
+         * every centre. */
         for (uint32_t i = 0; i < CODE_BITS; i++)
-            ix->code_buf[i] -= g->off[i];
+            ix->code_buf[i] = ix->qrot[i] - g->off[i];
         vec_sign_bits(ix->code_buf, CODE_BITS, out->qc);
     }
 }
@@ -1348,8 +1353,13 @@ static void query_setup(index_t *ix, const float *q, float thr, const size_t *lo
     st->q = q;
     st->y16 = y16;
     st->ynorm = nextafterf((float)sqrt(yy), INFINITY);
-    /* The query in the int8 codes' rotation, to int16. */
-    rotate_q(ix, q, false);
+    /* The query in the sign codes' rotation (kept for query_for) and in
+     * the int8 codes' (the same one where the sizes agree), to int16. */
+    if (ix->code_words) {
+        rotate(ix, q);
+        memcpy(ix->qrot, ix->code_buf, CODE_BITS * sizeof *ix->qrot);
+    }
+    rotate_q(ix, q, ix->code_words != 0);
     st->sy = vec_quant_i16(ix->qbuf, ix->qdim, y16, &ey);
     /* ey, measured: vec_quant_i16 gives the worst case (every coordinate
      * half a step off), several times what the rounding really left. */
@@ -1597,7 +1607,7 @@ void index_get_stats(const index_t *ix, index_stats_t *st)
             by += (uint64_t)3 * ix->qdim * sizeof(float);
         by += (uint64_t)SCAN_CHUNK * 5 * sizeof(uint32_t); /* search scratch */
         if (ix->code_words)
-            by += (uint64_t)4 * ix->dpad * sizeof(float); /* diagonals, scratch */
+            by += ((uint64_t)4 * ix->dpad + CODE_BITS) * sizeof(float); /* diagonals, scratch */
     }
     st->bytes = by;
 }

@@ -105,7 +105,7 @@ int main(int argc, char **argv)
         return 0;
     }
     int rc = daemon_init(&d);
-    if (rc == 0) rc = event_base_dispatch(d.base) < 0 ? 1 : 0;
+    if (rc == 0) rc = daemon_run(&d) < 0 ? 1 : 0;
     else rc = 1;
     daemon_fini(&d);
     if (rc == 0) log_info("bye");

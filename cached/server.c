@@ -1194,6 +1194,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     client_t *c = arg;
     (void)what;
+    c->d->last_request_us = now_us();
     for (int rounds = 0; rounds < 16 && !c->closing; rounds++) {
         /* Compact, then make room for at least the rest of the current frame. */
         if (c->in_start) {

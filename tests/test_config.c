@@ -812,7 +812,7 @@ static void foreach_values_round_trip_through_set(void **state)
         "max_leases_per_client = 77\nmax_puts_per_client = 5\nmax_namespaces = 3\n"
         "log_level = error\nindex_tables = 4\nindex_bits = 20\nindex_probes = 0\n"
         "index_exact_below = 10\ndrain_timeout_ms = 1\nallow_uids = 1,2,3\n"
-        "disk_register_arena = 0\ncpu_affinity = 0-1,3\nhost_huge_pages = off\n";
+        "disk_register_arena = 0\ncpu_affinity = 0-1,3\nhost_huge_pages = off\npoll_us = 40\n";
 
     (void)state;
     config_defaults(&a);
@@ -821,12 +821,12 @@ static void foreach_values_round_trip_through_set(void **state)
     copy_ctx_t x = { .into = &b };
     config_foreach(&a, copy_key, &x);
     assert_int_equal(x.failures, 0);
-    assert_int_equal(x.count, 45);
+    assert_int_equal(x.count, 46);
     assert_true(x.runtime_keys > 0 && x.runtime_keys < x.count);
     const char *keys[] = { "socket", "socket_mode", "host_capacity", "host_arena_size",
                            "default_threshold", "max_frame", "log_level", "allow_uids",
                            "index_probes", "drain_timeout_ms", "disk_register_arena",
-                           "cpu_affinity", "host_huge_pages" };
+                           "cpu_affinity", "host_huge_pages", "poll_us" };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         get(&a, keys[i], va, sizeof va);
         get(&b, keys[i], vb, sizeof vb);

@@ -12,6 +12,9 @@
  * have re-centred its codes on the way (the drift moves the mean). The index
  * is made to use its codes from 128 entries on (index_exact_below), as a
  * namespace of the paper's size would with 2048-dim embeddings.
+ *
+ * Also the lookup loop's latency option, poll_us: answers unchanged, and
+ * the event loop back to sleep once the requests stop.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -182,11 +186,66 @@ static void recall_under_drifting_churn(void **state)
     free(live);
 }
 
+/* CPU time (user + system, clock ticks) of process pid so far. */
+static uint64_t cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* Fields 14 and 15, after the ")" that ends the command name. */
+    char *p = strrchr(buf, ')');
+    assert_non_null(p);
+    unsigned long ut = 0, st = 0;
+    assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st), 2);
+    return (uint64_t)ut + st;
+}
+
+/* poll_us: the loop polls after requests instead of sleeping, answers as
+ * usual, stops polling once the requests stop (an idle daemon uses no CPU),
+ * and still drains and exits cleanly on SIGTERM. */
+static void poll_us_serves_then_sleeps(void **state)
+{
+    (void)state;
+    float v[DIM], q[DIM];
+    assert_int_equal(it_daemon_start(&D, "--poll-us", "5000", "--host-capacity", "64m", NULL), 0);
+    simcache_t *h = it_connect(D.sock, MODEL, FP, NULL, DIM);
+    assert_non_null(h);
+    uint64_t ids[50];
+    for (int i = 0; i < 50; i++) {
+        it_unit(77000 + (uint64_t)i, v, DIM);
+        ids[i] = it_put(h, v, BLOB, (uint64_t)i + 1, NULL);
+        assert_true(ids[i] != 0);
+    }
+    for (int i = 0; i < 50; i++) {
+        it_unit(77000 + (uint64_t)i, v, DIM);
+        it_similar(v, 0.95f, (uint64_t)i, q, DIM);
+        simcache_match_t m;
+        assert_int_equal(simcache_lookup(h, q, 0.9f, &m), SIMCACHE_OK);
+        assert_int_equal(m.id, ids[i]);
+        assert_int_equal(it_check(m.data, BLOB, (uint64_t)i + 1), 0);
+        assert_int_equal(simcache_release(h, &m), 0);
+    }
+    /* Idle: after the 5 ms of polling the loop sleeps. Over a second of
+     * silence the daemon may use a few ticks (timers), not the second. */
+    uint64_t t0 = cpu_ticks(D.pid);
+    usleep(1000000);
+    uint64_t used = cpu_ticks(D.pid) - t0;
+    print_message("idle second with poll_us 5000: %llu ticks of CPU\n", (unsigned long long)used);
+    assert_true(used < 20);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&D), 0);
+}
+
 int main(int argc, char **argv)
 {
     it_init(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(recall_under_drifting_churn, teardown),
+        cmocka_unit_test_teardown(poll_us_serves_then_sleeps, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
