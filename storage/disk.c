@@ -146,20 +146,25 @@ static void lru_front(disk_t *d, drec_t *r)
 
 /* ---- I/O ---- */
 
+/* The most one request moves: an io_uring read or write takes an unsigned
+ * length (a 4 GiB blob cast to it became a 0-byte request), and the
+ * kernel stops a single read or write at 0x7ffff000 bytes anyway. A
+ * multiple of DISK_ALIGN, as O_DIRECT needs. */
+#define IO_MAX (1u << 30)
+
 static int do_io(disk_t *d, int write, void *buf, uint64_t len, uint64_t off)
 {
     uint64_t done = 0;
     while (done < len) {
         ssize_t n;
+        size_t chunk = len - done < IO_MAX ? (size_t)(len - done) : IO_MAX;
         if (d->uring) {
             struct io_uring_sqe *sqe = io_uring_get_sqe(&d->ring);
             if (!sqe) return -EIO;
             if (write)
-                io_uring_prep_write(sqe, d->fd, (char *)buf + done, (unsigned)(len - done),
-                                    off + done);
+                io_uring_prep_write(sqe, d->fd, (char *)buf + done, (unsigned)chunk, off + done);
             else
-                io_uring_prep_read(sqe, d->fd, (char *)buf + done, (unsigned)(len - done),
-                                   off + done);
+                io_uring_prep_read(sqe, d->fd, (char *)buf + done, (unsigned)chunk, off + done);
             int rc = io_uring_submit_and_wait(&d->ring, 1);
             if (rc < 0) return rc;
             struct io_uring_cqe *cqe;
@@ -170,8 +175,8 @@ static int do_io(disk_t *d, int write, void *buf, uint64_t len, uint64_t off)
             if (n == -EINTR || n == -EAGAIN) continue;
             if (n < 0) return (int)n;
         } else {
-            n = write ? pwrite(d->fd, (char *)buf + done, len - done, (off_t)(off + done))
-                      : pread(d->fd, (char *)buf + done, len - done, (off_t)(off + done));
+            n = write ? pwrite(d->fd, (char *)buf + done, chunk, (off_t)(off + done))
+                      : pread(d->fd, (char *)buf + done, chunk, (off_t)(off + done));
             if (n < 0 && errno == EINTR) continue;
             if (n < 0) return -errno;
         }
