@@ -352,6 +352,12 @@ static void do_hello(req_t *r)
                     "namespace strings must be 1..255 bytes of UTF-8 without NUL (tenant may be empty)");
         return;
     }
+    if (h.flags) {
+        char what[64];
+        snprintf(what, sizeof what, "hello flags 0x%" PRIx32 " are reserved (send 0)", h.flags);
+        fatal_frame(c, r->op, r->req_id, SIMCACHE_EINVAL, what);
+        return;
+    }
     if (h.min_version > PROTO_VERSION || h.max_version < PROTO_VERSION_MIN ||
         h.min_version > h.max_version) {
         fatal_frame(c, r->op, r->req_id, SIMCACHE_EVERSION, "no protocol version in common (server speaks 1)");
@@ -613,7 +619,12 @@ static void do_put_commit(req_t *r)
     client_t *c = r->c;
     daemon_t *d = c->d;
     uint64_t token = proto_rd_u64(&r->rd);
-    (void)proto_rd_u32(&r->rd); /* flags */
+    uint32_t flags = proto_rd_u32(&r->rd);
+    if (!r->rd.err && flags) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_EINVAL,
+                    "put_commit flags 0x%" PRIx32 " are reserved (send 0)", flags);
+        return;
+    }
     simcache_layout_t layout;
     proto_rd_layout(&r->rd, &layout);
     uint32_t meta_len = proto_rd_u32(&r->rd);
@@ -813,7 +824,12 @@ static int lease_hit(client_t *c, entry_t *e, lease_t **l_out)
 static int read_threshold(req_t *r, float *t)
 {
     float v = proto_rd_f32(&r->rd);
-    (void)proto_rd_u32(&r->rd); /* flags */
+    uint32_t flags = proto_rd_u32(&r->rd);
+    if (!r->rd.err && flags) {
+        reply_error(r->c, r->op, r->req_id, SIMCACHE_EINVAL,
+                    "%s flags 0x%" PRIx32 " are reserved (send 0)", proto_op_name(r->op), flags);
+        return -1;
+    }
     if (isnan(v) || v < 0) v = (float)r->c->d->cfg.default_threshold;
     if (v > 1.0f) {
         reply_error(r->c, r->op, r->req_id, SIMCACHE_EINVAL, "threshold %g above 1", (double)v);
@@ -1029,7 +1045,12 @@ static void do_stats(req_t *r)
 static void do_route(req_t *r)
 {
     client_t *c = r->c;
-    (void)proto_rd_u32(&r->rd); /* flags, reserved */
+    uint32_t flags = proto_rd_u32(&r->rd);
+    if (!r->rd.err && flags) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_EINVAL,
+                    "route flags 0x%" PRIx32 " are reserved (send 0)", flags);
+        return;
+    }
     const float *unit = take_embedding(r);
     if (!unit) return;
     route_t rt;

@@ -513,6 +513,72 @@ static void wr_commit(proto_wr_t *w, uint64_t token, const simcache_layout_t *l,
     proto_wr_embedding(w, e, dim);
 }
 
+/* A set bit in a reserved flags field is refused (SIMCACHE_EINVAL) in
+ * every request that has one, and the connection goes on; in hello the
+ * connection closes, as after any failed hello. */
+static void reserved_flag_bits_get_einval(void **state)
+{
+    (void)state;
+    int s = hello_sock();
+    float e[DIM];
+    good_emb(0, e);
+    proto_wr_t w;
+
+    /* lookup */
+    proto_wr_init(&w);
+    proto_wr_f32(&w, 0.8f);
+    proto_wr_u32(&w, 1);
+    proto_wr_embedding(&w, e, DIM);
+    send_req(s, OP_LOOKUP, 301, &w);
+    expect(s, OP_LOOKUP, 301, SIMCACHE_EINVAL, "flags 0x1 are reserved");
+    proto_wr_free(&w);
+    /* lookup_batch */
+    proto_wr_init(&w);
+    proto_wr_f32(&w, 0.8f);
+    proto_wr_u32(&w, 0x80000000u);
+    proto_wr_u32(&w, 1);
+    proto_wr_u32(&w, DIM);
+    proto_wr_bytes(&w, e, sizeof e);
+    send_req(s, OP_LOOKUP_BATCH, 302, &w);
+    expect(s, OP_LOOKUP_BATCH, 302, SIMCACHE_EINVAL, "reserved");
+    proto_wr_free(&w);
+    /* route */
+    proto_wr_init(&w);
+    proto_wr_u32(&w, 4);
+    proto_wr_embedding(&w, e, DIM);
+    send_req(s, OP_ROUTE, 303, &w);
+    expect(s, OP_ROUTE, 303, SIMCACHE_EINVAL, "route flags 0x4 are reserved");
+    proto_wr_free(&w);
+    /* put_commit of a begun put: refused, and the put can still commit */
+    uint64_t token = raw_put_begin(s, 4096, 304);
+    simcache_layout_t l = it_layout(4096);
+    wr_commit(&w, token, &l, 0, NULL, e, DIM);
+    memset(w.buf + 8, 0xff, 4); /* the flags word, after the token */
+    send_req(s, OP_PUT_COMMIT, 305, &w);
+    expect(s, OP_PUT_COMMIT, 305, SIMCACHE_EINVAL, "put_commit flags");
+    proto_wr_free(&w);
+    wr_commit(&w, token, &l, 0, NULL, e, DIM);
+    send_req(s, OP_PUT_COMMIT, 306, &w);
+    expect(s, OP_PUT_COMMIT, 306, 0, NULL);
+    proto_wr_free(&w);
+    expect_alive(s);
+    close(s);
+
+    /* hello */
+    s = it_raw_connect(D.sock);
+    assert_true(s >= 0);
+    proto_hello_t h = { 1, 1, DIM, 2, -1, MODEL, (uint16_t)strlen(MODEL), FP,
+                        (uint16_t)strlen(FP), "", 0 };
+    proto_wr_init(&w);
+    proto_wr_hello(&w, &h);
+    send_req(s, OP_HELLO, 307, &w);
+    expect(s, OP_HELLO, 307, SIMCACHE_EINVAL, "hello flags 0x2 are reserved");
+    proto_wr_free(&w);
+    expect_closed(s);
+    close(s);
+    check_good();
+}
+
 static void put_commit_input_errors(void **state)
 {
     (void)state;
@@ -1312,6 +1378,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(embedding_of_wrong_dimension_gets_edim),
         cmocka_unit_test(nan_inf_and_zero_embeddings_get_eembed),
         cmocka_unit_test(put_commit_input_errors),
+        cmocka_unit_test(reserved_flag_bits_get_einval),
         cmocka_unit_test(put_begin_size_errors),
         cmocka_unit_test(release_errors),
         cmocka_unit_test(threshold_above_one_gets_einval),
