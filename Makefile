@@ -15,7 +15,7 @@ DEBS = meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run test test-plain test-python test-asan test-fuzz bench bench-sets bench-recall example-pytorch install clean
+.PHONY: all deps build run test test-plain test-python test-asan test-fuzz bench bench-deps bench-sets bench-recall example-pytorch install clean
 
 # Debian's python3-torch installs for /usr/bin/python3 (not a pyenv python).
 PY ?= /usr/bin/python3
@@ -79,7 +79,9 @@ BENCH_DEBS = g++ libfaiss-dev libopenblas-openmp-dev gnuplot-nox fio \
              python3-sklearn python3-scipy python3-matplotlib manpages manpages-dev python3.11-doc
 SETS ?= /var/tmp/simcache-sets
 
-bench: build
+# What the benchmarks need beyond the build (FAISS, fio, plotting, the
+# corpora of the real-text sets).
+bench-deps: build
 	@missing=""; for p in $(BENCH_DEBS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -88,12 +90,14 @@ bench: build
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	  meson setup --reconfigure $(BUILD); ninja -C $(BUILD); \
 	fi
+
+bench: bench-deps
 	meson test -C $(BUILD) --benchmark --suite bench --verbose --timeout-multiplier 0
 
 # Real-text embedding sets for bench_recall (docs/benchmarks.md, "Index"):
 # Debian's man pages, Python documentation and changelogs, three embedding
 # methods, in $(SETS). About 15 minutes here; each set is made once.
-bench-sets: bench
+bench-sets: bench-deps
 	@for spec in "man srp 1024 60000 shuffle" "man lsa 1024 60000 shuffle" \
 	    "pydoc wordmean 1024 36000 shuffle" "man wordmean 384 60000 shuffle" \
 	    "debdoc srp 384 18000 shuffle" "man srp 2048 100000 shuffle" \
