@@ -73,7 +73,7 @@ typedef struct {
  * coded: a pause of about 10 us per entry at 1024 dims) when an add brings
  * count to exact_below; they then stay on. From then on an add costs its
  * codes (about 10 us at 1024 dims) plus, while a re-centring runs, eight
- * more entries' codes. A search costs a scan of 32 bytes per entry plus
+ * more entries' codes. A search costs a scan of 24 bytes per entry plus
  * the few survivors' int8 rows and exact scores. */
 index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p);
 /* Frees the index and every vector it holds. NULL is a no-op. */
