@@ -20,15 +20,15 @@
  * There is no partition to choose: recall does not depend on where the
  * data lies, only on stages 1 and 2, whose worst case at the threshold
  * index_get_stats reports (drop_bound). Why partitions were given up:
- * docs/benchmarks.md, "Index: why a scan of compact codes".
+ * docs/benchmarks.md, "Index", "Why not partitions".
  *
  * The centre of the codes is the namespace's mean when they switch on. A
  * stream that drifts moves the mean away: answers stay right (every floor
  * is computed from the entry's own offsets to the centre in use), only the
  * filters pass more. The index keeps the live sum, and once the live mean is
  * far from the centre (RECENTRE_FRAC of the spread) it re-codes every entry
- * on a new centre a few slots per add (RECODE_STEP), searching the two
- * generations side by side meanwhile: no pause.
+ * on a new centre a few slots per add or remove (RECODE_STEP), searching
+ * the two generations side by side meanwhile: no pause.
  */
 #include "index.h"
 
@@ -122,10 +122,10 @@
 #define PF_AHEAD 3u
 #endif
 
-/* Re-centring: checked every RECENTRE_CHECK adds or removals (and at least
- * every count / 8), started when |live mean - centre|^2 > RECENTRE_FRAC *
+/* Re-centring: checked every max(RECENTRE_CHECK, count / 8) adds and
+ * removals, started when |live mean - centre|^2 > RECENTRE_FRAC *
  * (1 - |centre|^2) (the spread around the centre, for unit vectors), and
- * done RECODE_STEP slots per add, remove or search call. */
+ * done RECODE_STEP slots per add or remove. */
 #define RECENTRE_CHECK 256u
 #define RECENTRE_FRAC 0.05
 #define RECODE_STEP 8u
@@ -187,8 +187,8 @@ typedef struct {
     uint64_t salt;
 } slotmap_t;
 
-/* The codes of one centre: the centre, its rotation, the cut tables, and
- * per slot the sign code, the offsets and the int8 code. */
+/* The codes of one centre: the centre and its rotations, and per slot the
+ * sign codes, the offsets and the int8 codes. */
 typedef struct {
     float *mean;        /* dim: the centre */
     float *off;         /* dpad: the centre rotated (sign codes) */
@@ -229,10 +229,11 @@ struct index {
     uint32_t code_words, dpad; /* code_words 0: no sign codes (dim < CODE_MIN_DIM) */
     float *code_diag;   /* 3 * dpad, +-1 */
     float *code_buf;    /* dpad, scratch */
-    float *qrot;        /* dpad, search scratch: the query's sign-code rotation */
+    float *qrot;        /* CODE_BITS, search scratch: the query's sign-code rotation */
     uint32_t qdim;      /* int8 codes: a power of two >= dim */
     float *qdiag;       /* 3 * qdim, +-1 (code_diag when qdim == dpad) */
     float *qbuf;        /* qdim, scratch */
+    float *qres;        /* qdim, scratch: what the first int8 level leaves */
     int16_t *y16;       /* qdim, search scratch: the query in int16 */
     uint32_t *cands;    /* SCAN_CHUNK, search scratch: slots past stages 1-2 */
     float *fstar;       /* SCAN_CHUNK, search scratch: their floors */
@@ -242,7 +243,7 @@ struct index {
     double *sum;        /* dim: sum of the live vectors */
     uint64_t since_check;
 
-    uint64_t searches, candidates, coded, filtered, quantized, refined, exact, recentres;
+    uint64_t searches, candidates, coded, filtered, quantized, exact, recentres;
 };
 
 /* ---- allocation ----
@@ -416,6 +417,38 @@ static void rotate_q(index_t *ix, const float *v, bool raw_ok)
         ix->qbuf[i] *= sc;
 }
 
+/* The bounds of stage 1's quick test over no slot, then widened by one. */
+static void bounds_clear(gen_t *g)
+{
+    g->mux_max = -INFINITY;
+    g->nx_min = INFINITY;
+    g->nx_max = 0.0f;
+}
+
+static void bounds_widen(gen_t *g, float mux, float nx)
+{
+    g->mux_max = mux > g->mux_max ? mux : g->mux_max;
+    g->nx_min = nx < g->nx_min ? nx : g->nx_min;
+    g->nx_max = nx > g->nx_max ? nx : g->nx_max;
+}
+
+/* n values of x to int8 on one scale (max |x| / 127, rounded to nearest):
+ * x ~ scale * q. Returns the scale. */
+static float quant_i8(const float *x, uint32_t n, int8_t *q)
+{
+    float mx = 0.0f;
+    for (uint32_t i = 0; i < n; i++)
+        if (fabsf(x[i]) > mx)
+            mx = fabsf(x[i]);
+    float sc = mx / 127.0f, inv = sc > 0.0f ? 1.0f / sc : 0.0f;
+    for (uint32_t i = 0; i < n; i++) {
+        float t = x[i] * inv;
+        int k = (int)(t >= 0.0f ? t + 0.5f : t - 0.5f);
+        q[i] = (int8_t)(k > 127 ? 127 : k < -127 ? -127 : k);
+    }
+    return sc;
+}
+
 /* Every code of slot s (vector stored) under generation g. */
 static void code_slot(index_t *ix, gen_t *g, size_t s)
 {
@@ -430,65 +463,38 @@ static void code_slot(index_t *ix, gen_t *g, size_t s)
     }
     g->mux[s] = (float)mv;
     g->nx[s] = (float)sqrt(n2);
-    if (g->mux[s] > g->mux_max)
-        g->mux_max = g->mux[s];
-    if (g->nx[s] < g->nx_min)
-        g->nx_min = g->nx[s];
-    if (g->nx[s] > g->nx_max)
-        g->nx_max = g->nx[s];
+    bounds_widen(g, g->mux[s], g->nx[s]);
     if (ix->code_words)
         rotate(ix, v);
-    /* int8 code of the rotated residual R (x - c): the rotation spreads a
-     * residual evenly over the coordinates, so a per-vector scale wastes
+    /* int8 codes of the rotated residual r = R (x - c): the rotation spreads
+     * a residual evenly over the coordinates, so a per-vector scale wastes
      * little range on one large coordinate (a spiky embedding's int8 error
-     * drops several times). qerr is how far (Euclidean) the code is from
-     * the rotated residual as computed, rounded up; any rounding of the
-     * code will do, qerr measures the code actually stored. */
+     * drops several times). The second level codes what the first left
+     * (each coordinate within qscale / 2), about 127 times finer: stage 4
+     * reads it for the candidates whose first-level bounds cannot tell them
+     * apart (near-duplicates of each other). qerr and qerr2 are how far
+     * (Euclidean) each level's code is from r as computed, rounded up: any
+     * rounding of the codes will do, the errors measure the codes stored. */
     rotate_q(ix, v, ix->code_words != 0);
-    float *r = ix->qbuf, mx = 0.0f;
-    for (uint32_t i = 0; i < qd; i++) {
+    float *r = ix->qbuf, *left = ix->qres;
+    for (uint32_t i = 0; i < qd; i++)
         r[i] -= g->qoff[i];
-        if (fabsf(r[i]) > mx)
-            mx = fabsf(r[i]);
-    }
-    int8_t *q = g->q8 + s * qd;
-    float sc = mx / 127.0f, inv = sc > 0.0f ? 1.0f / sc : 0.0f;
-    double e2 = 0.0;
+    int8_t *q = g->q8 + s * qd, *q2 = g->q8b + s * qd;
+    float sc = quant_i8(r, qd, q);
+    for (uint32_t i = 0; i < qd; i++)
+        left[i] = r[i] - sc * (float)q[i];
+    float sc2 = quant_i8(left, qd, q2);
+    double e1 = 0.0, e2 = 0.0;
     for (uint32_t i = 0; i < qd; i++) {
-        float t = r[i] * inv;
-        int k = (int)(t >= 0.0f ? t + 0.5f : t - 0.5f);
-        k = k > 127 ? 127 : k < -127 ? -127 : k;
-        q[i] = (int8_t)k;
-        double e = (double)r[i] - (double)sc * (double)k;
+        double e = (double)r[i] - (double)sc * q[i];
+        e1 += e * e;
+        e -= (double)sc2 * q2[i];
         e2 += e * e;
     }
     g->qscale[s] = sc;
-    g->qerr[s] = nextafterf((float)sqrt(e2), INFINITY);
-    /* The second level codes what the first left over (each coordinate
-     * within sc / 2), about 127 times finer: stage 4 reads it for the
-     * candidates whose first-level bounds cannot tell them apart
-     * (near-duplicates of each other). */
-    float mx2 = 0.0f;
-    for (uint32_t i = 0; i < qd; i++) {
-        r[i] -= sc * (float)q[i];
-        if (fabsf(r[i]) > mx2)
-            mx2 = fabsf(r[i]);
-    }
-    int8_t *q2 = g->q8b + s * qd;
-    float sc2 = mx2 / 127.0f, inv2 = sc2 > 0.0f ? 1.0f / sc2 : 0.0f;
-    e2 = 0.0;
-    for (uint32_t i = 0; i < qd; i++) {
-        float t = r[i] * inv2;
-        int k = (int)(t >= 0.0f ? t + 0.5f : t - 0.5f);
-        k = k > 127 ? 127 : k < -127 ? -127 : k;
-        q2[i] = (int8_t)k;
-        /* Against the rotated residual itself, not the float leftover r[i]
-         * (whose subtraction rounded): qerr2 must bound the code. */
-        double e = (double)(r[i] + sc * (float)q[i]) - (double)sc * q[i] - (double)sc2 * k;
-        e2 += e * e;
-    }
+    g->qerr[s] = nextafterf((float)sqrt(e1), INFINITY);
     g->qscale2[s] = sc2;
-    g->qerr2[s] = nextafterf((float)(sqrt(e2) * (1.0 + 1e-6) + 1e-7), INFINITY);
+    g->qerr2[s] = nextafterf((float)sqrt(e2), INFINITY);
     if (ix->code_words) {
         uint64_t rec[CODE_WORDS];
         for (uint32_t i = 0; i < CODE_BITS; i++)
@@ -681,9 +687,7 @@ static int gen_init(index_t *ix, gen_t *g, const float *c)
         return -ENOMEM;
     }
     memcpy(g->mean, c, d * sizeof *c);
-    g->mux_max = -INFINITY;
-    g->nx_min = INFINITY;
-    g->nx_max = 0.0f;
+    bounds_clear(g);
     for (size_t i = 0; i < d; i++)
         mn2 += (double)c[i] * c[i];
     g->mu2 = (float)mn2;
@@ -749,6 +753,7 @@ static void codes_off(index_t *ix)
     if (ix->qdiag != ix->code_diag)
         free(ix->qdiag);
     free(ix->qbuf);
+    free(ix->qres);
     free(ix->y16);
     free(ix->sum);
     free(ix->cands);
@@ -758,7 +763,7 @@ static void codes_off(index_t *ix)
     free(ix->order);
     ix->cands = ix->order = NULL;
     ix->fstar = ix->ubound = ix->approx = NULL;
-    ix->code_diag = ix->code_buf = ix->qdiag = ix->qbuf = NULL;
+    ix->code_diag = ix->code_buf = ix->qdiag = ix->qbuf = ix->qres = NULL;
     ix->y16 = NULL;
     ix->sum = NULL;
     ix->on = ix->recentring = false;
@@ -795,6 +800,7 @@ static int codes_on(index_t *ix, const float *center)
     ix->on = true; /* so that failures go through codes_off */
     ix->y16 = malloc(ix->qdim * sizeof *ix->y16);
     ix->qbuf = malloc(ix->qdim * sizeof *ix->qbuf);
+    ix->qres = malloc(ix->qdim * sizeof *ix->qres);
     ix->sum = calloc(d, sizeof *ix->sum);
     ix->cands = malloc(SCAN_CHUNK * sizeof *ix->cands);
     ix->fstar = malloc(SCAN_CHUNK * sizeof *ix->fstar);
@@ -807,7 +813,7 @@ static int codes_on(index_t *ix, const float *center)
         ix->code_buf = malloc(ix->dpad * sizeof *ix->code_buf);
         ix->qrot = malloc(CODE_BITS * sizeof *ix->qrot);
     }
-    if (ix->y16 == NULL || ix->qbuf == NULL || ix->sum == NULL || c == NULL || ix->cands == NULL ||
+    if (ix->y16 == NULL || ix->qbuf == NULL || ix->qres == NULL || ix->sum == NULL || c == NULL || ix->cands == NULL ||
         ix->fstar == NULL || ix->ubound == NULL || ix->approx == NULL || ix->order == NULL ||
         (ix->code_words && (ix->code_diag == NULL || ix->code_buf == NULL || ix->qrot == NULL))) {
         free(c);
@@ -859,14 +865,9 @@ static void recentre_check(index_t *ix)
     gen_t *g = &ix->g[ix->cur];
     /* Removals leave the bounds of stage 1's quick test wider than the
      * entries: make them exact again (two float arrays, sequential). */
-    g->mux_max = -INFINITY;
-    g->nx_min = INFINITY;
-    g->nx_max = 0.0f;
-    for (size_t s = 0; s < ix->count; s++) {
-        g->mux_max = g->mux[s] > g->mux_max ? g->mux[s] : g->mux_max;
-        g->nx_min = g->nx[s] < g->nx_min ? g->nx[s] : g->nx_min;
-        g->nx_max = g->nx[s] > g->nx_max ? g->nx[s] : g->nx_max;
-    }
+    bounds_clear(g);
+    for (size_t s = 0; s < ix->count; s++)
+        bounds_widen(g, g->mux[s], g->nx[s]);
     double d2 = 0.0, inv = ix->count ? 1.0 / (double)ix->count : 0.0;
     for (uint32_t i = 0; i < ix->dim; i++) {
         double t = ix->sum[i] * inv - g->mean[i];
@@ -1315,7 +1316,6 @@ static void rerank(index_t *ix, const qgen_t *qg, const float *q, const int16_t 
         if (*found) {
             int64_t dq2 = vec_dot_i8_i16(g->q8b + (size_t)s2 * qb, y16, ix->qdim);
             float a2 = ix->approx[i] + g->qscale2[s2] * sy * (float)dq2;
-            ix->refined++;
             if (a2 + g->qerr2[s2] * ewide + qg->efix <= *best + BEST_TOL)
                 continue;
         }
@@ -1401,46 +1401,14 @@ static void scan_chunk(index_t *ix, qstate_t *st, int p, size_t s0, size_t m)
         st->floor = st->best;
 }
 
-/* The staged search, a chunk of slots at a time (FIRST_CHUNK, then
- * SCAN_CHUNK; newest first: the current generation's part, then the
- * re-coded one), so that a hit in one chunk tightens every stage in the
- * chunks after it. */
-static int search_coded(index_t *ix, const float *q, float thr, uint32_t *best_s, float *best)
+/* The staged search of every query in st[0..n), a chunk of slots at a
+ * time (FIRST_CHUNK, then SCAN_CHUNK; newest first: the current
+ * generation's part, then the re-coded one), so that a hit in one chunk
+ * tightens every stage in the chunks after it. With several queries, each
+ * chunk of codes is read from memory once and stays in cache while every
+ * query scans it. */
+static void scan_all(index_t *ix, qstate_t *st, size_t n, const size_t *lo, const size_t *hi)
 {
-    size_t split = ix->recentring ? ix->recoded : 0;
-    size_t lo[2] = { 0, split }, hi[2] = { split, ix->count };
-    qstate_t st;
-
-    query_setup(ix, q, thr, lo, hi, ix->y16, &st);
-    ix->candidates += ix->count;
-    for (int p = 1; p >= 0; p--)
-        for (size_t e = hi[p], m = FIRST_CHUNK, s0; e > lo[p]; e = s0, m = SCAN_CHUNK) {
-            s0 = e - lo[p] > m ? e - m : lo[p];
-            scan_chunk(ix, &st, p, s0, e - s0);
-        }
-    *best_s = st.best_s;
-    *best = st.best;
-    return st.found;
-}
-
-/* A batch of n queries, chunk by chunk: each chunk of codes is read from
- * memory once and stays in cache while every query of the batch scans it.
- * Returns 0, or -ENOMEM (nothing searched). */
-static int search_coded_batch(index_t *ix, const float *q, size_t n, float thr, uint32_t *best_s,
-                              float *best, int *found)
-{
-    size_t split = ix->recentring ? ix->recoded : 0;
-    size_t lo[2] = { 0, split }, hi[2] = { split, ix->count };
-    qstate_t *st = malloc(n * sizeof *st);
-    int16_t *y16 = malloc(n * ix->qdim * sizeof *y16);
-
-    if (st == NULL || y16 == NULL) {
-        free(st);
-        free(y16);
-        return -ENOMEM;
-    }
-    for (size_t j = 0; j < n; j++)
-        query_setup(ix, q + j * ix->dim, thr, lo, hi, y16 + j * ix->qdim, &st[j]);
     ix->candidates += ix->count * n;
     for (int p = 1; p >= 0; p--)
         for (size_t e = hi[p], m = FIRST_CHUNK, s0; e > lo[p]; e = s0, m = SCAN_CHUNK) {
@@ -1448,89 +1416,99 @@ static int search_coded_batch(index_t *ix, const float *q, size_t n, float thr, 
             for (size_t j = 0; j < n; j++)
                 scan_chunk(ix, &st[j], p, s0, e - s0);
         }
-    for (size_t j = 0; j < n; j++) {
-        best_s[j] = st[j].best_s;
-        best[j] = st[j].best;
-        found[j] = st[j].found;
-    }
-    free(st);
-    free(y16);
-    return 0;
+}
+
+/* The parts of the slots each generation codes: [lo[0], hi[0]) the new one
+ * while re-centring (empty otherwise), [lo[1], hi[1]) the current one. */
+static void parts_of(const index_t *ix, size_t *lo, size_t *hi)
+{
+    size_t split = ix->recentring ? ix->recoded : 0;
+    lo[0] = 0;
+    hi[0] = split;
+    lo[1] = split;
+    hi[1] = ix->count;
+}
+
+/* A search's answer as index_search gives it: 1 with *id and *sim (the
+ * cosine clamped to [threshold, 1]), or 0. Float rounding: the cosine of a
+ * unit vector with itself can come out as 0.99999994, so a lookup of the
+ * exact stored embedding at threshold 1 would miss; searches compare with
+ * SIM_EPS of slack and report the similarity clamped: within rounding, it
+ * met the threshold. */
+static int answer(const index_t *ix, int found, uint32_t s, float best, float threshold,
+                  uint64_t *id, float *sim)
+{
+    if (!found)
+        return 0;
+    if (id)
+        *id = ix->ids[s];
+    if (sim)
+        *sim = best < threshold ? threshold : best > 1.0f ? 1.0f : best;
+    return 1;
+}
+
+static int coded(const index_t *ix)
+{
+    return ix->on && ix->count >= ix->exact_below;
 }
 
 int index_search(index_t *ix, const float *unit, float threshold, uint64_t *id, float *sim)
 {
-    uint32_t s = 0;
-    float best = 0.0f;
-    int found;
-
     if (ix == NULL || unit == NULL)
         return 0;
     ix->searches++;
     if (ix->count == 0 || isnan(threshold))
         return 0;
-    /* Float rounding: the cosine of a unit vector with itself can come out
-     * as 0.99999994, so a lookup of the exact stored embedding at threshold
-     * 1 would miss. Compare with SIM_EPS of slack and report the similarity
-     * clamped to [threshold, 1]: within rounding, it met the threshold. */
     float thr = threshold - SIM_EPS;
-    if (!ix->on || ix->count < ix->exact_below)
-        found = search_exact(ix, unit, thr, &s, &best);
-    else
-        found = search_coded(ix, unit, thr, &s, &best);
-    if (!found)
-        return 0;
-    if (best < threshold)
-        best = threshold;
-    if (best > 1.0f)
-        best = 1.0f;
-    if (id)
-        *id = ix->ids[s];
-    if (sim)
-        *sim = best;
-    return 1;
+    if (!coded(ix)) {
+        uint32_t s = 0;
+        float best = 0.0f;
+        int found = search_exact(ix, unit, thr, &s, &best);
+        return answer(ix, found, s, best, threshold, id, sim);
+    }
+    size_t lo[2], hi[2];
+    qstate_t st;
+    parts_of(ix, lo, hi);
+    query_setup(ix, unit, thr, lo, hi, ix->y16, &st);
+    scan_all(ix, &st, 1, lo, hi);
+    return answer(ix, st.found, st.best_s, st.best, threshold, id, sim);
 }
 
 int index_search_batch(index_t *ix, const float *units, size_t n, float threshold, uint64_t *ids,
                        float *sims)
 {
+    qstate_t *st = NULL;
+    int16_t *y16 = NULL;
     int hits = 0;
 
     if (ix == NULL || units == NULL || ids == NULL || sims == NULL)
         return 0;
     for (size_t j = 0; j < n; j++)
         ids[j] = 0;
-    if (!ix->on || ix->count < ix->exact_below || n < 2 || isnan(threshold) || ix->count == 0) {
+    if (coded(ix) && n >= 2 && !isnan(threshold)) {
+        st = malloc(n * sizeof *st);
+        y16 = malloc(n * ix->qdim * sizeof *y16);
+    }
+    if (st == NULL || y16 == NULL) {
+        /* Exact search, a batch of one, or no memory for the batch's
+         * state: one query at a time. */
         for (size_t j = 0; j < n; j++)
             hits += index_search(ix, units + j * ix->dim, threshold, &ids[j], &sims[j]);
+        free(st);
+        free(y16);
         return hits;
     }
-    uint32_t *bs = malloc(n * sizeof *bs);
-    float *bv = malloc(n * sizeof *bv);
-    int *fd = malloc(n * sizeof *fd);
+    size_t lo[2], hi[2];
     float thr = threshold - SIM_EPS;
-    if (bs == NULL || bv == NULL || fd == NULL ||
-        search_coded_batch(ix, units, n, thr, bs, bv, fd) < 0) {
-        /* No memory for the batch's state: one query at a time. */
-        free(bs);
-        free(bv);
-        free(fd);
-        for (size_t j = 0; j < n; j++)
-            hits += index_search(ix, units + j * ix->dim, threshold, &ids[j], &sims[j]);
-        return hits;
-    }
+    parts_of(ix, lo, hi);
+    for (size_t j = 0; j < n; j++)
+        query_setup(ix, units + j * ix->dim, thr, lo, hi, y16 + j * ix->qdim, &st[j]);
+    scan_all(ix, st, n, lo, hi);
     ix->searches += n;
-    for (size_t j = 0; j < n; j++) {
-        if (!fd[j])
-            continue;
-        float b = bv[j] < threshold ? threshold : bv[j] > 1.0f ? 1.0f : bv[j];
-        ids[j] = ix->ids[bs[j]];
-        sims[j] = b;
-        hits++;
-    }
-    free(bs);
-    free(bv);
-    free(fd);
+    for (size_t j = 0; j < n; j++)
+        hits += answer(ix, st[j].found, st[j].best_s, st[j].best, threshold, &ids[j], &sims[j]);
+    free(st);
+    free(y16);
     return hits;
 }
 
@@ -1613,7 +1591,7 @@ void index_get_stats(const index_t *ix, index_stats_t *st)
     if (ix->on) {
         by += gen_bytes(ix, &ix->g[0]) + gen_bytes(ix, &ix->g[1]);
         by += (uint64_t)ix->dim * sizeof(double);                  /* sum */
-        by += (uint64_t)ix->qdim * (sizeof(int16_t) + sizeof(float)); /* y16, qbuf */
+        by += (uint64_t)ix->qdim * (sizeof(int16_t) + 2 * sizeof(float)); /* y16, qbuf, qres */
         if (ix->qdiag != ix->code_diag)
             by += (uint64_t)3 * ix->qdim * sizeof(float);
         by += (uint64_t)SCAN_CHUNK * 5 * sizeof(uint32_t); /* search scratch */
