@@ -153,26 +153,6 @@ typedef struct {
 
 /* ---- small helpers ---- */
 
-static void die_oom(void)
-{
-    fprintf(stderr, "bench_index: out of memory\n");
-    exit(1);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) die_oom();
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t s)
-{
-    void *p = calloc(n ? n : 1, s ? s : 1);
-    if (!p) die_oom();
-    return p;
-}
-
 static double secs(uint64_t t0)
 {
     return (double)(bench_now_ns() - t0) / 1e9;
@@ -217,76 +197,7 @@ static uint64_t meminfo_kib(const char *key)
     return v;
 }
 
-/* RssAnon and RssShmem of a process, bytes. */
-static void proc_rss(pid_t pid, uint64_t *anon, uint64_t *shmem)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    *anon = *shmem = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "RssAnon:", 8)) *anon = strtoull(line + 8, NULL, 10) << 10;
-        if (!strncmp(line, "RssShmem:", 9)) *shmem = strtoull(line + 9, NULL, 10) << 10;
-    }
-    fclose(f);
-}
-
 /* ---- admin socket ---- */
-
-/* Send one command line, read the reply up to END (or a single status line)
- * into buf. Returns 0 or -1. */
-static int admin_cmd(const char *dir, const char *cmd, char *buf, size_t len)
-{
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    snprintf(sun.sun_path, sizeof sun.sun_path, "%s/admin.sock", dir);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    if (connect(fd, (struct sockaddr *)&sun, sizeof sun)) {
-        close(fd);
-        return -1;
-    }
-    char line[512];
-    int n = snprintf(line, sizeof line, "%s\n", cmd);
-    if (write(fd, line, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t got = 0;
-    buf[0] = 0;
-    while (got + 1 < len) {
-        ssize_t k = read(fd, buf + got, len - 1 - got);
-        if (k <= 0) break;
-        got += (size_t)k;
-        buf[got] = 0;
-        if (strstr(buf, "END\n") || (strchr(buf, '\n') && strncmp(buf, "END", 3) &&
-                                     (!strncmp(buf, "OK", 2) || !strncmp(buf, "ERROR", 5) ||
-                                      !strncmp(buf, "CLIENT_ERROR", 12))))
-            break;
-    }
-    close(fd);
-    return got ? 0 : -1;
-}
-
-/* Value of key in "key=value" (list records) or "key value" (one record)
- * text; 0 if absent. */
-static uint64_t field_u64(const char *text, const char *key)
-{
-    size_t kl = strlen(key);
-    for (const char *p = text; (p = strstr(p, key)); p += kl) {
-        if (p != text && p[-1] != ' ' && p[-1] != '\n') continue;
-        if (p[kl] == '=' || p[kl] == ' ') return strtoull(p + kl + 1, NULL, 10);
-    }
-    return 0;
-}
-
-static uint32_t config_u32(const char *dir, const char *key)
-{
-    char cmd[128], buf[1024];
-    snprintf(cmd, sizeof cmd, "config get %s", key);
-    if (admin_cmd(dir, cmd, buf, sizeof buf)) return 0;
-    return (uint32_t)field_u64(buf, key);
-}
 
 /* ---- filling the daemon ---- */
 
@@ -452,7 +363,7 @@ static void in_process(result_t *res, const float *rows, uint64_t n, uint32_t d,
     }
     /* Each add timed in thread CPU time: the pause it costs the daemon's
      * thread, without the other jobs of a shared machine preempting it. */
-    double *addt = xmalloc(n * sizeof *addt);
+    double *addt = bench_xmalloc(n * sizeof *addt);
     uint64_t t0 = bench_now_ns();
     for (uint64_t i = 0; i < n; i++) {
         struct timespec a, b;
@@ -480,7 +391,7 @@ static void in_process(result_t *res, const float *rows, uint64_t n, uint32_t d,
     uint64_t c0, q0, e0, c1, q1, e1;
     index_get_stats(ix, &st0);
     index_get_rerank_counts(ix, &c0, &q0, &e0);
-    double *lat = xmalloc(nq * sizeof *lat);
+    double *lat = bench_xmalloc(nq * sizeof *lat);
     uint64_t pos = 0, correct = 0;
     for (uint64_t q = 0; q < nq; q++) {
         uint64_t id = 0;
@@ -527,7 +438,10 @@ static int run_size(const opts_t *o, const size_cfg_t *c, result_t *res)
     wl_params_t wp;
     wl_params_default(&wp, d, o->seed);
     wl_t *wl = wl_new(&wp);
-    if (!wl) die_oom();
+    if (!wl) {
+        fprintf(stderr, "bench_index: out of memory (workload)\n");
+        exit(1);
+    }
     fa_flat_t *flat = fa_flat_new(d, n);
     if (!flat) {
         fprintf(stderr, "bench_index: %s\n", fa_last_error());
@@ -575,7 +489,7 @@ static int run_size(const opts_t *o, const size_cfg_t *c, result_t *res)
     /* Fill: threads with a handle each; every thread makes its entries'
      * vectors straight into the FAISS rows, so generation overlaps puts. */
     fill_t f = { .wl = wl, .sock = sock, .rows = rows, .n = n, .dim = d, .id_cap = n + 16 };
-    f.row_of_id = row_of_id = xcalloc(n + 17, sizeof *row_of_id);
+    f.row_of_id = row_of_id = bench_xcalloc(n + 17, sizeof *row_of_id);
     pthread_mutex_init(&f.err_lock, NULL);
     int nt = o->fill_threads;
     pthread_t th[64];
@@ -611,18 +525,18 @@ static int run_size(const opts_t *o, const size_cfg_t *c, result_t *res)
     /* What the daemon says about its index. */
     {
         char buf[8192];
-        if (admin_cmd(dir, "namespaces", buf, sizeof buf) == 0) {
-            res->entries = field_u64(buf, "entries");
-            res->index_bytes = field_u64(buf, "index_bytes");
-            uint64_t se = field_u64(buf, "index_searches");
-            res->filtered = se ? (double)field_u64(buf, "index_filtered") / (double)se : 0.0;
-            res->hashed = field_u64(buf, "index_coded");
+        if (bench_admin(dir, "namespaces", buf, sizeof buf) == 0) {
+            res->entries = bench_field_u64(buf, "entries");
+            res->index_bytes = bench_field_u64(buf, "index_bytes");
+            uint64_t se = bench_field_u64(buf, "index_searches");
+            res->filtered = se ? (double)bench_field_u64(buf, "index_filtered") / (double)se : 0.0;
+            res->hashed = bench_field_u64(buf, "index_coded");
         }
-        res->tables = config_u32(dir, "index_tables");
-        res->bits = config_u32(dir, "index_bits");
-        res->probes = config_u32(dir, "index_probes");
-        res->exact_below = config_u32(dir, "index_exact_below");
-        proc_rss(daemon.pid, &res->rss_anon, &res->rss_shmem);
+        res->tables = (uint32_t)bench_config_u64(dir, "index_tables");
+        res->bits = (uint32_t)bench_config_u64(dir, "index_bits");
+        res->probes = (uint32_t)bench_config_u64(dir, "index_probes");
+        res->exact_below = (uint32_t)bench_config_u64(dir, "index_exact_below");
+        bench_proc_rss(daemon.pid, &res->rss_anon, &res->rss_shmem);
         if (res->entries != n)
             fprintf(stderr, "bench_index: admin says %" PRIu64 " entries, expected %" PRIu64 "\n",
                     res->entries, n);
@@ -633,10 +547,10 @@ static int run_size(const opts_t *o, const size_cfg_t *c, result_t *res)
     /* Queries and their exact answers. */
     uint64_t nq = choose_queries(o, c);
     res->nq = nq;
-    Q = xmalloc((size_t)nq * d * sizeof(float));
-    kind = xmalloc(nq * sizeof *kind);
+    Q = bench_xmalloc((size_t)nq * d * sizeof(float));
+    kind = bench_xmalloc(nq * sizeof *kind);
     {
-        float *scratch = xmalloc(d * sizeof(float));
+        float *scratch = bench_xmalloc(d * sizeof(float));
         for (uint64_t q = 0; q < nq; q++) {
             wl_query_info_t inf;
             wl_query(wl, n, q, Q + q * d, scratch, &inf);
@@ -644,9 +558,9 @@ static int run_size(const opts_t *o, const size_cfg_t *c, result_t *res)
         }
         free(scratch);
     }
-    gt_row = xmalloc(nq * sizeof *gt_row);
-    gt_sim_f = xmalloc(nq * sizeof *gt_sim_f);
-    gt_sim = xmalloc(nq * sizeof *gt_sim);
+    gt_row = bench_xmalloc(nq * sizeof *gt_row);
+    gt_sim_f = bench_xmalloc(nq * sizeof *gt_sim_f);
+    gt_sim = bench_xmalloc(nq * sizeof *gt_sim);
     fa_set_threads(fa_max_threads());
     t0 = bench_now_ns();
     if (fa_flat_search(flat, Q, nq, gt_row, gt_sim_f)) {
@@ -673,13 +587,13 @@ static int run_size(const opts_t *o, const size_cfg_t *c, result_t *res)
             if (simcache_lookup(h, Q + q * d, thr, &m) == 0) simcache_release(h, &m);
         int passes = (int)((10000 + nq - 1) / nq);
         size_t ns = 0, np = 0;
-        double *ping = xmalloc(nq * sizeof *ping);
-        double *lat = xmalloc(nq * passes * sizeof *lat);
-        double *lat_k[WL_NKINDS], *lat_hit = xmalloc(nq * passes * sizeof(double)),
-               *lat_miss = xmalloc(nq * passes * sizeof(double));
+        double *ping = bench_xmalloc(nq * sizeof *ping);
+        double *lat = bench_xmalloc(nq * passes * sizeof *lat);
+        double *lat_k[WL_NKINDS], *lat_hit = bench_xmalloc(nq * passes * sizeof(double)),
+               *lat_miss = bench_xmalloc(nq * passes * sizeof(double));
         size_t nk[WL_NKINDS] = { 0 }, nh = 0, nm = 0;
-        for (int k = 0; k < WL_NKINDS; k++) lat_k[k] = xmalloc(nq * passes * sizeof(double));
-        uint64_t *first_id = xcalloc(nq, sizeof *first_id);
+        for (int k = 0; k < WL_NKINDS; k++) lat_k[k] = bench_xmalloc(nq * passes * sizeof(double));
+        uint64_t *first_id = bench_xcalloc(nq, sizeof *first_id);
         uint64_t t_pass = bench_now_ns();
         for (int pass = 0; pass < passes; pass++) {
             /* Passes after the first only add tail samples: not worth more
@@ -763,9 +677,9 @@ static int run_size(const opts_t *o, const size_cfg_t *c, result_t *res)
 
         /* Batches of 64: the lookups are timed, the releases of the hits
          * (one round trip each) are not. */
-        simcache_match_t *mb = xmalloc(BATCH * sizeof *mb);
+        simcache_match_t *mb = bench_xmalloc(BATCH * sizeof *mb);
         size_t nb_ = nq / BATCH;
-        double *blat = xmalloc(nb_ * sizeof *blat);
+        double *blat = bench_xmalloc(nb_ * sizeof *blat);
         uint64_t tsum = 0;
         for (size_t b = 0; b < nb_; b++) {
             uint64_t a = bench_now_ns();
@@ -816,7 +730,7 @@ static int run_size(const opts_t *o, const size_cfg_t *c, result_t *res)
     {
         size_t nf1 = (size_t)clampd(1e10 / ((double)n * d), 20, 500);
         if (nf1 > nq) nf1 = nq;
-        double *lat = xmalloc(nf1 * sizeof *lat);
+        double *lat = bench_xmalloc(nf1 * sizeof *lat);
         int64_t b1;
         float s1;
         fa_set_threads(1);
@@ -862,7 +776,7 @@ static int run_size(const opts_t *o, const size_cfg_t *c, result_t *res)
         L->code_bytes = fa_lsh_code_bytes(lsh);
         fa_set_threads(1);
         size_t nl = (size_t)clampd(2e10 / ((double)n * L->cfg.nbits), 200, (double)nq);
-        double *lat = xmalloc(nl * sizeof *lat);
+        double *lat = bench_xmalloc(nl * sizeof *lat);
         int64_t b1;
         float s1;
         fa_lsh_best(lsh, Q, LSH_RERANK, &b1, &s1);   /* warm-up */
@@ -1303,7 +1217,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     csv_head(o.csv);
-    result_t *rs = xcalloc(o.nsizes, sizeof *rs);
+    result_t *rs = bench_xcalloc(o.nsizes, sizeof *rs);
     int nr = 0;
     for (int i = 0; i < o.nsizes; i++) {
         const size_cfg_t *c = &o.sizes[i];

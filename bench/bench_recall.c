@@ -183,26 +183,6 @@ typedef struct {
 
 /* ---- small helpers ---- */
 
-static void die_oom(void)
-{
-    fprintf(stderr, "bench_recall: out of memory\n");
-    exit(1);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) die_oom();
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t s)
-{
-    void *p = calloc(n ? n : 1, s ? s : 1);
-    if (!p) die_oom();
-    return p;
-}
-
 static double secs(uint64_t t0)
 {
     return (double)(bench_now_ns() - t0) / 1e9;
@@ -221,68 +201,7 @@ static const char *fmt_frac(uint64_t k, uint64_t n, char *buf, size_t len)
     return buf;
 }
 
-/* RssAnon and RssShmem of a process, bytes. */
-static void proc_rss(pid_t pid, uint64_t *anon, uint64_t *shmem)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    *anon = *shmem = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "RssAnon:", 8)) *anon = strtoull(line + 8, NULL, 10) << 10;
-        if (!strncmp(line, "RssShmem:", 9)) *shmem = strtoull(line + 9, NULL, 10) << 10;
-    }
-    fclose(f);
-}
-
 /* ---- admin socket ---- */
-
-/* Send one command line, read the reply up to END (or a single status line)
- * into buf. Returns 0 or -1. */
-static int admin_cmd(const char *dir, const char *cmd, char *buf, size_t len)
-{
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    snprintf(sun.sun_path, sizeof sun.sun_path, "%s/admin.sock", dir);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    if (connect(fd, (struct sockaddr *)&sun, sizeof sun)) {
-        close(fd);
-        return -1;
-    }
-    char line[512];
-    int n = snprintf(line, sizeof line, "%s\n", cmd);
-    if (write(fd, line, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t got = 0;
-    buf[0] = 0;
-    while (got + 1 < len) {
-        ssize_t k = read(fd, buf + got, len - 1 - got);
-        if (k <= 0) break;
-        got += (size_t)k;
-        buf[got] = 0;
-        if (strstr(buf, "END\n") || (strchr(buf, '\n') && strncmp(buf, "END", 3) &&
-                                     (!strncmp(buf, "OK", 2) || !strncmp(buf, "ERROR", 5) ||
-                                      !strncmp(buf, "CLIENT_ERROR", 12))))
-            break;
-    }
-    close(fd);
-    return got ? 0 : -1;
-}
-
-/* Value of key in "key=value" (list records) or "key value" (one record)
- * text; 0 if absent. */
-static uint64_t field_u64(const char *text, const char *key)
-{
-    size_t kl = strlen(key);
-    for (const char *p = text; (p = strstr(p, key)); p += kl) {
-        if (p != text && p[-1] != ' ' && p[-1] != '\n') continue;
-        if (p[kl] == '=' || p[kl] == ' ') return strtoull(p + kl + 1, NULL, 10);
-    }
-    return 0;
-}
 
 /* The fields of the daemon's `namespaces` line this benchmark reports (one
  * namespace per daemon here). */
@@ -295,21 +214,13 @@ static void ns_info(const char *dir, ns_info_t *ni)
 {
     char buf[8192];
     memset(ni, 0, sizeof *ni);
-    if (admin_cmd(dir, "namespaces", buf, sizeof buf)) return;
+    if (bench_admin(dir, "namespaces", buf, sizeof buf)) return;
     ni->ok = 1;
-    ni->entries = field_u64(buf, "entries");
-    ni->index_bytes = field_u64(buf, "index_bytes");
-    ni->searches = field_u64(buf, "index_searches");
-    ni->filtered = field_u64(buf, "index_filtered");
-    ni->recentres = field_u64(buf, "index_recentres");
-}
-
-static uint64_t config_u64(const char *dir, const char *key)
-{
-    char cmd[128], buf[1024];
-    snprintf(cmd, sizeof cmd, "config get %s", key);
-    if (admin_cmd(dir, cmd, buf, sizeof buf)) return 0;
-    return field_u64(buf, key);
+    ni->entries = bench_field_u64(buf, "entries");
+    ni->index_bytes = bench_field_u64(buf, "index_bytes");
+    ni->searches = bench_field_u64(buf, "index_searches");
+    ni->filtered = bench_field_u64(buf, "index_filtered");
+    ni->recentres = bench_field_u64(buf, "index_recentres");
 }
 
 /* ---- the daemon ---- */
@@ -421,7 +332,7 @@ static void read_meta(const char *dir, char *out, size_t len)
 
 static double mean_norm2(const float *rows, uint64_t n, uint32_t d)
 {
-    double *m = xcalloc(d, sizeof *m);
+    double *m = bench_xcalloc(d, sizeof *m);
     for (uint64_t i = 0; i < n; i++)
         for (uint32_t j = 0; j < d; j++) m[j] += rows[i * d + j];
     double s = 0;
@@ -557,8 +468,8 @@ static int set_load(const opts_t *o, const char *dir, set_t *s)
     s->mean2 = mean_norm2(s->rows, s->n, s->dim);
     /* Churn runs need no truth over the whole base: they compute theirs. */
     if (o->churn_only) return 0;
-    s->gt_row = xmalloc(s->nq * sizeof *s->gt_row);
-    s->gt_sim = xmalloc(s->nq * sizeof *s->gt_sim);
+    s->gt_row = bench_xmalloc(s->nq * sizeof *s->gt_row);
+    s->gt_sim = bench_xmalloc(s->nq * sizeof *s->gt_sim);
     truth(s);
     return 0;
 }
@@ -712,9 +623,9 @@ static int sc_measure(simcache_t *h, const char *dir, const set_t *s, const idma
     const uint32_t d = s->dim;
     memset(r, 0, sizeof *r);
     r->thr = thr;
-    uint64_t *first = xcalloc(s->nq, sizeof *first);
-    double *lat = xmalloc(s->nq * sizeof *lat);
-    simcache_match_t *mb = xmalloc(BATCH * sizeof *mb);
+    uint64_t *first = bench_xcalloc(s->nq, sizeof *first);
+    double *lat = bench_xmalloc(s->nq * sizeof *lat);
+    simcache_match_t *mb = bench_xmalloc(BATCH * sizeof *mb);
     int rc = -1;
     ns_info_t n0, n1;
     ns_info(dir, &n0);
@@ -819,9 +730,9 @@ static int fa_measure(fa_kind_t k, const opts_t *o, const set_t *s, fa_res_t *r)
     }
     r->build_s = secs(t0);
     fa_set_threads(1);
-    r->row = xmalloc(s->nq * sizeof *r->row);
-    r->sim = xmalloc(s->nq * sizeof *r->sim);
-    double *lat = xmalloc(s->nq * sizeof *lat);
+    r->row = bench_xmalloc(s->nq * sizeof *r->row);
+    r->sim = bench_xmalloc(s->nq * sizeof *r->sim);
+    double *lat = bench_xmalloc(s->nq * sizeof *lat);
     int rc = 0;
     uint64_t start = bench_now_ns();
     for (uint64_t q = 0; q <= s->nq && rc == 0; q++) {
@@ -885,7 +796,7 @@ static int run_static(const opts_t *o, const set_t *s, static_res_t *res)
     if (daemon_start(o, s->n, 0, 0, &daemon, dir, sizeof dir, sock, sizeof sock)) return -1;
     int rc = -1;
     simcache_t *h = NULL;
-    uint32_t *row_of_id = xcalloc(s->n + 17, sizeof *row_of_id);
+    uint32_t *row_of_id = bench_xcalloc(s->n + 17, sizeof *row_of_id);
     idmap_t im = { row_of_id, s->n + 16 };
     if (fill(s, sock, o->fill_threads, row_of_id, im.id_cap, &res->fill_s)) {
         bench_proc_dump_log(&daemon);
@@ -917,7 +828,7 @@ static int run_static(const opts_t *o, const set_t *s, static_res_t *res)
                 (double)r->thr, r->t.pos ? (double)r->t.best / (double)r->t.pos : 1.0,
                 r->lat.p50 / 1e3, r->lat.p99 / 1e3, r->batch_qps);
     }
-    proc_rss(daemon.pid, &res->rss_anon, &res->rss_shmem);
+    bench_proc_rss(daemon.pid, &res->rss_anon, &res->rss_shmem);
     /* Free the daemon's memory before FAISS builds its indexes. */
     simcache_close(h);
     h = NULL;
@@ -957,13 +868,13 @@ static void mirror_init(mirror_t *m, uint64_t cap, uint64_t id_cap, uint64_t nro
     memset(m, 0, sizeof *m);
     m->cap = cap;
     m->id_cap = id_cap;
-    m->prev = xcalloc(id_cap + 1, sizeof *m->prev);
-    m->next = xcalloc(id_cap + 1, sizeof *m->next);
-    m->row = xcalloc(id_cap + 1, sizeof *m->row);
-    m->state = xcalloc(id_cap + 1, 1);
-    m->row_live = xcalloc(nrows, sizeof *m->row_live);
-    m->live = xcalloc(nrows, 1);
-    m->evicted = xcalloc(id_cap + 1, sizeof *m->evicted);
+    m->prev = bench_xcalloc(id_cap + 1, sizeof *m->prev);
+    m->next = bench_xcalloc(id_cap + 1, sizeof *m->next);
+    m->row = bench_xcalloc(id_cap + 1, sizeof *m->row);
+    m->state = bench_xcalloc(id_cap + 1, 1);
+    m->row_live = bench_xcalloc(nrows, sizeof *m->row_live);
+    m->live = bench_xcalloc(nrows, 1);
+    m->evicted = bench_xcalloc(id_cap + 1, sizeof *m->evicted);
 }
 
 static void mirror_free(mirror_t *m)
@@ -1082,14 +993,14 @@ static int run_churn(const opts_t *o, const set_t *s, uint64_t cap, churn_res_t 
     int rc = -1;
     mirror_t m;
     mirror_init(&m, cap, r->puts + 16, s->n);
-    double *lat = xmalloc((after / r->k + 1) * sizeof *lat);
+    double *lat = bench_xmalloc((after / r->k + 1) * sizeof *lat);
     uint32_t blob[BLOB_WORDS];
     simcache_t *h = open_handle(sock, s, err, sizeof err);
     if (!h) {
         fprintf(stderr, "bench_recall: %s\n", err);
         goto out;
     }
-    r->disk_capacity = config_u64(dir, "disk_capacity");
+    r->disk_capacity = bench_config_u64(dir, "disk_capacity");
     uint64_t t0 = bench_now_ns(), tput = 0, last = t0;
     for (uint64_t i = 0; i < r->puts; i++) {
         uint32_t row = (uint32_t)(i % s->n);
@@ -1592,7 +1503,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     csv_head(o.csv);
-    sum_row_t *sum = xcalloc((size_t)o.nsets * o.nthr, sizeof *sum);
+    sum_row_t *sum = bench_xcalloc((size_t)o.nsets * o.nthr, sizeof *sum);
     int nsum = 0, measured = 0;
     for (int i = 0; i < o.nsets; i++) {
         set_t s;
@@ -1604,7 +1515,7 @@ int main(int argc, char **argv)
         print_set_head(stdout, &o, &s);
         fflush(stdout);
         if (!o.churn_only) {
-            static_res_t *r = xcalloc(1, sizeof *r);
+            static_res_t *r = bench_xcalloc(1, sizeof *r);
             if (run_static(&o, &s, r) == 0) {
                 print_static(stdout, &o, &s, r);
                 csv_static(o.csv, &o, &s, r);

@@ -430,3 +430,94 @@ void bench_fill(uint8_t *p, uint64_t n, uint64_t seed)
         memcpy(p + i, &v, 8);
     }
 }
+
+/* ---- a running simcached, from outside ---- */
+
+/* Send one command line, read the reply up to END (or a single status line)
+ * into buf. Returns 0 or -1. */
+int bench_admin(const char *dir, const char *cmd, char *buf, size_t len)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s/admin.sock", dir);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof sun)) {
+        close(fd);
+        return -1;
+    }
+    char line[512];
+    int n = snprintf(line, sizeof line, "%s\n", cmd);
+    if (write(fd, line, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    buf[0] = 0;
+    while (got + 1 < len) {
+        ssize_t k = read(fd, buf + got, len - 1 - got);
+        if (k <= 0) break;
+        got += (size_t)k;
+        buf[got] = 0;
+        if (strstr(buf, "END\n") || (strchr(buf, '\n') && strncmp(buf, "END", 3) &&
+                                     (!strncmp(buf, "OK", 2) || !strncmp(buf, "ERROR", 5) ||
+                                      !strncmp(buf, "CLIENT_ERROR", 12))))
+            break;
+    }
+    close(fd);
+    return got ? 0 : -1;
+}
+
+/* Value of key in "key=value" (list records) or "key value" (one record)
+ * text; 0 if absent. */
+uint64_t bench_field_u64(const char *text, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = text; (p = strstr(p, key)); p += kl) {
+        if (p != text && p[-1] != ' ' && p[-1] != '\n') continue;
+        if (p[kl] == '=' || p[kl] == ' ') return strtoull(p + kl + 1, NULL, 10);
+    }
+    return 0;
+}
+
+uint64_t bench_config_u64(const char *dir, const char *key)
+{
+    char cmd[128], buf[1024];
+    snprintf(cmd, sizeof cmd, "config get %s", key);
+    if (bench_admin(dir, cmd, buf, sizeof buf)) return 0;
+    return bench_field_u64(buf, key);
+}
+
+/* RssAnon and RssShmem of a process, bytes. */
+void bench_proc_rss(pid_t pid, uint64_t *anon, uint64_t *shmem)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    *anon = *shmem = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "RssAnon:", 8)) *anon = strtoull(line + 8, NULL, 10) << 10;
+        if (!strncmp(line, "RssShmem:", 9)) *shmem = strtoull(line + 9, NULL, 10) << 10;
+    }
+    fclose(f);
+}
+
+void *bench_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "benchmark: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+void *bench_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) {
+        fprintf(stderr, "benchmark: out of memory\n");
+        exit(1);
+    }
+    return p;
+}

@@ -80,6 +80,29 @@ int bench_simcached_start(bench_proc_t *p, const char *exe, const char *dir,
 int bench_redis_start(bench_proc_t *p, const char *exe, const char *dir, char *sock,
                       size_t socklen);
 
+/* ---- a running simcached, from outside ---- */
+
+/* Send one admin command line to DIR/admin.sock (the layout
+ * bench_simcached_start makes) and read the reply, up to END or a single
+ * status line, into buf. Returns 0 or -1. */
+int bench_admin(const char *dir, const char *cmd, char *buf, size_t len);
+
+/* The value of key in "key=value" (list records) or "key value" (one
+ * record) admin text; 0 if absent. */
+uint64_t bench_field_u64(const char *text, const char *key);
+
+/* `config get KEY` of the daemon on DIR, as an integer; 0 on failure. */
+uint64_t bench_config_u64(const char *dir, const char *key);
+
+/* RssAnon and RssShmem of a process (/proc/PID/status), bytes; 0 if
+ * unreadable. */
+void bench_proc_rss(pid_t pid, uint64_t *anon, uint64_t *shmem);
+
+/* malloc and calloc that end the benchmark (exit 1, a message) when out of
+ * memory; a size of 0 is taken as 1. */
+void *bench_xmalloc(size_t n);
+void *bench_xcalloc(size_t n, size_t size);
+
 /* ---- statistics ---- */
 
 typedef struct {
