@@ -1584,7 +1584,9 @@ void index_get_stats(const index_t *ix, index_stats_t *st)
     st->filtered = ix->filtered;
     st->recentres = ix->recentres;
     st->recentring = ix->recentring;
-    st->drop_bound = ix->code_words ? cuts.drop_bound : 0.0;
+    /* An exact search drops nothing: only a search through the codes has
+     * the sign-code stages' loss. */
+    st->drop_bound = coded(ix) && ix->code_words ? cuts.drop_bound : 0.0;
     uint64_t c = ix->cap, by = sizeof *ix;
     by += c * ((uint64_t)ix->dim * sizeof(float) + sizeof *ix->ids + sizeof *ix->xnorm);
     by += ix->idmap.cap * sizeof *ix->idmap.ents;

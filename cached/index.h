@@ -63,7 +63,8 @@ typedef struct {
     uint64_t recentring;    /* 1 while one runs */
     double drop_bound;      /* bound on the probability that a search drops
                              * a pair exactly at its threshold (the sign-code
-                             * stages, any data); 0 without codes (dim < 64) */
+                             * stages, any data); 0 while searches are exact
+                             * (below exact_below, or dim < 64) */
 } index_stats_t;
 
 /* New empty index for dim-float vectors. p may be NULL for defaults; with
