@@ -1215,7 +1215,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     client_t *c = arg;
     (void)what;
-    c->d->last_request_us = now_us();
+    if (c->d->cfg.poll_us)
+        c->d->last_request_us = now_us(); /* only daemon_run's polling reads it */
     for (int rounds = 0; rounds < 16 && !c->closing; rounds++) {
         /* Compact, then make room for at least the rest of the current frame. */
         if (c->in_start) {
