@@ -20,12 +20,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "admin_parse.h"
+#include "cache.h"
+#include "catalog.h"
+#include "clock.h"
+#include "config.h"
 #include "daemon.h"
 #include "disk.h"
 #include "gpuscore.h"
+#include "hosttier.h"
+#include "lease.h"
+#include "listener.h"
 #include "log.h"
 #include "peers.h"
+#include "reload.h"
+#include "server.h"
+#include "tier.h"
 #include "vec.h"
 
 
@@ -205,7 +216,7 @@ static void cmd_stats(admin_conn_t *a)
     rep_t r;
     rep_begin(&r, a, 0);
     rep_rec(&r);
-    rep_u64(&r, "uptime_s", (now_us() - d->started_us) / 1000000u);
+    rep_u64(&r, "uptime_s", (mono_us() - d->started_us) / 1000000u);
     rep_u64(&r, "clients", d->n_clients);
     rep_u64(&r, "connections_total", s->connections);
     rep_u64(&r, "connections_rejected", s->rejected_connections);
@@ -215,7 +226,7 @@ static void cmd_stats(admin_conn_t *a)
     rep_u64(&r, "entries", st.entries + gs.entries);
     rep_u64(&r, "host_bytes_used", st.bytes_used);
     rep_u64(&r, "host_bytes_capacity", st.capacity);
-    rep_u64(&r, "leases_active", u64map_len(&d->leases));
+    rep_u64(&r, "leases_active", lease_count(d));
     rep_u64(&r, "lookups", s->lookups);
     rep_u64(&r, "hits", s->hits);
     rep_u64(&r, "misses", s->misses);
@@ -254,7 +265,7 @@ static void cmd_info(admin_conn_t *a)
     rep_rec(&r);
     rep_str(&r, "version", SIMCACHE_VERSION_STRING);
     rep_u64(&r, "pid", (uint64_t)getpid());
-    rep_u64(&r, "uptime_s", (now_us() - d->started_us) / 1000000u);
+    rep_u64(&r, "uptime_s", (mono_us() - d->started_us) / 1000000u);
     rep_str(&r, "socket", d->cfg.socket);
     rep_str(&r, "admin_socket", d->cfg.admin_socket);
     rep_str(&r, "data_dir", d->cfg.data_dir);
@@ -285,8 +296,8 @@ static void cmd_info(admin_conn_t *a)
     }
     rep_u64(&r, "disk_tier", d->disk != NULL);
     rep_u64(&r, "host_arena_bytes", st.arena_size);
-    rep_str(&r, "host_arena_pages", daemon_arena_pages(d));
-    rep_u64(&r, "host_huge_bytes", daemon_huge_bytes(d));
+    rep_str(&r, "host_arena_pages", host_arena_pages(d));
+    rep_u64(&r, "host_huge_bytes", host_huge_bytes(d));
     rep_u64(&r, "host_capacity", st.capacity);
     rep_u64(&r, "host_bytes_used", st.bytes_used);
     rep_u64(&r, "host_bytes_pinned", st.bytes_pinned);
@@ -346,7 +357,7 @@ static void cmd_info(admin_conn_t *a)
     rep_u64(&r, "gpu_score_bytes", gs.bytes);
     rep_u64(&r, "clients", d->n_clients);
     rep_u64(&r, "max_clients", d->cfg.max_clients);
-    rep_u64(&r, "leases_active", u64map_len(&d->leases));
+    rep_u64(&r, "leases_active", lease_count(d));
     rep_u64(&r, "draining", (uint64_t)d->draining);
     peers_info_t pi;
     peers_get_info(d, &pi);
@@ -417,7 +428,7 @@ static void cmd_config(admin_conn_t *a, admin_args_t *args)
             return;
         }
         d->cfg = next;
-        daemon_apply_config(d);
+        reload_apply(d);
         config_get(&d->cfg, args->argv[2], buf, sizeof buf);
         log_info("admin: config set %s %s", args->argv[2], buf);
         reply_line(a, "OK", "%s = %s", args->argv[2], buf);
@@ -497,11 +508,11 @@ static void cmd_list(admin_conn_t *a, admin_args_t *args)
     if (i < args->argc) {
         uint64_t v;
         /* A lone number is a limit; a namespace comes first when both are given. */
-        if (args->argc == 2 && parse_u64(args->argv[1], &v) == 0 && !daemon_ns_find(a->d, args->argv[1])) {
+        if (args->argc == 2 && parse_u64(args->argv[1], &v) == 0 && !catalog_ns_find(a->d, args->argv[1])) {
             c.limit = v;
             i++;
         } else {
-            c.ns = daemon_ns_find(a->d, args->argv[i]);
+            c.ns = catalog_ns_find(a->d, args->argv[i]);
             if (!c.ns) {
                 CLIENT_ERROR(a, "no namespace '%.128s' (see namespaces)", args->argv[i]);
                 return;
@@ -606,11 +617,11 @@ static void cmd_flush(admin_conn_t *a, admin_args_t *args)
         CLIENT_ERROR(a, "usage: flush [NS]");
         return;
     }
-    if (args->argc == 2 && !(ns = daemon_ns_find(a->d, args->argv[1]))) {
+    if (args->argc == 2 && !(ns = catalog_ns_find(a->d, args->argv[1]))) {
         CLIENT_ERROR(a, "no namespace '%.128s' (see namespaces)", args->argv[1]);
         return;
     }
-    uint64_t n = daemon_flush(a->d, ns);
+    uint64_t n = cache_flush(a->d, ns);
     log_info("admin: flush %s: %" PRIu64 " entries", ns ? ns->name : "all", n);
     reply_line(a, "OK", "flushed %" PRIu64, n);
 }
@@ -687,7 +698,7 @@ static void run_command(admin_conn_t *a, admin_args_t *args)
         reply_line(a, "OK", "format %s", a->json ? "json" : "text");
     } else if (strcmp(c, "shutdown") == 0) {
         reply_line(a, "OK", "shutting down");
-        daemon_begin_drain(a->d, "admin shutdown");
+        a->d->shutdown(a->d, "admin shutdown");
     } else {
         a->d->stats.admin_commands--;
         reply_line(a, "ERROR", "unknown command '%.64s' (try help)", c);
@@ -803,7 +814,7 @@ static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct
 
 int admin_listen(daemon_t *d)
 {
-    d->admin_listener = listen_unix(d, d->cfg.admin_socket, on_admin_accept, d);
+    d->admin_listener = listener_open(d, d->cfg.admin_socket, on_admin_accept, d);
     if (!d->admin_listener) return -1;
     log_info("admin socket on %s", d->cfg.admin_socket);
     return 0;
@@ -916,7 +927,7 @@ static void cmd_route(admin_conn_t *a, admin_args_t *args)
         CLIENT_ERROR(a, "usage: route NS V1,V2,...|b64:BASE64");
         return;
     }
-    ns_t *ns = daemon_ns_find(a->d, args->argv[1]);
+    ns_t *ns = catalog_ns_find(a->d, args->argv[1]);
     if (!ns) {
         CLIENT_ERROR(a, "no namespace '%.128s' (see namespaces)", args->argv[1]);
         return;
@@ -1012,7 +1023,7 @@ static void cmd_prototypes(admin_conn_t *a, admin_args_t *args)
         CLIENT_ERROR(a, "usage: prototypes [NS]");
         return;
     }
-    if (args->argc == 2 && !(ns = daemon_ns_find(a->d, args->argv[1]))) {
+    if (args->argc == 2 && !(ns = catalog_ns_find(a->d, args->argv[1]))) {
         CLIENT_ERROR(a, "no namespace '%.128s' (see namespaces)", args->argv[1]);
         return;
     }

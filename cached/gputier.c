@@ -27,8 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "daemon.h"
 #include "gpu.h"
+#include "gputier.h"
 #include "log.h"
 #include "xxh.h"
 
@@ -77,7 +79,7 @@ static int copy_to_host(daemon_t *d, entry_t *e)
     e->on_gpu = 0;
     e->host_off = off;
     store_commit(d->store, e->id);
-    tier_note_dirty(d, e->id);
+    if (d->gtier_moved) d->gtier_moved(d, e->id);
     return 0;
 }
 
@@ -101,11 +103,12 @@ static void on_gpu_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t 
         d->gpu_move_failures++;
         log_debug("GPU tier: entry %" PRIu64 " evicted and dropped (host tier full)", e->id);
     }
-    daemon_entry_free(d, e);
+    catalog_entry_free(d, e);
 }
 
-void gtier_open(daemon_t *d)
+void gtier_open(daemon_t *d, gtier_moved_fn moved_to_host)
 {
+    d->gtier_moved = moved_to_host;
     const config_t *cfg = &d->cfg;
     if (d->gpu_devices <= 0) return;
     if (cfg->gpu_capacity == 0) {
@@ -178,7 +181,7 @@ void gtier_close(daemon_t *d)
         if (c.ids) store_foreach(d->gstore, collect_id, &c);
         for (size_t i = 0; i < c.n; i++) {
             entry_t *e = store_user(d->gstore, c.ids[i]);
-            if (e) daemon_entry_free(d, e);
+            if (e) catalog_entry_free(d, e);
         }
         free(c.ids);
         store_free(d->gstore);

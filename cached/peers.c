@@ -14,6 +14,7 @@
  * Every reply callback tolerates a NULL reply (hiredis calls pending
  * callbacks with NULL when a connection dies or is freed).
  */
+#include "noderec.h"
 #include "peers.h"
 
 #include <errno.h>
@@ -33,6 +34,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "clock.h"
 #include "log.h"
 #include "prototypes.h"
 #include "vec.h"
@@ -116,13 +118,6 @@ typedef struct {
     uint64_t epoch;               /* 0: not part of a table refresh */
     char id[NODEREC_MAX_ID + 1];
 } fetch_t;
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static uint64_t next_rand(uint64_t *st)
 {

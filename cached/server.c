@@ -28,12 +28,20 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "cache.h"
+#include "catalog.h"
+#include "clock.h"
 #include "daemon.h"
 #include "gpu.h"
 #include "gpuscore.h"
+#include "gputier.h"
+#include "lease.h"
+#include "listener.h"
 #include "log.h"
 #include "peers.h"
 #include "proto.h"
+#include "server.h"
+#include "tier.h"
 #include "vec.h"
 #include "xxh.h"
 
@@ -69,8 +77,7 @@ struct client {
     size_t out_sent;
     out_fd_t *fds;
     size_t nfds, fds_cap;
-    lease_t *leases;
-    uint32_t n_leases;
+    lease_list_t leases;
     u64map_t puts;                 /* token -> put_t */
     uint64_t staging_bytes;
     /* The staging buffer of the last finished put, kept for the next one:
@@ -102,33 +109,6 @@ struct client {
 /* After this many replays of one frame, promotions run synchronously: a
  * host tier too small for a batch's entries must not loop forever. */
 #define MAX_REPLAYS 3u
-
-uint32_t client_lease_count(const client_t *c) { return c->n_leases; }
-
-/* ---- lease bookkeeping used by daemon.c ---- */
-
-void client_lease_link(client_t *c, lease_t *l);
-void client_lease_unlink(client_t *c, lease_t *l);
-
-void client_lease_link(client_t *c, lease_t *l)
-{
-    l->prev = NULL;
-    l->next = c->leases;
-    if (c->leases) c->leases->prev = l;
-    c->leases = l;
-    c->n_leases++;
-}
-
-void client_lease_unlink(client_t *c, lease_t *l)
-{
-    if (l->prev) l->prev->next = l->next;
-    else c->leases = l->next;
-    if (l->next) l->next->prev = l->prev;
-    c->n_leases--;
-}
-
-uint32_t client_lease_limit(const client_t *c);
-uint32_t client_lease_limit(const client_t *c) { return c->d->cfg.max_leases_per_client; }
 
 /* ---- output ---- */
 
@@ -368,8 +348,8 @@ static void do_hello(req_t *r)
         return;
     }
     int code;
-    ns_t *ns = daemon_ns_get(d, h.model, h.model_len, h.layout_fp, h.layout_fp_len, h.tenant,
-                             h.tenant_len, h.dim, &code);
+    ns_t *ns = catalog_ns_get(d, h.model, h.model_len, h.layout_fp, h.layout_fp_len, h.tenant,
+                             h.tenant_len, h.dim, CATALOG_NS_CLIENT, &code);
     if (!ns) {
         fatal_frame(c, r->op, r->req_id, code,
                     code == SIMCACHE_ELIMIT ? "too many namespaces" : "cannot create namespace");
@@ -715,18 +695,13 @@ static void commit_entry(req_t *r, put_t *p, entry_t *e, const float *unit, stor
     client_t *c = r->c;
     daemon_t *d = c->d;
     uint64_t token = p->token;
-    if (index_add(c->ns->index, e->id, unit)) {
+    if (catalog_entry_index(d, e, unit)) {
         store_abort(st, e->id);   /* on_drop frees e */
         reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "cannot index the entry");
         return;
     }
-    e->indexed = 1;
     store_commit(st, e->id);
     if (st == d->store) tier_note_dirty(d, e->id);
-    peers_entry_added(d, c->ns, unit);
-    gpuscore_add(d, c->ns, e->id, unit);
-    c->ns->entries++;
-    c->ns->bytes += e->size;
     c->ns->puts++;
     d->stats.puts++;
     d->stats.put_bytes += e->size;
@@ -736,7 +711,7 @@ static void commit_entry(req_t *r, put_t *p, entry_t *e, const float *unit, stor
         if (prc) {
             /* The put stays open, as for every commit error: the client
              * aborts it (and learns then whether its buffer is kept). */
-            daemon_entry_delete(d, e->id);
+            cache_delete(d, e->id);
             reply_error(c, r->op, r->req_id, prc, "put not made durable: disk tier %s",
                         prc == SIMCACHE_ENOSPC ? "full" : "write failed");
             return;
@@ -774,6 +749,16 @@ static void place(client_t *c, entry_t **e)
     }
 }
 
+/* Entry id of namespace ns (NULL: any) brought into a memory tier (tier.h):
+ * 0 with *e (NULL if absent), or 1 when c's request waits for its promotion
+ * (server_wake resumes it). */
+static int fetch(client_t *c, uint64_t id, ns_t *ns, int may_wait, entry_t **e)
+{
+    if (tier_fetch(c->d, id, ns, c, may_wait, e) != -EINPROGRESS) return 0;
+    c->waits++;
+    return 1;
+}
+
 /* Returned when the request must wait for a promotion (c->waits > 0). */
 #define WAIT 2
 
@@ -784,7 +769,7 @@ static int fetch_hit(client_t *c, uint64_t id, entry_t **e)
 {
     *e = NULL;
     if (!id) return 0;
-    if (tier_fetch(c->d, id, NULL, c, c->replays < MAX_REPLAYS, e)) return WAIT;
+    if (fetch(c, id, NULL, c->replays < MAX_REPLAYS, e)) return WAIT;
     place(c, e);
     return 0;
 }
@@ -809,7 +794,7 @@ static int lease_hit(client_t *c, entry_t *e, lease_t **l_out)
         d->stats.misses++;
         return SIMCACHE_MISS;
     }
-    int rc = daemon_lease_new(d, c, e->id, l_out);
+    int rc = lease_new(d, &c->leases, e->id, l_out);
     if (rc) {
         d->stats.misses++;
         return rc;
@@ -888,10 +873,10 @@ static void do_lookup_batch(req_t *r)
     }
     const void *raw = proto_rd_bytes(&r->rd, (size_t)n * dim * sizeof(float));
     if (check_done(r)) return;
-    if (c->n_leases + n > d->cfg.max_leases_per_client) {
+    if (c->leases.n + n > d->cfg.max_leases_per_client) {
         reply_error(c, r->op, r->req_id, SIMCACHE_ELIMIT,
                     "batch of %" PRIu32 " could exceed the lease limit (%" PRIu32 " held)", n,
-                    c->n_leases);
+                    c->leases.n);
         return;
     }
     float *units = malloc((size_t)n * dim * sizeof(float));
@@ -934,7 +919,7 @@ static void do_lookup_batch(req_t *r)
          * earlier one: look again (synchronously) before leasing. */
         entry_t *e = es[i];
         if (e) {
-            tier_fetch(d, ids[i], NULL, c, 0, &e);
+            fetch(c, ids[i], NULL, 0, &e);
             place(c, &e);
         }
         lease_t *l = NULL;
@@ -957,7 +942,7 @@ static void do_get(req_t *r)
     if (check_done(r)) return;
     /* Ids of other namespaces are not revealed: they read as absent. */
     entry_t *e = NULL;
-    if (tier_fetch(c->d, id, c->ns, c, c->replays < MAX_REPLAYS, &e)) return;
+    if (fetch(c, id, c->ns, c->replays < MAX_REPLAYS, &e)) return;
     place(c, &e);
     c->d->stats.gets++;
     if (!e) {
@@ -965,7 +950,7 @@ static void do_get(req_t *r)
         return;
     }
     lease_t *l;
-    int rc = daemon_lease_new(c->d, c, id, &l);
+    int rc = lease_new(c->d, &c->leases, id, &l);
     if (rc) {
         reply_error(c, r->op, r->req_id, rc, "cannot lease entry %" PRIu64, id);
         return;
@@ -981,7 +966,7 @@ static void do_release(req_t *r)
     daemon_t *d = c->d;
     uint64_t lid = proto_rd_u64(&r->rd);
     if (check_done(r)) return;
-    lease_t *l = u64map_get(&d->leases, lid);
+    lease_t *l = lease_find(d, lid);
     if (!l) {
         if (lid && lid <= d->next_lease_id)
             reply_error(c, r->op, r->req_id, SIMCACHE_ELEASE, "lease %" PRIu64 " already released", lid);
@@ -989,11 +974,11 @@ static void do_release(req_t *r)
             reply_error(c, r->op, r->req_id, SIMCACHE_ELEASE, "no lease %" PRIu64, lid);
         return;
     }
-    if (l->owner != c) {
+    if (l->owner != &c->leases) {
         reply_error(c, r->op, r->req_id, SIMCACHE_EPERM, "lease %" PRIu64 " belongs to another client", lid);
         return;
     }
-    daemon_lease_end(d, l);
+    lease_end(d, l);
     d->stats.releases++;
     size_t off = begin_ok(r);
     proto_wr_frame_end(&c->out, off);
@@ -1004,7 +989,7 @@ static void do_release(req_t *r)
 static int own_entry(client_t *c, uint64_t id)
 {
     daemon_t *d = c->d;
-    entry_t *e = daemon_mem_entry(d, id);
+    entry_t *e = cache_mem_entry(d, id);
     if (!e) e = tier_disk_entry(d, id);
     return e && e->ns == c->ns && e->indexed;
 }
@@ -1018,7 +1003,7 @@ static void do_delete(req_t *r)
         reply_error(c, r->op, r->req_id, SIMCACHE_ENOTFOUND, "no entry %" PRIu64 " in this namespace", id);
         return;
     }
-    daemon_entry_delete(c->d, id);
+    cache_delete(c->d, id);
     size_t off = begin_ok(r);
     proto_wr_frame_end(&c->out, off);
 }
@@ -1198,14 +1183,9 @@ static void after_io(client_t *c)
     update_frame_timer(c);
 }
 
-void server_wait(client_t *c)
+void server_wake(void *waiter)
 {
-    c->waits++;
-    c->d->promotion_waits++;
-}
-
-void server_resume(client_t *c)
-{
+    client_t *c = waiter;
     if (c->waits == 0 || --c->waits) return;
     process_input(c);
     after_io(c);
@@ -1216,7 +1196,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     client_t *c = arg;
     (void)what;
     if (c->d->cfg.poll_us)
-        c->d->last_request_us = now_us(); /* only daemon_run's polling reads it */
+        c->d->last_request_us = mono_us(); /* only daemon_run's polling reads it */
     for (int rounds = 0; rounds < 16 && !c->closing; rounds++) {
         /* Compact, then make room for at least the rest of the current frame. */
         if (c->in_start) {
@@ -1276,10 +1256,10 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 static void client_free(client_t *c)
 {
     daemon_t *d = c->d;
-    uint32_t leases = c->n_leases;
-    if (c->waits) tier_client_gone(d, c);
+    uint32_t leases = c->leases.n;
+    if (c->waits) tier_waiter_gone(d, c);
     free(c->unit);
-    while (c->leases) daemon_lease_end(d, c->leases);
+    lease_end_all(d, &c->leases);
     size_t pos = 0;
     uint64_t key;
     void *val;
@@ -1391,53 +1371,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     log_debug("client %" PRIu64 " connected (pid %d uid %u)", c->id, (int)cred.pid, (unsigned)cred.uid);
 }
 
-struct evconnlistener *listen_unix(daemon_t *d, const char *path, evconnlistener_cb cb, void *arg)
-{
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof sun.sun_path) {
-        log_error("socket path too long: %s", path);
-        return NULL;
-    }
-    strcpy(sun.sun_path, path);
-    /* A socket file nobody answers on is left over from a crash: replace it.
-     * One that answers belongs to a running daemon: refuse to steal it. */
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe >= 0) {
-        if (connect(probe, (struct sockaddr *)&sun, sizeof sun) == 0) {
-            close(probe);
-            log_error("%s: another simcached is listening there", path);
-            return NULL;
-        }
-        close(probe);
-    }
-    unlink(path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        log_error("socket: %s", strerror(errno));
-        return NULL;
-    }
-    /* Create the file with the final mode: no window where it is wider. */
-    mode_t old = umask(0777 & ~d->cfg.socket_mode);
-    int rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
-    umask(old);
-    if (rc || chmod(path, d->cfg.socket_mode)) {
-        log_error("bind %s: %s", path, strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    struct evconnlistener *l = evconnlistener_new(d->base, cb, arg,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
-    if (!l) {
-        log_error("listen %s: %s", path, strerror(errno));
-        close(fd);
-        unlink(path);
-    }
-    return l;
-}
-
 int server_listen(daemon_t *d)
 {
-    d->listener = listen_unix(d, d->cfg.socket, on_accept, d);
+    d->listener = listener_open(d, d->cfg.socket, on_accept, d);
     if (!d->listener) return -1;
     log_info("listening for clients on %s", d->cfg.socket);
     return 0;
@@ -1463,5 +1399,5 @@ void server_foreach_client(daemon_t *d,
 {
     for (client_t *c = d->clients; c; c = c->next)
         fn(arg, c->id, (int)c->pid, (unsigned)c->uid, c->ns ? c->ns->name : "(no hello)",
-           c->n_leases, (uint32_t)u64map_len(&c->puts), c->requests);
+           c->leases.n, (uint32_t)u64map_len(&c->puts), c->requests);
 }

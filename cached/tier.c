@@ -21,7 +21,7 @@
  * move. An entry evicted before its write-behind still writes synchronously
  * inside the store's eviction (the bytes are reused right after); that also
  * cancels the background write, as every release of host bytes does
- * (daemon.c on_drop).
+ * (hosttier.c on_drop).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,14 +30,27 @@
 
 #include <event2/event.h>
 
+#include "catalog.h"
+#include "clock.h"
 #include "daemon.h"
 #include "disk.h"
-#include "gpuscore.h"
+#include "gputier.h"
 #include "log.h"
-#include "peers.h"
+#include "tier.h"
 
 #define REC_VERSION 1u
 #define FLUSH_INFLIGHT (64u << 20)   /* write-behind bytes in flight at most */
+
+/* A promotion in flight: the entry is PENDING in the host store, out of
+ * disk_entries, still indexed; its bytes are being read. Requests that need
+ * it wait (tier_fetch returned -EINPROGRESS) and are woken when it completes. */
+typedef struct promo {
+    daemon_t *d;
+    uint64_t id;
+    entry_t *e;
+    void **waiters;
+    uint32_t nwait, capwait;
+} promo_t;
 
 static int is_sync(const daemon_t *d)
 {
@@ -111,20 +124,6 @@ static uint32_t take_u32(rd_t *r)
 
 /* ---- disk drops ---- */
 
-static void forget_record(daemon_t *d, entry_t *e)
-{
-    if (e->indexed) {
-        peers_entry_removed(d, e->ns, e->id);
-        index_remove(e->ns->index, e->id);
-        gpuscore_remove(d, e->ns, e->id);
-        e->indexed = 0;
-        e->ns->entries--;
-        e->ns->bytes -= e->size;
-    }
-    free(e->meta);
-    free(e);
-}
-
 static void on_disk_drop(void *ctx, uint64_t id, disk_drop_reason_t why)
 {
     daemon_t *d = ctx;
@@ -132,7 +131,7 @@ static void on_disk_drop(void *ctx, uint64_t id, disk_drop_reason_t why)
     else log_debug("disk tier: evicted entry %" PRIu64, id);
     /* Entries also in the host tier (or being promoted) only lose their copy. */
     entry_t *e = u64map_del(&d->disk_entries, id);
-    if (e) forget_record(d, e);
+    if (e) catalog_entry_free(d, e);
 }
 
 /* ---- start ---- */
@@ -141,7 +140,7 @@ typedef struct {
     daemon_t *d;
     uint64_t *bad;
     size_t nbad, cap;
-    uint64_t loaded, seen, total;
+    uint64_t loaded, seen, total, skipped;
     uint64_t last_log_us;
 } load_t;
 
@@ -149,7 +148,7 @@ typedef struct {
 static void load_progress(load_t *l)
 {
     if (++l->seen % 1024) return;
-    uint64_t now = now_us();
+    uint64_t now = mono_us();
     if (now - l->last_log_us < 2000000) return;
     l->last_log_us = now;
     log_info("disk tier: restoring: %" PRIu64 " of %" PRIu64 " entries (%" PRIu64 "%%)", l->seen,
@@ -195,17 +194,20 @@ static int load_one(void *arg, uint64_t id, uint64_t len, uint64_t checksum, uin
         return 0;
     }
     int code = 0;
-    ns_t *ns = daemon_ns_get(d, model, ml, lfp, ll, tenant, tl, dim, &code);
+    ns_t *ns = catalog_ns_get(d, model, ml, lfp, ll, tenant, tl, dim, CATALOG_NS_RESTORE, &code);
     entry_t *e = ns ? calloc(1, sizeof *e) : NULL;
     uint8_t *mc = meta_len ? malloc(meta_len) : NULL;
     /* The record's floats may be unaligned inside LMDB's page. */
     float *u = malloc((size_t)dim * sizeof(float));
     if (!e || (meta_len && !mc) || !u) {
-        log_warn("disk tier: entry %" PRIu64 " cannot be restored (namespace limit or memory)", id);
+        /* Acknowledged data is not deleted for want of memory: the record
+         * stays on disk (unfindable) for the next start. */
+        log_warn("disk tier: entry %" PRIu64 " cannot be restored (out of memory); left on disk",
+                 id);
         free(e);
         free(mc);
         free(u);
-        load_bad(l, id);
+        l->skipped++;
         return 0;
     }
     memcpy(u, unit, (size_t)dim * sizeof(float));
@@ -218,20 +220,15 @@ static int load_one(void *arg, uint64_t id, uint64_t len, uint64_t checksum, uin
     e->meta_len = meta_len;
     e->meta = mc;
     if (meta_len) memcpy(mc, meta, meta_len);
-    if (index_add(ns->index, id, u) || u64map_put(&d->disk_entries, id, e)) {
-        index_remove(ns->index, id);
-        free(mc);
-        free(e);
-        free(u);
-        load_bad(l, id);
+    int rc = catalog_entry_index(d, e, u);
+    free(u);
+    if (rc || u64map_put(&d->disk_entries, id, e)) {
+        log_warn("disk tier: entry %" PRIu64 " cannot be restored (out of memory); left on disk",
+                 id);
+        catalog_entry_free(d, e);
+        l->skipped++;
         return 0;
     }
-    e->indexed = 1;
-    peers_entry_added(d, ns, u);
-    gpuscore_add(d, ns, id, u);
-    free(u);
-    ns->entries++;
-    ns->bytes += e->size;
     if (id > d->next_entry_id) d->next_entry_id = id;
     l->loaded++;
     return 0;
@@ -316,8 +313,9 @@ static void on_flush_tick(evutil_socket_t fd, short what, void *arg)
     if (d->dirty_head == d->dirty_n) d->dirty_head = d->dirty_n = 0;
 }
 
-int tier_open(daemon_t *d)
+int tier_open(daemon_t *d, tier_wake_fn wake)
 {
+    d->tier_wake = wake;
     if (d->cfg.disk_capacity == 0) return 0;
     if (strcmp(d->cfg.durability, "async") && strcmp(d->cfg.durability, "sync")) {
         log_error("durability '%s': not async or sync", d->cfg.durability);
@@ -371,7 +369,7 @@ int tier_open(daemon_t *d)
             return -1;
         }
     }
-    load_t l = { .d = d, .total = st.entries, .last_log_us = now_us() };
+    load_t l = { .d = d, .total = st.entries, .last_log_us = mono_us() };
     if (l.total)
         log_info("disk tier: restoring %" PRIu64 " entries from %s", l.total, d->cfg.data_dir);
     disk_foreach(d->disk, load_one, &l);
@@ -382,6 +380,9 @@ int tier_open(daemon_t *d)
              " entries restored (%" PRIu64 " bytes), %" PRIu64 " dropped at open%s",
              st.capacity, d->cfg.data_dir, d->cfg.durability, l.loaded, st.bytes_used,
              st.checksum_failures + l.nbad, st.direct ? "" : ", buffered I/O");
+    if (l.skipped)
+        log_warn("disk tier: %" PRIu64 " entries left on disk unrestored (out of memory)",
+                 l.skipped);
     return 0;
 }
 
@@ -459,14 +460,14 @@ static int write_blob(daemon_t *d, entry_t *e)
 
 int tier_demote(daemon_t *d, entry_t *e)
 {
-    if (!d->disk || !e->indexed) return 0;
-    if (!disk_has(d->disk, e->id) && write_blob(d, e)) return 0;
+    if (!d->disk || !e->indexed) return -1;
+    if (!disk_has(d->disk, e->id) && write_blob(d, e)) return -1;
     if (u64map_put(&d->disk_entries, e->id, e)) {
         disk_delete(d->disk, e->id);
-        return 0;
+        return -1;
     }
     d->demotions++;
-    return 1;
+    return 0;
 }
 
 int tier_persist(daemon_t *d, entry_t *e)
@@ -491,7 +492,7 @@ static int reserve_host(daemon_t *d, entry_t *e)
     u64map_del(&d->disk_entries, e->id);
     if (store_alloc(d->store, e->id, e->size, e, &e->host_off) == 0) return 0;
     if (!(disk_has(d->disk, e->id) && u64map_put(&d->disk_entries, e->id, e) == 0))
-        forget_record(d, e);
+        catalog_entry_free(d, e);
     return -1;
 }
 
@@ -515,17 +516,17 @@ entry_t *tier_promote(daemon_t *d, uint64_t id)
 
 /* ---- asynchronous promotion ---- */
 
-static int promo_add_waiter(promo_t *p, client_t *c)
+static int promo_add_waiter(promo_t *p, void *waiter)
 {
     if (p->nwait == p->capwait) {
         uint32_t cap = p->capwait ? p->capwait * 2 : 4;
-        client_t **w = realloc(p->waiters, cap * sizeof *w);
+        void **w = realloc(p->waiters, cap * sizeof *w);
         if (!w) return -1;
         p->waiters = w;
         p->capwait = cap;
     }
-    p->waiters[p->nwait++] = c;
-    server_wait(c);
+    p->waiters[p->nwait++] = waiter;
+    p->d->promotion_waits++;
     return 0;
 }
 
@@ -547,12 +548,12 @@ static void promo_done(void *arg, uint64_t id, int rc)
     }
     /* p is out of the map: resumed clients that start other promotions or
      * leave do not touch its waiters. */
-    for (uint32_t i = 0; i < p->nwait; i++) server_resume(p->waiters[i]);
+    for (uint32_t i = 0; i < p->nwait; i++) d->tier_wake(p->waiters[i]);
     free(p->waiters);
     free(p);
 }
 
-int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, client_t *c, int may_wait, entry_t **out)
+int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, void *waiter, int may_wait, entry_t **out)
 {
     *out = NULL;
     if (d->gstore && store_is_live(d->gstore, id)) {
@@ -570,7 +571,7 @@ int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, client_t *c, int may_wait, en
     if (p) {
         if (ns && p->e->ns != ns) return 0;
         /* Without a slot to wait in, answer as if it were absent. */
-        return promo_add_waiter(p, c) == 0;
+        return promo_add_waiter(p, waiter) ? 0 : -EINPROGRESS;
     }
     entry_t *e = u64map_get(&d->disk_entries, id);
     if (!e || !e->indexed || (ns && e->ns != ns)) return 0;
@@ -598,12 +599,12 @@ int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, client_t *c, int may_wait, en
         return 0;
     }
     /* The callback runs from the loop, never before this returns. */
-    if (promo_add_waiter(p, c)) return 0;
+    if (promo_add_waiter(p, waiter)) return 0;
     d->promotions_async++;
-    return 1;
+    return -EINPROGRESS;
 }
 
-void tier_client_gone(daemon_t *d, client_t *c)
+void tier_waiter_gone(daemon_t *d, void *waiter)
 {
     size_t pos = 0;
     uint64_t key;
@@ -612,7 +613,7 @@ void tier_client_gone(daemon_t *d, client_t *c)
         promo_t *p = val;
         uint32_t j = 0;
         for (uint32_t i = 0; i < p->nwait; i++)
-            if (p->waiters[i] != c) p->waiters[j++] = p->waiters[i];
+            if (p->waiters[i] != waiter) p->waiters[j++] = p->waiters[i];
         p->nwait = j;
     }
 }
@@ -622,7 +623,19 @@ void tier_forget(daemon_t *d, uint64_t id)
     if (!d->disk) return;
     disk_delete(d->disk, id);
     entry_t *e = u64map_del(&d->disk_entries, id);
-    if (e) forget_record(d, e);
+    if (e) catalog_entry_free(d, e);
+}
+
+void tier_foreach_entry(daemon_t *d, store_foreach_fn fn, void *arg)
+{
+    size_t pos = 0;
+    uint64_t key;
+    void *val;
+    while (u64map_next(&d->disk_entries, &pos, &key, &val))
+        if (fn(arg, key, val, 0, 0, 0)) return;
+    pos = 0;
+    while (u64map_next(&d->promos, &pos, &key, &val))
+        if (fn(arg, key, ((promo_t *)val)->e, 0, 0, 0)) return;
 }
 
 typedef struct {

@@ -497,9 +497,7 @@ void store_get_stats(const store_t *s, store_stats_t *st)
     st->largest_free = as.largest_free;
 }
 
-void store_foreach(const store_t *s, int (*fn)(void *arg, uint64_t id, void *user,
-                                               uint64_t off, uint64_t size, uint32_t pins),
-                   void *arg)
+void store_foreach(const store_t *s, store_foreach_fn fn, void *arg)
 {
     const entry_t *a = s->lru.head, *b = s->pinned.head;
 

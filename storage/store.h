@@ -162,8 +162,8 @@ void store_get_stats(const store_t *s, store_stats_t *st);
 /* Visit live entries from most to least recently used; stop when fn returns
  * nonzero. fn must not change the store. Pinned entries are included (pins >
  * 0); pending and deleted ones are not. size is the requested size. */
-void store_foreach(const store_t *s, int (*fn)(void *arg, uint64_t id, void *user,
-                                               uint64_t off, uint64_t size, uint32_t pins),
-                   void *arg);
+typedef int (*store_foreach_fn)(void *arg, uint64_t id, void *user, uint64_t off, uint64_t size,
+                                uint32_t pins);
+void store_foreach(const store_t *s, store_foreach_fn fn, void *arg);
 
 #endif
