@@ -12,6 +12,7 @@ On success it prints the files bottom-up, one layer per line: what
 docs/architecture.md draws.
 
 usage: check_calls.py LIBSIMCACHED_CORE_A CACHED_SOURCE_DIR
+       check_calls.py --self-test   (builds small trees that must fail)
 """
 import os
 import re
@@ -85,11 +86,8 @@ def layers(graph):
     return [sorted(out[l]) for l in sorted(out)]
 
 
-def main():
-    if len(sys.argv) != 3:
-        print(__doc__)
-        return 2
-    lib, src = sys.argv[1], sys.argv[2]
+def check(lib, src):
+    """The list of errors for this library and source dir ([] if layered)."""
     defs, uses = nm_members(lib)
     owner = {s: f for f, ss in defs.items() for s in ss}
     calls = {f: {} for f in defs}
@@ -118,6 +116,57 @@ def main():
     hcyc = find_cycle(hgraph)
     if hcyc:
         errors.append('headers include each other in a circle: ' + ' -> '.join(hcyc))
+    return errors, calls
+
+
+def self_test():
+    """Three small trees, each with one defect, must each be refused; a
+    layered one must pass."""
+    import tempfile
+    trees = {
+        'layered': ({'a.h': '', 'b.h': '',
+                     'a.c': '#include "b.h"\nvoid b_f(void);\nvoid a_f(void){b_f();}\n',
+                     'b.c': 'void b_f(void){}\n'}, None),
+        'circle': ({'a.h': '', 'b.h': '',
+                    'a.c': '#include "b.h"\nvoid b_f(void);\nvoid a_f(void){b_f();}\n',
+                    'b.c': '#include "a.h"\nvoid a_f(void);\nvoid b_f(void){a_f();}\n'},
+                   'circle of calls'),
+        'hand-declared': ({'a.h': '', 'b.h': '',
+                           'a.c': 'void b_f(void);\nvoid a_f(void){b_f();}\n',
+                           'b.c': 'void b_f(void){}\n'}, 'without including'),
+        'header circle': ({'a.h': '#include "b.h"\n', 'b.h': '#include "a.h"\n',
+                           'a.c': 'void a_f(void){}\n', 'b.c': 'void b_f(void){}\n'},
+                          'headers include'),
+    }
+    bad = 0
+    for name, (files, want) in trees.items():
+        with tempfile.TemporaryDirectory() as d:
+            for fn, text in files.items():
+                with open(os.path.join(d, fn), 'w') as f:
+                    f.write(text)
+            objs = []
+            for fn in files:
+                if fn.endswith('.c'):
+                    o = os.path.join(d, fn + '.o')
+                    subprocess.run(['cc', '-c', '-o', o, os.path.join(d, fn)], check=True)
+                    objs.append(o)
+            lib = os.path.join(d, 'lib.a')
+            subprocess.run(['ar', 'rcs', lib] + objs, check=True)
+            errors, _ = check(lib, d)
+            ok = (not errors) if want is None else any(
+                ('circle' in e if want == 'circle of calls' else want in e) for e in errors)
+            print('%-14s %s' % (name, 'ok' if ok else 'WRONG: %r' % errors))
+            bad += not ok
+    return 1 if bad else 0
+
+
+def main():
+    if len(sys.argv) == 2 and sys.argv[1] == '--self-test':
+        return self_test()
+    if len(sys.argv) != 3:
+        print(__doc__)
+        return 2
+    errors, calls = check(sys.argv[1], sys.argv[2])
     if errors:
         print('\n'.join(errors))
         return 1
