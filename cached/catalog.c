@@ -6,6 +6,7 @@
  * other's codes and the same data directory gives the same codes after a
  * restart.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,19 @@ ns_t *catalog_ns_find(daemon_t *d, const char *name)
         if (*name && !*end && ns->id == id) return ns;
     }
     return NULL;
+}
+
+void catalog_ns_settle(daemon_t *d)
+{
+    for (ns_t *ns = d->namespaces; ns; ns = ns->next) {
+        index_stats_t st;
+        index_get_stats(ns->index, &st);
+        if (!st.coded) continue;   /* still exact: no codes to centre */
+        int rc = index_set_center(ns->index, NULL);
+        if (rc)
+            log_warn("namespace %u: cannot re-centre its codes after the restore (%s); the "
+                     "background re-centring will", ns->id, strerror(-rc));
+    }
 }
 
 void catalog_ns_free_all(daemon_t *d)

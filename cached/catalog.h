@@ -66,6 +66,10 @@ ns_t *catalog_ns_get(daemon_t *d, const char *model, size_t model_len, const cha
                      catalog_ns_why_t why, int *code);
 /* The namespace with this display name or id number (as text); NULL if none. */
 ns_t *catalog_ns_find(daemon_t *d, const char *name);
+/* After a bulk restore (the disk tier at start): centre each namespace's
+ * codes on the mean of its entries now, rather than on its first entries
+ * with the background re-centring catching up over the first requests. */
+void catalog_ns_settle(daemon_t *d);
 /* Free every namespace (daemon exit, after every entry record is gone). */
 void catalog_ns_free_all(daemon_t *d);
 

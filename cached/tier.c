@@ -373,6 +373,7 @@ int tier_open(daemon_t *d, tier_wake_fn wake)
     if (l.total)
         log_info("disk tier: restoring %" PRIu64 " entries from %s", l.total, d->cfg.data_dir);
     disk_foreach(d->disk, load_one, &l);
+    if (l.loaded) catalog_ns_settle(d);
     for (size_t i = 0; i < l.nbad; i++) disk_delete(d->disk, l.bad[i]);
     free(l.bad);
     disk_get_stats(d->disk, &st);

@@ -405,6 +405,44 @@ static void restart_serves_what_was_on_disk(void **state)
     it_daemon_cleanup(&d);
 }
 
+/* Records acknowledged in namespaces the daemon would no longer create
+ * (max_namespaces lowered before a restart) are restored, not deleted: a
+ * limit on new namespaces must not cost data. */
+static void lowered_max_namespaces_keeps_restored_records(void **state)
+{
+    (void)state;
+    it_daemon_t d;
+    static const char *const models[] = { "ns-a", "ns-b", "ns-c" };
+    assert_int_equal(start(&d, "sync", "4m"), 0);
+    for (int k = 0; k < 3; k++) {
+        simcache_t *h = it_connect(d.sock, models[k], FP, NULL, DIM);
+        for (uint64_t s = 0; s < 4; s++) assert_true(put_seed(h, 300 + 10 * k + s) != 0);
+        simcache_close(h);
+    }
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+
+    const char *args[] = { "--data-dir", data_dir, "--disk-capacity", "32m", "--durability",
+                           "sync", "--host-capacity", "4m", "--max-namespaces", "1", NULL };
+    for (int round = 0; round < 2; round++) {
+        /* Twice: the first start must not have deleted anything either. */
+        assert_int_equal(it_daemon_startv(&d, args), 0);
+        assert_int_equal(it_admin_u64(&d, "info", "disk_only_entries"), 12);
+        for (int k = 0; k < 3; k++) {
+            simcache_t *h = it_connect(d.sock, models[k], FP, NULL, DIM);
+            assert_non_null(h);
+            for (uint64_t s = 0; s < 4; s++)
+                assert_int_equal(lookup_seed(h, 300 + 10 * k + s), 1);
+            simcache_close(h);
+        }
+        /* A namespace that was never stored is still held to the limit. */
+        simcache_t *h = it_connect(d.sock, "ns-new", FP, NULL, DIM);
+        assert_null(h);
+        assert_int_equal(it_daemon_stop(&d), 0);
+        it_daemon_cleanup(&d);
+    }
+}
+
 static void sync_puts_survive_sigkill(void **state)
 {
     (void)state;
@@ -977,6 +1015,8 @@ int main(int argc, char **argv)
                                         rm_data),
         cmocka_unit_test_setup_teardown(thp_arena_counts_its_huge_pages, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(restart_serves_what_was_on_disk, mk_data, rm_data),
+        cmocka_unit_test_setup_teardown(lowered_max_namespaces_keeps_restored_records, mk_data,
+                                        rm_data),
         cmocka_unit_test_setup_teardown(batch_of_disk_hits_promotes_together, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(lmdb_map_limit_refuses_cleanly, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(delete_during_promotion, mk_data, rm_data),
