@@ -34,6 +34,7 @@
 #include "listener.h"
 #include "log.h"
 #include "peers.h"
+#include "proto.h"
 #include "reload.h"
 #include "server.h"
 #include "tier.h"
@@ -270,7 +271,7 @@ static void cmd_info(admin_conn_t *a)
     rep_str(&r, "admin_socket", d->cfg.admin_socket);
     rep_str(&r, "data_dir", d->cfg.data_dir);
     rep_str(&r, "config_file", d->config_path[0] ? d->config_path : "(embedded defaults)");
-    rep_u64(&r, "protocol_version", 1);
+    rep_u64(&r, "protocol_version", PROTO_VERSION);
     rep_str(&r, "vector_impl", vec_impl());
     rep_str(&r, "tiers", d->gstore ? (d->disk ? "gpu,host,disk" : "gpu,host")
                                     : (d->disk ? "host,disk" : "host"));

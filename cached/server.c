@@ -340,7 +340,10 @@ static void do_hello(req_t *r)
     }
     if (h.min_version > PROTO_VERSION || h.max_version < PROTO_VERSION_MIN ||
         h.min_version > h.max_version) {
-        fatal_frame(c, r->op, r->req_id, SIMCACHE_EVERSION, "no protocol version in common (server speaks 1)");
+        char why[96];
+        snprintf(why, sizeof why, "no protocol version in common (server speaks %u to %u)",
+                 PROTO_VERSION_MIN, PROTO_VERSION);
+        fatal_frame(c, r->op, r->req_id, SIMCACHE_EVERSION, why);
         return;
     }
     if (h.dim == 0 || h.dim > SIMCACHE_MAX_DIM) {
