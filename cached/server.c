@@ -229,7 +229,7 @@ static void reply_error(client_t *c, uint16_t op, uint64_t req_id, int code, con
     proto_wr_str(&c->out, msg, (size_t)n);
     proto_wr_frame_end(&c->out, off);
     c->d->stats.request_errors++;
-    log_debug("client %" PRIu64 ": %s -> %s: %s", c->id, proto_op_name(op), simcache_strerror(code),
+    log_debug("client %" PRIu64 ": %s -> %s: %s", c->id, proto_op_name(op), proto_strerror(code),
               msg);
 }
 

@@ -713,7 +713,7 @@ int simcache_put_ex(simcache_t *h, const float *emb, const simcache_layout_t *la
         return fail(h, SIMCACHE_EINVAL, "unknown kv_location %d", (int)loc);
     if (proto_layout_check(layout, size))
         return fail(h, SIMCACHE_ELAYOUT, "layout describes %" PRIu64 " bytes, blob has %" PRIu64,
-                    simcache_layout_bytes(layout), size);
+                    proto_layout_bytes(layout), size);
     if (loc == SIMCACHE_DEVICE_MEMORY && !h->gpu_ok)
         return fail(h, SIMCACHE_ENODEV, "device-memory put needs a GPU: %s", h->gpu_why);
     pthread_mutex_lock(&h->lock);
@@ -1017,4 +1017,16 @@ int simcache_ping(simcache_t *h)
     int rc = roundtrip(h, OP_PING, &len);
     pthread_mutex_unlock(&h->lock);
     return rc;
+}
+
+/* ---- codec facts, public under the library's names ---- */
+
+uint64_t simcache_layout_bytes(const simcache_layout_t *layout)
+{
+    return proto_layout_bytes(layout);
+}
+
+const char *simcache_strerror(int code)
+{
+    return proto_strerror(code);
 }

@@ -278,7 +278,7 @@ static uint32_t dtype_bytes(uint32_t dtype)
     }
 }
 
-uint64_t simcache_layout_bytes(const simcache_layout_t *l)
+uint64_t proto_layout_bytes(const simcache_layout_t *l)
 {
     if (!l) return 0;
     if (l->parts > 2) return 0;
@@ -293,7 +293,7 @@ uint64_t simcache_layout_bytes(const simcache_layout_t *l)
 
 int proto_layout_check(const simcache_layout_t *l, uint64_t size)
 {
-    uint64_t n = simcache_layout_bytes(l);
+    uint64_t n = proto_layout_bytes(l);
     if (n == 0 || l->parts > 2) return SIMCACHE_ELAYOUT;
     if (size && n != size) return SIMCACHE_ELAYOUT;
     return 0;
@@ -486,7 +486,7 @@ static const char *const names[] = {
     "SIMCACHE_ECORRUPT: checksum failure",
 };
 
-const char *simcache_strerror(int code)
+const char *proto_strerror(int code)
 {
     if (code == SIMCACHE_MISS) return "SIMCACHE_MISS: no match at or above the threshold";
     if (code <= 0 && code > -(int)(sizeof names / sizeof names[0])) return names[-code];

@@ -124,6 +124,11 @@ void proto_rd_layout(proto_rd_t *r, simcache_layout_t *l);
 /* Validate a layout (known dtype, nonzero fields, no overflow) and, if
  * size != 0, that it describes exactly size bytes. 0 or SIMCACHE_ELAYOUT. */
 int proto_layout_check(const simcache_layout_t *l, uint64_t size);
+/* Bytes a layout describes (0 if invalid or overflowing): the library's
+ * simcache_layout_bytes and the daemon's checks both use it. */
+uint64_t proto_layout_bytes(const simcache_layout_t *l);
+/* "SIMCACHE_E...: what it means" for a code (simcache_strerror). */
+const char *proto_strerror(int code);
 
 /* Hello request. Strings point into the payload (not NUL-terminated). */
 typedef struct {

@@ -667,17 +667,17 @@ static void layout_bytes_multiplies_every_field_by_dtype_size(void **state)
     simcache_layout_t l = layout_of(SIMCACHE_DTYPE_BF16, 2, 32, 8, 128, 100);
 
     (void)state;
-    assert_true(simcache_layout_bytes(&l) == 2ull * 2 * 32 * 8 * 128 * 100);
+    assert_true(proto_layout_bytes(&l) == 2ull * 2 * 32 * 8 * 128 * 100);
     l.dtype = SIMCACHE_DTYPE_F32;
-    assert_true(simcache_layout_bytes(&l) == 4ull * 2 * 32 * 8 * 128 * 100);
+    assert_true(proto_layout_bytes(&l) == 4ull * 2 * 32 * 8 * 128 * 100);
     l.dtype = SIMCACHE_DTYPE_F16;
-    assert_true(simcache_layout_bytes(&l) == 2ull * 2 * 32 * 8 * 128 * 100);
+    assert_true(proto_layout_bytes(&l) == 2ull * 2 * 32 * 8 * 128 * 100);
     l.dtype = SIMCACHE_DTYPE_F8E4M3;
-    assert_true(simcache_layout_bytes(&l) == 1ull * 2 * 32 * 8 * 128 * 100);
+    assert_true(proto_layout_bytes(&l) == 1ull * 2 * 32 * 8 * 128 * 100);
     l.dtype = SIMCACHE_DTYPE_F8E5M2;
-    assert_true(simcache_layout_bytes(&l) == 1ull * 2 * 32 * 8 * 128 * 100);
+    assert_true(proto_layout_bytes(&l) == 1ull * 2 * 32 * 8 * 128 * 100);
     l.dtype = SIMCACHE_DTYPE_I8;
-    assert_true(simcache_layout_bytes(&l) == 1ull * 2 * 32 * 8 * 128 * 100);
+    assert_true(proto_layout_bytes(&l) == 1ull * 2 * 32 * 8 * 128 * 100);
 }
 
 static void layout_check_accepts_matching_size_and_size_zero(void **state)
@@ -706,7 +706,7 @@ static void layout_check_rejects_unknown_dtype(void **state)
 
     (void)state;
     assert_int_equal(proto_layout_check(&l, 0), SIMCACHE_ELAYOUT);
-    assert_true(simcache_layout_bytes(&l) == 0);
+    assert_true(proto_layout_bytes(&l) == 0);
     l.dtype = SIMCACHE_DTYPE_I8 + 1;
     assert_int_equal(proto_layout_check(&l, 0), SIMCACHE_ELAYOUT);
     l.dtype = UINT32_MAX;
@@ -720,7 +720,7 @@ static void layout_check_rejects_each_zero_field(void **state)
         uint32_t f[5] = { 2, 4, 8, 64, 16 };
         f[i] = 0;
         simcache_layout_t l = layout_of(SIMCACHE_DTYPE_F32, f[0], f[1], f[2], f[3], f[4]);
-        assert_true(simcache_layout_bytes(&l) == 0);
+        assert_true(proto_layout_bytes(&l) == 0);
         assert_int_equal(proto_layout_check(&l, 0), SIMCACHE_ELAYOUT);
     }
 }
@@ -730,7 +730,7 @@ static void layout_check_rejects_more_than_two_parts(void **state)
     simcache_layout_t l = layout_of(SIMCACHE_DTYPE_F32, 3, 1, 1, 1, 1);
 
     (void)state;
-    assert_true(simcache_layout_bytes(&l) == 0);
+    assert_true(proto_layout_bytes(&l) == 0);
     assert_int_equal(proto_layout_check(&l, 12), SIMCACHE_ELAYOUT);
 }
 
@@ -740,15 +740,15 @@ static void layout_bytes_overflow_is_zero_not_wrapped(void **state)
                                     UINT32_MAX);
 
     (void)state;
-    assert_true(simcache_layout_bytes(&l) == 0);
+    assert_true(proto_layout_bytes(&l) == 0);
     assert_int_equal(proto_layout_check(&l, 0), SIMCACHE_ELAYOUT);
     /* 4 * 2^31 * 2^31 = 2^64: one past the edge. */
     l = layout_of(SIMCACHE_DTYPE_F32, 1, 1u << 31, 1u << 31, 1, 1);
-    assert_true(simcache_layout_bytes(&l) == 0);
+    assert_true(proto_layout_bytes(&l) == 0);
     assert_int_equal(proto_layout_check(&l, 0), SIMCACHE_ELAYOUT);
     /* 4 * 2^31 * 2^30 = 2^63: still fits. */
     l = layout_of(SIMCACHE_DTYPE_F32, 1, 1u << 31, 1u << 30, 1, 1);
-    assert_true(simcache_layout_bytes(&l) == 1ull << 63);
+    assert_true(proto_layout_bytes(&l) == 1ull << 63);
     assert_int_equal(proto_layout_check(&l, 1ull << 63), 0);
     /* A product that wraps to exactly a small size must not match it. */
     l = layout_of(SIMCACHE_DTYPE_I8, 2, 1u << 31, 1u << 31, 1u << 31, 4);

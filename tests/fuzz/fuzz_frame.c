@@ -6,7 +6,7 @@
  * buffer of exactly its length, so ASan sees any read past the frame. On top
  * of "no crash", the target checks what the codec promises: a decoded hello
  * re-encodes to the same bytes, proto_utf8_valid() agrees with a reference
- * validator written from the Unicode tables, and simcache_layout_bytes()
+ * validator written from the Unicode tables, and proto_layout_bytes()
  * agrees with checked multiplication.
  *
  * Unlike the server, bodies are decoded even before a hello (which would be
@@ -94,7 +94,7 @@ static void check_string(const char *s, size_t n)
 static void check_layout(const simcache_layout_t *l)
 {
     uint64_t want = ref_layout_bytes(l);
-    must(simcache_layout_bytes(l) == want, "simcache_layout_bytes disagrees with checked product");
+    must(proto_layout_bytes(l) == want, "proto_layout_bytes disagrees with checked product");
     must((proto_layout_check(l, 0) == 0) == (want != 0),
          "proto_layout_check(size 0) disagrees with the layout rules");
     if (want) {

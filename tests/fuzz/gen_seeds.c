@@ -57,7 +57,7 @@ static void hello(proto_wr_t *w, const char *model, const char *fp, const char *
 static void put_begin(proto_wr_t *w)
 {
     size_t off = proto_wr_frame_begin(w, OP_PUT_BEGIN, 2, 0);
-    proto_wr_u64(w, simcache_layout_bytes(&layout));
+    proto_wr_u64(w, proto_layout_bytes(&layout));
     proto_wr_u32(w, 0);
     proto_wr_frame_end(w, off);
 }
@@ -201,7 +201,7 @@ static proto_match_t a_match(void)
 {
     proto_match_t m = {
         .id = 17, .lease = 3, .similarity = 0.93f, .tier = SIMCACHE_TIER_HOST,
-        .offset = 4096, .size = simcache_layout_bytes(&layout), .layout = layout,
+        .offset = 4096, .size = proto_layout_bytes(&layout), .layout = layout,
         .meta_len = (uint32_t)strlen(meta), .meta = meta,
     };
     return m;
