@@ -78,6 +78,11 @@ struct daemon {
     struct disk *disk;
     u64map_t disk_entries;        /* id -> entry_t of entries only on disk */
     u64map_t promos;              /* id -> promo_t: promotions in flight */
+    /* While a read whose blob failed its checksum wakes its waiters: that id
+     * and its namespace (0, NULL otherwise). A waiter's replayed get of it
+     * answers SIMCACHE_ECORRUPT (tier_fetch). */
+    uint64_t corrupt_id;
+    ns_t *corrupt_ns;
     struct event *disk_ev;        /* the disk tier's completion eventfd */
     uint64_t demotions, promotions, disk_write_failures;
     uint64_t promotions_async, promotion_waits;

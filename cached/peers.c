@@ -414,10 +414,16 @@ static redisAsyncContext *open_ctx(peers_t *p, char *why, size_t n)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     if (p->ra.pass[0]) {
-        if (p->ra.user[0])
-            redisAsyncCommand(ac, on_setup_reply, p, "AUTH %s %s", p->ra.user, p->ra.pass);
-        else
-            redisAsyncCommand(ac, on_setup_reply, p, "AUTH %s", p->ra.pass);
+        int rc = p->ra.user[0]
+                     ? redisAsyncCommand(ac, on_setup_reply, p, "AUTH %s %s", p->ra.user, p->ra.pass)
+                     : redisAsyncCommand(ac, on_setup_reply, p, "AUTH %s", p->ra.pass);
+        /* On a fresh context only out of memory refuses a command; without
+         * AUTH every later command would be refused, so this try fails. */
+        if (rc != REDIS_OK) {
+            snprintf(why, n, "cannot queue AUTH (out of memory)");
+            redisAsyncFree(ac);
+            return NULL;
+        }
     }
     return ac;
 }
@@ -433,9 +439,20 @@ static void start_connect(peers_t *p)
         go_down(p, why);
         return;
     }
-    if (p->ra.db) redisAsyncCommand(p->cmd, on_setup_reply, p, "SELECT %d", p->ra.db);
+    /* Without SELECT the record would land in another database, without
+     * SUBSCRIBE no change event would arrive: a try missing either fails
+     * (only out of memory refuses a command on a fresh context). Not inside
+     * a hiredis callback here, so go_down may free both contexts. */
+    if (p->ra.db &&
+        redisAsyncCommand(p->cmd, on_setup_reply, p, "SELECT %d", p->ra.db) != REDIS_OK) {
+        go_down(p, "cannot queue SELECT (out of memory)");
+        return;
+    }
     /* The channel callback stays registered for the life of the context. */
-    redisAsyncCommand(p->sub, on_message, p, "SUBSCRIBE %s", CHANNEL);
+    if (redisAsyncCommand(p->sub, on_message, p, "SUBSCRIBE %s", CHANNEL) != REDIS_OK) {
+        go_down(p, "cannot queue SUBSCRIBE (out of memory)");
+        return;
+    }
     arm_ms(p->retry, CONNECT_TIMEOUT_MS);
 }
 
@@ -482,6 +499,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (p->state == S_CONNECTING) go_down(p, "connect timed out");
     else if (p->state == S_DOWN) start_connect(p);
+    else if (p->state == S_UP) go_down(p, "a command could not be queued");   /* see publish */
 }
 
 /* ---- redis: publishing ---- */
@@ -588,18 +606,32 @@ static void publish(peers_t *p)
     const char *hset[] = { "HSET", p->key, "v", "1", "hdr", (const char *)hw.buf, "protos",
                            (const char *)pw.buf };
     size_t hlen[] = { 4, strlen(p->key), 1, 1, 3, hw.len, 6, pw.len };
-    redisAsyncCommand(p->cmd, NULL, NULL, "MULTI");
-    redisAsyncCommand(p->cmd, NULL, NULL, "EXISTS %s", p->key);
-    redisAsyncCommandArgv(p->cmd, NULL, NULL, full ? 8 : 6, hset, hlen);
-    redisAsyncCommand(p->cmd, NULL, NULL, "PEXPIRE %s %s", p->key, ttl);
-    redisAsyncCommand(p->cmd, NULL, NULL, "SADD %s %s", NODES_KEY, p->node_id);
-    redisAsyncCommand(p->cmd, full ? on_published_full : on_published, p, "EXEC");
+    /* hiredis refuses a command only when out of memory or when the context
+     * is already going away. Either way the connection may now hold an
+     * open MULTI or half a record: drop it and reconnect. Not from here
+     * (publish runs inside hiredis's connect callback, where the context
+     * must not be freed): the retry timer does it on the next loop turn. */
+    int ok = redisAsyncCommand(p->cmd, NULL, NULL, "MULTI") == REDIS_OK &&
+             redisAsyncCommand(p->cmd, NULL, NULL, "EXISTS %s", p->key) == REDIS_OK &&
+             redisAsyncCommandArgv(p->cmd, NULL, NULL, full ? 8 : 6, hset, hlen) == REDIS_OK &&
+             redisAsyncCommand(p->cmd, NULL, NULL, "PEXPIRE %s %s", p->key, ttl) == REDIS_OK &&
+             redisAsyncCommand(p->cmd, NULL, NULL, "SADD %s %s", NODES_KEY, p->node_id) == REDIS_OK &&
+             redisAsyncCommand(p->cmd, full ? on_published_full : on_published, p, "EXEC") == REDIS_OK;
+    if (ok && full) {
+        char msg[NODEREC_MAX_ID + 32];
+        snprintf(msg, sizeof msg, "up:%s:%" PRIu64, p->node_id, p->seq);
+        ok = redisAsyncCommand(p->cmd, NULL, NULL, "PUBLISH %s %s", CHANNEL, msg) == REDIS_OK;
+    }
+    if (!ok) {
+        log_warn("redis %s: cannot queue the node record write (seq %" PRIu64 "); reconnecting",
+                 p->redis_desc, p->seq);
+        p->need_full = 1;
+        arm_ms(p->retry, 0);
+        goto out;
+    }
     p->publishes++;
     p->ever_published = 1;
     if (full) {
-        char msg[NODEREC_MAX_ID + 32];
-        snprintf(msg, sizeof msg, "up:%s:%" PRIu64, p->node_id, p->seq);
-        redisAsyncCommand(p->cmd, NULL, NULL, "PUBLISH %s %s", CHANNEL, msg);
         p->need_full = 0;
         p->record_bytes = hw.len + pw.len;
     }

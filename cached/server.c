@@ -753,11 +753,13 @@ static void place(client_t *c, entry_t **e)
 }
 
 /* Entry id of namespace ns (NULL: any) brought into a memory tier (tier.h):
- * 0 with *e (NULL if absent), or 1 when c's request waits for its promotion
+ * 0 with *e (NULL if absent), SIMCACHE_ECORRUPT (its disk copy failed its
+ * checksum and was dropped), or 1 when c's request waits for its promotion
  * (server_wake resumes it). */
 static int fetch(client_t *c, uint64_t id, ns_t *ns, int may_wait, entry_t **e)
 {
-    if (tier_fetch(c->d, id, ns, c, may_wait, e) != -EINPROGRESS) return 0;
+    int rc = tier_fetch(c->d, id, ns, c, may_wait, e);
+    if (rc != -EINPROGRESS) return rc;
     c->waits++;
     return 1;
 }
@@ -767,12 +769,13 @@ static int fetch(client_t *c, uint64_t id, ns_t *ns, int may_wait, entry_t **e)
 
 /* Entry id (0: none) brought where c reads it: 0 with *e (NULL if it is
  * gone), or WAIT. A disk hit comes back to the host tier; one whose blob
- * failed its checksum has just been dropped: a miss. */
+ * failed its checksum has just been dropped: a miss (a lookup answers from
+ * the live entries; after a wait its replay finds the next best). */
 static int fetch_hit(client_t *c, uint64_t id, entry_t **e)
 {
     *e = NULL;
     if (!id) return 0;
-    if (fetch(c, id, NULL, c->replays < MAX_REPLAYS, e)) return WAIT;
+    if (fetch(c, id, NULL, c->replays < MAX_REPLAYS, e) > 0) return WAIT;
     place(c, e);
     return 0;
 }
@@ -945,9 +948,17 @@ static void do_get(req_t *r)
     if (check_done(r)) return;
     /* Ids of other namespaces are not revealed: they read as absent. */
     entry_t *e = NULL;
-    if (fetch(c, id, c->ns, c->replays < MAX_REPLAYS, &e)) return;
+    int frc = fetch(c, id, c->ns, c->replays < MAX_REPLAYS, &e);
+    if (frc > 0) return;
     place(c, &e);
     c->d->stats.gets++;
+    if (frc == SIMCACHE_ECORRUPT) {
+        /* The entry named existed; its disk copy failed its checksum and
+         * was dropped (a second get reads it as absent). */
+        reply_error(c, r->op, r->req_id, SIMCACHE_ECORRUPT,
+                    "entry %" PRIu64 " failed its checksum on disk and was dropped", id);
+        return;
+    }
     if (!e) {
         reply_error(c, r->op, r->req_id, SIMCACHE_ENOTFOUND, "no entry %" PRIu64 " in this namespace", id);
         return;

@@ -497,21 +497,33 @@ static int reserve_host(daemon_t *d, entry_t *e)
     return -1;
 }
 
-entry_t *tier_promote(daemon_t *d, uint64_t id)
+/* tier_promote, telling why it failed: 0 with *out, -ENOENT (not on disk,
+ * or no host room), -EBADMSG (checksum failed or blob short: dropped) or
+ * another negative errno from disk_get (logged). */
+static int promote_sync(daemon_t *d, uint64_t id, entry_t **out)
 {
-    if (!d->disk) return NULL;
+    *out = NULL;
+    if (!d->disk) return -ENOENT;
     entry_t *e = u64map_get(&d->disk_entries, id);
-    if (!e || !e->indexed || reserve_host(d, e)) return NULL;
+    if (!e || !e->indexed || reserve_host(d, e)) return -ENOENT;
     int rc = disk_get(d->disk, id, store_base(d->store) + e->host_off, NULL);
     if (rc) {
         if (rc != -EBADMSG)
             log_warn("disk tier: cannot read entry %" PRIu64 ": %s", id, disk_errstr(d->disk));
         /* on_drop frees the record and takes it out of the index. */
         store_abort(d->store, id);
-        return NULL;
+        return rc;
     }
     store_commit(d->store, id);
     d->promotions++;
+    *out = e;
+    return 0;
+}
+
+entry_t *tier_promote(daemon_t *d, uint64_t id)
+{
+    entry_t *e;
+    promote_sync(d, id, &e);
     return e;
 }
 
@@ -536,6 +548,7 @@ static void promo_done(void *arg, uint64_t id, int rc)
     promo_t *p = arg;
     daemon_t *d = p->d;
     entry_t *e = p->e;
+    ns_t *ns = e->ns;                     /* e may be freed below */
     u64map_del(&d->promos, id);
     if (rc == 0 && e->indexed) {
         store_commit(d->store, id);
@@ -548,8 +561,20 @@ static void promo_done(void *arg, uint64_t id, int rc)
         store_abort(d->store, id);
     }
     /* p is out of the map: resumed clients that start other promotions or
-     * leave do not touch its waiters. */
+     * leave do not touch its waiters. A waiter replays right inside its
+     * wake; one that asked for this id by name (get) must learn that its
+     * bytes were corrupt, not that it never existed: tier_fetch answers
+     * SIMCACHE_ECORRUPT for it while corrupt_id is set (saved and restored,
+     * should a replay complete another read). */
+    uint64_t was_id = d->corrupt_id;
+    ns_t *was_ns = d->corrupt_ns;
+    if (rc == -EBADMSG) {
+        d->corrupt_id = id;
+        d->corrupt_ns = ns;
+    }
     for (uint32_t i = 0; i < p->nwait; i++) d->tier_wake(p->waiters[i]);
+    d->corrupt_id = was_id;
+    d->corrupt_ns = was_ns;
     free(p->waiters);
     free(p);
 }
@@ -568,6 +593,7 @@ int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, void *waiter, int may_wait, e
         return 0;
     }
     if (!d->disk) return 0;
+    if (id && id == d->corrupt_id && (!ns || ns == d->corrupt_ns)) return SIMCACHE_ECORRUPT;
     promo_t *p = u64map_get(&d->promos, id);
     if (p) {
         if (ns && p->e->ns != ns) return 0;
@@ -576,10 +602,8 @@ int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, void *waiter, int may_wait, e
     }
     entry_t *e = u64map_get(&d->disk_entries, id);
     if (!e || !e->indexed || (ns && e->ns != ns)) return 0;
-    if (!may_wait || disk_event_fd(d->disk) < 0) {
-        *out = tier_promote(d, id);
-        return 0;
-    }
+    if (!may_wait || disk_event_fd(d->disk) < 0)
+        return promote_sync(d, id, out) == -EBADMSG ? SIMCACHE_ECORRUPT : 0;
     p = calloc(1, sizeof *p);
     if (!p) return 0;
     p->d = d;

@@ -38,8 +38,11 @@ entry_t *tier_promote(daemon_t *d, uint64_t id);
 /* Bring entry id (of namespace ns; NULL: any) into a memory tier for a
  * request of `waiter`. Returns 0 with *e set to the live entry, or NULL when
  * id is in no tier or could not be read. Returns -EINPROGRESS when the read
- * runs in the background: wake(waiter) follows once it completed. With
- * may_wait 0 (or no asynchronous reads) it promotes synchronously. */
+ * runs in the background: wake(waiter) follows once it completed. Returns
+ * SIMCACHE_ECORRUPT (*e NULL) when id's blob failed its checksum on this
+ * read (synchronous) or on the read the waiter waited for (its replay): the
+ * entry is dropped, so a later fetch finds nothing. With may_wait 0 (or no
+ * asynchronous reads) it promotes synchronously. */
 int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, void *waiter, int may_wait, entry_t **e);
 /* A waiter is going away: take it off every promotion's waiters. */
 void tier_waiter_gone(daemon_t *d, void *waiter);

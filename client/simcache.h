@@ -244,7 +244,9 @@ int simcache_lookup(simcache_t *h, const float *embedding, float threshold,
 int simcache_lookup_batch(simcache_t *h, const float *embeddings, size_t n,
                           float threshold, simcache_match_t *matches);
 
-/* Entry by id, with a lease. SIMCACHE_ENOTFOUND if gone. */
+/* Entry by id, with a lease. SIMCACHE_ENOTFOUND if gone. SIMCACHE_ECORRUPT
+ * if it was only on disk and its bytes failed their checksum when this get
+ * read them: the daemon dropped it (the next get is SIMCACHE_ENOTFOUND). */
 int simcache_get(simcache_t *h, uint64_t id, simcache_match_t *match);
 
 /* End the lease of a match (its data pointer is no longer valid) and clear

@@ -462,8 +462,21 @@ disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen)
     }
     d->map_size = cfg->map_size ? cfg->map_size : (64ull << 20);
     if (cfg->max_map_size && d->map_size > cfg->max_map_size) d->map_size = cfg->max_map_size;
-    mdb_env_set_mapsize(d->env, (size_t)d->map_size);
-    mdb_env_set_maxdbs(d->env, 4);
+    /* Before mdb_env_open LMDB only records these (they fail with EINVAL
+     * on an open environment): checked so that a refusal names its call
+     * instead of surfacing later as MDB_DBS_FULL or a wrong map size. */
+    rc = mdb_env_set_mapsize(d->env, (size_t)d->map_size);
+    if (rc) {
+        lmdb_err(d, "mdb_env_set_mapsize", rc);
+        open_fail(d, err, errlen);
+        return NULL;
+    }
+    rc = mdb_env_set_maxdbs(d->env, 4);
+    if (rc) {
+        lmdb_err(d, "mdb_env_set_maxdbs", rc);
+        open_fail(d, err, errlen);
+        return NULL;
+    }
     snprintf(path, sizeof path, "%s/disk.lmdb", cfg->dir);
     /* Without sync, commits reach the page cache only (a process crash loses
      * nothing, a power cut may lose the last ones); disk_sync() flushes. */
