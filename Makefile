@@ -50,10 +50,12 @@ test-plain: $(BUILD)/build.ninja
 	meson test -C $(BUILD) --print-errorlogs --no-suite fuzz
 
 # The Python binding against the plain build (the ASan build's library would
-# need libasan preloaded into Python).
+# need libasan preloaded into Python); its struct layouts against the C
+# compiler's, printed by simcache-layout-dump.
 test-python: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 	SIMCACHE_LIB=$(BUILD)/client/libsimcache-client.so SIMCACHE_DAEMON=$(BUILD)/cached/simcached \
+	  SIMCACHE_LAYOUT_DUMP=$(BUILD)/client/simcache-layout-dump \
 	  $(PY) -m pytest -q -p no:cacheprovider client/python/tests
 
 # The PyTorch reuse example (examples/pytorch/README.md), with and without simcache.

@@ -56,7 +56,9 @@ struct simcache {
     size_t in_cap;
     int pending_fd;              /* an fd that came with the last reply, or -1 */
     staged_t staged[MAX_STAGED];
-    staged_t spare;              /* buffer of the last finished put (token 0) */
+    staged_t spare;              /* buffer of the last finished put (token 0; id 0: none) */
+    int spare_fd;                /* the spare's memfd while it is not mapped (a failed
+                                  * mmap, retried when a put reuses it), else -1 */
     /* GPU (opts.gpu_device >= 0): device copies work when gpu_ok; the arena
      * mapping is pinned (registered read-only) when arena_pinned. */
     int gpu_device;
@@ -68,6 +70,12 @@ struct simcache {
     gpu_arena_t *garena;
     gpu_arena_t *gstage;
     uint64_t gstage_id;
+    /* The device staging buffer the daemon gave last while it is not mapped
+     * here (its open failed): its region, and fd for VMM, to open when the
+     * next device put reuses it. gpending_id 0: none. */
+    proto_gpu_region_t gpending;
+    int gpending_fd;
+    uint64_t gpending_id;
     char gtier_why[PROTO_MAX_ERRMSG + 64]; /* why there is no GPU tier, when !garena */
 };
 
@@ -193,6 +201,11 @@ static int recv_all(simcache_t *h, uint8_t *p, size_t n)
     return 0;
 }
 
+/* The longest reply: a lookup_batch of SIMCACHE_MAX_BATCH hits, each a u32
+ * flag and a match record (68 bytes) with full metadata. */
+_Static_assert(4 + (uint64_t)SIMCACHE_MAX_BATCH * (4 + 68 + SIMCACHE_MAX_META) <= PROTO_MAX_REPLY,
+               "PROTO_MAX_REPLY below the longest reply");
+
 /* Send the frame built in h->out (opcode op) and read its reply into h->in.
  * On success *len is the payload length. A daemon error reply becomes the
  * return code with its message in the thread's error slot. */
@@ -224,7 +237,14 @@ static int roundtrip(simcache_t *h, uint16_t op, size_t *len)
         goto broken;
     }
     proto_hdr_t hdr;
-    if (proto_hdr_decode(hb, UINT32_MAX, 0, &hdr)) {
+    rc = proto_hdr_decode(hb, PROTO_MAX_REPLY, 0, &hdr);
+    if (rc == SIMCACHE_ETOOBIG) {
+        rc = fail(h, SIMCACHE_EPROTO,
+                  "%" PRIu32 "-byte reply from the daemon is over the protocol's limit (%u bytes)",
+                  hdr.len, PROTO_MAX_REPLY);
+        goto broken;
+    }
+    if (rc) {
         rc = fail(h, SIMCACHE_EPROTO, "bad reply header from the daemon");
         goto broken;
     }
@@ -274,25 +294,31 @@ static int take_fd(simcache_t *h)
     return fd;
 }
 
-/* Map the device region described at r (and fd, for VMM; consumed). */
-static int open_region(simcache_t *h, proto_rd_t *r, int fd, int read_only, gpu_arena_t **out)
+/* Read the device region at r into *g; fd is the one that came with the
+ * reply (a VMM region has one, a legacy one none). 0 or SIMCACHE_EPROTO. */
+static int read_region(simcache_t *h, proto_rd_t *r, int fd, proto_gpu_region_t *g)
 {
-    proto_gpu_region_t g;
-    proto_rd_gpu_region(r, &g);
-    if (r->err || (g.kind == GPU_ARENA_VMM) != (fd >= 0)) {
-        if (fd >= 0) close(fd);
+    proto_rd_gpu_region(r, g);
+    if (r->err || (g->kind == GPU_ARENA_VMM) != (fd >= 0))
         return fail(h, SIMCACHE_EPROTO, "bad GPU region in reply");
-    }
-    gpu_arena_handle_t gh = { .kind = g.kind, .device = g.device, .bytes = g.bytes };
-    memcpy(gh.ipc, g.ipc, sizeof gh.ipc);
+    return 0;
+}
+
+/* Map device region g (fd: a VMM region's; the caller keeps it). */
+static int open_region(simcache_t *h, const proto_gpu_region_t *g, int fd, int read_only,
+                       gpu_arena_t **out)
+{
+    gpu_arena_handle_t gh = { .kind = g->kind, .device = g->device, .bytes = g->bytes };
+    memcpy(gh.ipc, g->ipc, sizeof gh.ipc);
     int rc = gpu_arena_open(&gh, fd, read_only, out);
-    if (fd >= 0) close(fd);
     if (rc) return fail(h, rc == -ENODEV ? SIMCACHE_ENODEV : SIMCACHE_EIO,
                         "cannot map the daemon's GPU memory: %s", gpu_last_error());
     return 0;
 }
 
 /* ---- connect / close ---- */
+
+static void spare_drop(simcache_t *h);
 
 /* With a device: make it current and pin the arena mapping for it, so
  * host-tier hits copy to the GPU by DMA. Without one the handle still works
@@ -338,14 +364,11 @@ static void gtier_attach(simcache_t *h, uint32_t flags)
     int fd = take_fd(h);
     if (rc == 0) {
         proto_rd_t r;
+        proto_gpu_region_t g;
         proto_rd_init(&r, h->in, len);
-        rc = open_region(h, &r, fd, 1, &h->garena);
-        fd = -1;
-        if (rc == 0 && proto_rd_done(&r)) {
-            gpu_arena_close(h->garena);
-            h->garena = NULL;
-            rc = fail(h, SIMCACHE_EPROTO, "bad gpu_attach reply");
-        }
+        rc = read_region(h, &r, fd, &g);
+        if (rc == 0 && proto_rd_done(&r)) rc = fail(h, SIMCACHE_EPROTO, "bad gpu_attach reply");
+        if (rc == 0) rc = open_region(h, &g, fd, 1, &h->garena);
     }
     if (fd >= 0) close(fd);
     if (rc) snprintf(h->gtier_why, sizeof h->gtier_why, "%s", last_err);
@@ -365,6 +388,8 @@ int simcache_connect(const simcache_opts_t *o, simcache_t **out)
     pthread_mutex_init(&h->lock, NULL);
     h->fd = -1;
     h->pending_fd = -1;
+    h->spare_fd = -1;
+    h->gpending_fd = -1;
     h->dim = o->dim;
     h->timeout_ms = o->timeout_ms;
     h->spin_us = DEFAULT_SPIN_US;
@@ -445,11 +470,12 @@ void simcache_close(simcache_t *h)
      * connection ends, and a legacy-IPC importer must be gone by then. */
     gpu_arena_close(h->gstage);
     gpu_arena_close(h->garena);
+    if (h->gpending_fd >= 0) close(h->gpending_fd);
     if (h->fd >= 0) close(h->fd);
     if (h->pending_fd >= 0) close(h->pending_fd);
     for (int i = 0; i < MAX_STAGED; i++)
         if (h->staged[i].token && h->staged[i].map) munmap(h->staged[i].map, h->staged[i].size);
-    if (h->spare.map) munmap(h->spare.map, h->spare.size);
+    spare_drop(h);
     if (h->arena_pinned) gpu_host_unregister((void *)h->arena);
     if (h->arena) munmap((void *)h->arena, h->arena_size);
     proto_wr_free(&h->out);
@@ -498,6 +524,87 @@ static int put_begin_request(simcache_t *h, uint64_t size, uint32_t flags, proto
     return 0;
 }
 
+/* The daemon's spare is gone: drop ours (unmap it, or close the fd kept to
+ * map it). */
+static void spare_drop(simcache_t *h)
+{
+    if (h->spare.map) munmap(h->spare.map, h->spare.size);
+    if (h->spare_fd >= 0) close(h->spare_fd);
+    memset(&h->spare, 0, sizeof h->spare);
+    h->spare_fd = -1;
+}
+
+/* The daemon kept buffer id as this connection's spare, dropping the
+ * previous one: so do we. map NULL: not mapped here, fd (if >= 0, consumed)
+ * is kept to map it when a put reuses it. */
+static void spare_set(simcache_t *h, uint64_t id, void *map, uint64_t size, int fd)
+{
+    spare_drop(h);
+    h->spare = (staged_t){ 0, id, map, size };
+    h->spare_fd = fd;
+}
+
+/* The put_abort round trip: 0 with *kept from the reply, or an error. */
+static int abort_request(simcache_t *h, uint64_t token, uint32_t *kept)
+{
+    *kept = 0;
+    size_t off = begin(h, OP_PUT_ABORT);
+    proto_wr_u64(&h->out, token);
+    proto_wr_frame_end(&h->out, off);
+    size_t len;
+    int rc = roundtrip(h, OP_PUT_ABORT, &len);
+    if (rc) return rc;
+    proto_rd_t r;
+    proto_rd_init(&r, h->in, len);
+    *kept = proto_rd_u32(&r);
+    if (proto_rd_done(&r)) {
+        *kept = 0;
+        return fail(h, SIMCACHE_EPROTO, "bad put_abort reply");
+    }
+    return 0;
+}
+
+/* The daemon began put `token` but this side cannot take it up (a bad
+ * reply, a buffer it cannot map): abort it there, or the daemon holds it
+ * until the connection closes. The error that got us here stays the one
+ * reported. Returns the abort reply's kept (0 when the abort failed; a
+ * failed transport closed the connection, which ends the put too). */
+static uint32_t put_cancel(simcache_t *h, uint64_t token)
+{
+    char keep[sizeof last_err];
+    memcpy(keep, last_err, sizeof keep);
+    uint32_t kept;
+    abort_request(h, token, &kept);
+    memcpy(last_err, keep, sizeof keep);
+    return kept;
+}
+
+/* Cancel host put t, begun in buffer sid of ssize bytes (fresh as its reply
+ * said; fd, consumed, the memfd that came with it or was kept for it), and
+ * follow the daemon's spare rule: with kept the buffer becomes the spare,
+ * with its fd, so that a put that reuses it maps it then; without, a reused
+ * spare is gone. */
+static void put_begin_undo(simcache_t *h, uint64_t t, uint64_t sid, uint64_t ssize,
+                           uint32_t fresh, int fd)
+{
+    if (put_cancel(h, t)) {
+        spare_set(h, sid, NULL, ssize, fd);
+        return;
+    }
+    if (fd >= 0) close(fd);
+    if (!fresh) spare_drop(h);
+}
+
+/* A put_begin reply too short to name its put: the daemon may hold a put
+ * this side cannot abort. Closing the connection ends it. */
+static int put_reply_unnamed(simcache_t *h, int fd)
+{
+    if (fd >= 0) close(fd);
+    close(h->fd);
+    h->fd = -1;
+    return fail(h, SIMCACHE_EPROTO, "bad put_begin reply (no token); connection closed");
+}
+
 static int put_begin_locked(simcache_t *h, uint64_t size, void **buf, uint64_t *token)
 {
     staged_t *slot = find_staged(h, 0);
@@ -509,20 +616,35 @@ static int put_begin_locked(simcache_t *h, uint64_t size, void **buf, uint64_t *
     if (rc) return rc;
     uint64_t t = p.token, sid = p.staging_id, ssize = p.staging_size;
     uint32_t fresh = p.fresh;
-    if (proto_rd_done(&r) || t == 0 || ssize < size || (fresh != 0) != (fd >= 0) ||
-        (!fresh && (!h->spare.map || h->spare.id != sid || h->spare.size != ssize))) {
-        if (fd >= 0) close(fd);
-        return fail(h, SIMCACHE_EPROTO, "bad put_begin reply");
+    if (r.err || t == 0) return put_reply_unnamed(h, fd);
+    int have_spare = sid != 0 && h->spare.id == sid && h->spare.size == ssize &&
+                     (h->spare.map || h->spare_fd >= 0);
+    if (proto_rd_done(&r) || ssize < size || (fresh != 0) != (fd >= 0) || (!fresh && !have_spare)) {
+        rc = fail(h, SIMCACHE_EPROTO, "bad put_begin reply");
+        if (!fresh && fd >= 0) {
+            close(fd);
+            fd = -1;
+        }
+        put_begin_undo(h, t, sid, ssize, fresh, fd);
+        return rc;
     }
-    void *map;
-    if (fresh) {
-        map = mmap(NULL, ssize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        close(fd);
-        if (map == MAP_FAILED) return fail(h, SIMCACHE_EIO, "mmap staging: %s", strerror(errno));
-    } else {
-        /* The daemon reused the buffer of our last put: already mapped. */
+    void *map = NULL;
+    if (!fresh) {
+        /* The daemon reused the buffer of our last put: mapped already, or
+         * its fd kept from a failed mmap. */
         map = h->spare.map;
+        fd = h->spare_fd;
         memset(&h->spare, 0, sizeof h->spare);
+        h->spare_fd = -1;
+    }
+    if (!map) {
+        map = mmap(NULL, ssize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED) {
+            rc = fail(h, SIMCACHE_EIO, "mmap staging: %s", strerror(errno));
+            put_begin_undo(h, t, sid, ssize, fresh, fd);
+            return rc;
+        }
+        close(fd);
     }
     *slot = (staged_t){ t, sid, map, ssize };
     *buf = map;
@@ -537,9 +659,7 @@ static void unstage(simcache_t *h, staged_t *s, uint32_t kept)
     if (!s->map) {
         /* A device put: its staging buffer is h->gstage, kept for the next. */
     } else if (kept) {
-        if (h->spare.map) munmap(h->spare.map, h->spare.size);
-        h->spare = *s;
-        h->spare.token = 0;
+        spare_set(h, s->id, s->map, s->size, -1);
     } else {
         munmap(s->map, s->size);
     }
@@ -582,16 +702,9 @@ static int put_abort_locked(simcache_t *h, uint64_t token)
 {
     staged_t *s = find_staged(h, token);
     if (!s || token == 0) return fail(h, SIMCACHE_ENOPUT, "no put %" PRIu64 " begun on this handle", token);
-    size_t off = begin(h, OP_PUT_ABORT);
-    proto_wr_u64(&h->out, token);
-    proto_wr_frame_end(&h->out, off);
-    size_t len;
-    int rc = roundtrip(h, OP_PUT_ABORT, &len);
-    proto_rd_t r;
-    proto_rd_init(&r, h->in, rc ? 0 : len);
-    uint32_t kept = rc ? 0 : proto_rd_u32(&r);
-    unstage(h, s, kept && !r.err);
-    if (rc == 0 && proto_rd_done(&r)) return fail(h, SIMCACHE_EPROTO, "bad put_abort reply");
+    uint32_t kept;
+    int rc = abort_request(h, token, &kept);
+    unstage(h, s, kept);
     return rc;
 }
 
@@ -626,8 +739,29 @@ int simcache_put_abort(simcache_t *h, uint64_t token)
     return rc;
 }
 
+/* The daemon's device staging buffer id (region g; fd, consumed, for VMM)
+ * is not mapped here yet: keep what opening it takes. */
+static void gpending_set(simcache_t *h, uint64_t id, const proto_gpu_region_t *g, int fd)
+{
+    if (h->gpending_fd >= 0) close(h->gpending_fd);
+    h->gpending = *g;
+    h->gpending_fd = fd;
+    h->gpending_id = id;
+}
+
+static void gpending_clear(simcache_t *h)
+{
+    if (h->gpending_fd >= 0) close(h->gpending_fd);
+    memset(&h->gpending, 0, sizeof h->gpending);
+    h->gpending_fd = -1;
+    h->gpending_id = 0;
+}
+
 /* Begin a device put: the daemon reserves this handle's device staging
- * buffer (mapped read-write here, once per buffer). *dev gets its pointer. */
+ * buffer (mapped read-write here, once per buffer). *dev gets its pointer.
+ * The daemon sends a buffer's region once (fresh = 1) and reuses the buffer
+ * for the next device puts: a region that fails to open is kept, so the next
+ * device put opens it again. */
 static int put_begin_device_locked(simcache_t *h, uint64_t size, void **dev, uint64_t *token)
 {
     staged_t *slot = find_staged(h, 0);
@@ -638,25 +772,44 @@ static int put_begin_device_locked(simcache_t *h, uint64_t size, void **dev, uin
     int rc = put_begin_request(h, size, PROTO_PUT_DEVICE, &r, &p, &fd);
     if (rc) return rc;
     uint64_t t = p.token, sid = p.staging_id, ssize = p.staging_size;
-    uint32_t fresh = p.fresh;
-    if (r.err || t == 0 || ssize < size || (!fresh && (!h->gstage || h->gstage_id != sid))) {
-        if (fd >= 0) close(fd);
-        return fail(h, SIMCACHE_EPROTO, "bad put_begin reply");
+    if (r.err || t == 0) return put_reply_unnamed(h, fd);
+    int bad = ssize < size || sid == 0;
+    if (p.fresh && !bad) {
+        proto_gpu_region_t g;
+        bad = read_region(h, &r, fd, &g) || proto_rd_done(&r) || g.bytes < size;
+        if (!bad) {
+            /* A new buffer: the daemon retired the one mapped here. */
+            gpu_arena_close(h->gstage);
+            h->gstage = NULL;
+            h->gstage_id = 0;
+            gpending_set(h, sid, &g, fd);
+            fd = -1;
+        }
+    } else if (!p.fresh) {
+        bad = bad || fd >= 0 || proto_rd_done(&r) ||
+              !((h->gstage && h->gstage_id == sid) || h->gpending_id == sid);
     }
-    if (fresh) {
+    if (bad) {
+        if (fd >= 0) close(fd);
+        rc = fail(h, SIMCACHE_EPROTO, "bad put_begin reply");
+        put_cancel(h, t);
+        return rc;
+    }
+    if (!h->gstage || h->gstage_id != sid) {
         gpu_arena_t *a = NULL;
-        rc = open_region(h, &r, fd, 0, &a);
-        if (rc == 0 && (proto_rd_done(&r) || gpu_arena_size(a) < size)) {
+        rc = open_region(h, &h->gpending, h->gpending_fd, 0, &a);
+        if (rc == 0 && gpu_arena_size(a) < size) {
             gpu_arena_close(a);
             rc = fail(h, SIMCACHE_EPROTO, "bad put_begin reply");
         }
-        if (rc) return rc;
+        if (rc) {
+            put_cancel(h, t);
+            return rc;
+        }
         gpu_arena_close(h->gstage);
         h->gstage = a;
         h->gstage_id = sid;
-    } else if (fd >= 0 || proto_rd_done(&r)) {
-        if (fd >= 0) close(fd);
-        return fail(h, SIMCACHE_EPROTO, "bad put_begin reply");
+        gpending_clear(h);
     }
     /* A slot with no host mapping: put_commit/abort find the token. */
     *slot = (staged_t){ t, sid, NULL, 0 };

@@ -214,7 +214,10 @@ int simcache_put_ex(simcache_t *h, const float *embedding, const simcache_layout
 
 /* Zero-copy put in two steps: begin gives a writable staging buffer of `size`
  * bytes (owned by the handle, valid until commit or abort) to compute the KV
- * into; commit publishes it. *token names the put. */
+ * into; commit publishes it. *token names the put. When begin fails after
+ * the daemon began the put (SIMCACHE_EIO: the buffer cannot be mapped;
+ * SIMCACHE_EPROTO: a bad reply) the library has aborted it there: nothing
+ * stays reserved, and a later begin maps a reused buffer again. */
 int simcache_put_begin(simcache_t *h, uint64_t size, void **buf, uint64_t *token);
 int simcache_put_commit(simcache_t *h, uint64_t token, const float *embedding,
                         const simcache_layout_t *layout, const simcache_put_opts_t *opts,
@@ -228,7 +231,9 @@ int simcache_put_abort(simcache_t *h, uint64_t token);
  * simcache_put_commit, which copies it device to device into the GPU tier.
  * One device put at a time per handle (SIMCACHE_ELIMIT otherwise); the
  * buffer is reused by the next one. SIMCACHE_ENODEV without the GPU tier
- * (simcache_gpu_tier says why). */
+ * (simcache_gpu_tier says why). A buffer that cannot be mapped here
+ * (SIMCACHE_EIO or SIMCACHE_ENODEV) ends the put on the daemon too, and the
+ * next call tries to map it again. */
 int simcache_put_begin_device(simcache_t *h, uint64_t size, void **dev_buf, uint64_t *token);
 
 /* Best entry of this namespace with cosine >= threshold (threshold < 0: the

@@ -20,6 +20,11 @@
 #define PROTO_HDR_SIZE 24
 #define PROTO_DEFAULT_MAX_PAYLOAD (16u << 20)
 #define PROTO_MAX_ERRMSG 512u
+/* The longest reply payload a client accepts. The longest a daemon sends is
+ * a lookup_batch reply of SIMCACHE_MAX_BATCH hits with full metadata, about
+ * 1.1 MiB; the limit leaves room for that to grow. A longer one is refused
+ * (SIMCACHE_EPROTO) before anything is allocated for it. */
+#define PROTO_MAX_REPLY (16u << 20)
 
 typedef enum {
     OP_HELLO = 1,

@@ -4,10 +4,12 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -508,6 +510,7 @@ struct fake {
     int requests;
     uint16_t last_op;
     uint64_t last_u64;      /* first 8 payload bytes of the last request */
+    uint8_t head[16];       /* first 16 payload bytes of the last request (0-padded) */
 };
 
 static int read_n(int fd, void *p, size_t n)
@@ -591,6 +594,8 @@ static void *fake_main(void *arg)
         f->requests++;
         f->last_op = req.opcode;
         if (req.len >= 8) f->last_u64 = get_le(payload, 8);
+        memset(f->head, 0, sizeof f->head);
+        memcpy(f->head, payload, req.len < sizeof f->head ? req.len : sizeof f->head);
         if (f->answer(f, fd, &req)) break;
     }
     free(payload);
@@ -842,6 +847,334 @@ static void daemon_error_reply_keeps_connection_usable(void **state)
     fake_stop(&f);
 }
 
+/* ---- puts the client cannot take up ----
+ *
+ * A stand-in that keeps the daemon's books of unfinished puts: a put this
+ * side could not take up (its staging buffer cannot be mapped, the reply is
+ * bad) must be aborted, or the daemon holds it until the connection closes.
+ * Like the daemon, it refuses a second device put while one is unfinished,
+ * and reuses a host buffer kept as the spare (fresh = 0, no fd). */
+
+typedef struct {
+    int first_fd;           /* fd sent with the first host put_begin, or -1 */
+    uint64_t first_size;    /* staging_size of the first host put_begin */
+    uint32_t keep_on_abort; /* a host abort reply's kept */
+    int dev_fd;             /* fd number the device staging region names */
+    int dev_memfd;          /* becomes dev_fd when the device put is aborted */
+    int begins, aborts, open_puts, device_open;
+    uint64_t aborted;       /* token of the last abort */
+    uint64_t cur_id, cur_size;      /* buffer of the last host put begun */
+    uint64_t spare_id, spare_size;  /* the stand-in's spare (id 0: none) */
+} put_script_t;
+
+static put_script_t ps;
+
+static void put_script_init(void)
+{
+    memset(&ps, 0, sizeof ps);
+    ps.first_fd = -1;
+    ps.first_size = 4096;
+    ps.dev_fd = -1;
+    ps.dev_memfd = -1;
+}
+
+static int staging_memfd(uint64_t size)
+{
+    int fd = memfd_create("test-staging", MFD_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)size), 0);
+    return fd;
+}
+
+/* A read-only fd of a memfd: mmap(PROT_WRITE, MAP_SHARED) of it fails. */
+static int read_only_memfd(uint64_t size)
+{
+    int rw = staging_memfd(size);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", rw);
+    int ro = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(ro >= 0);
+    close(rw);
+    return ro;
+}
+
+static int answer_device_put_begin(int fd, const fake_req_t *req, uint64_t token)
+{
+    msg_t m = { .n = 0 };
+    if (ps.device_open) return send_error(fd, req, SIMCACHE_ELIMIT, "device put still unfinished");
+    uint32_t fresh = ps.begins == 1;
+    put_le(&m, token, 8);
+    put_le(&m, 41, 8);                      /* staging_id: the one device buffer */
+    put_le(&m, 2u << 20, 8);
+    put_le(&m, fresh, 4);
+    if (fresh) {                            /* a legacy region ("pid fd"), no fd attached */
+        char ipc[PROTO_GPU_HANDLE_BYTES] = { 0 };
+        snprintf(ipc, sizeof ipc, "%d %d", (int)getpid(), ps.dev_fd);
+        put_le(&m, 2, 4);
+        put_le(&m, 0, 4);
+        put_le(&m, 2u << 20, 8);
+        memcpy(m.b + m.n, ipc, sizeof ipc);
+        m.n += sizeof ipc;
+    }
+    ps.device_open = 1;
+    ps.open_puts++;
+    return send_frame(fd, OP_PUT_BEGIN | OP_REPLY, req->req_id, 0, &m, -1);
+}
+
+static int answer_put_begin(fake_t *f, int fd, const fake_req_t *req)
+{
+    msg_t m = { .n = 0 };
+    uint64_t size = get_le(f->head, 8);
+    uint32_t flags = (uint32_t)get_le(f->head + 8, 4);
+    uint64_t token = 100 + (uint64_t)++ps.begins;
+    if (flags & PROTO_PUT_DEVICE) return answer_device_put_begin(fd, req, token);
+    int fresh = !(ps.spare_id && ps.spare_size >= size);
+    int pass = -1, made = 0;
+    if (fresh) {
+        ps.cur_id = 20 + (uint64_t)ps.begins;
+        ps.cur_size = ps.begins == 1 ? ps.first_size : size;
+        pass = ps.begins == 1 && ps.first_fd >= 0 ? ps.first_fd : staging_memfd(ps.cur_size);
+        made = pass != ps.first_fd;
+    } else {
+        ps.cur_id = ps.spare_id;
+        ps.cur_size = ps.spare_size;
+        ps.spare_id = 0;
+    }
+    put_le(&m, token, 8);
+    put_le(&m, ps.cur_id, 8);
+    put_le(&m, ps.cur_size, 8);
+    put_le(&m, (uint32_t)fresh, 4);
+    ps.open_puts++;
+    int rc = send_frame(fd, OP_PUT_BEGIN | OP_REPLY, req->req_id, 0, &m, pass);
+    if (made) close(pass);
+    return rc;
+}
+
+static int answer_puts(fake_t *f, int fd, const fake_req_t *req)
+{
+    msg_t m = { .n = 0 };
+    uint8_t ipc[PROTO_GPU_HANDLE_BYTES] = { 0 };
+    switch (req->opcode) {
+    case OP_HELLO:
+        put_le(&m, PROTO_VERSION, 2);
+        put_le(&m, 3, 2);                   /* tiers: host and GPU */
+        put_le(&m, 1u << 20, 4);
+        put_le(&m, 7, 8);
+        put_le(&m, ARENA_SIZE, 8);
+        put_f32(&m, 0.8f);
+        put_le(&m, SIMCACHE_MAX_BATCH, 4);
+        return send_frame(fd, OP_HELLO | OP_REPLY, req->req_id, 0, &m, f->arena_fd);
+    case OP_GPU_ATTACH:                     /* the GPU tier: a VMM region, the arena's memfd */
+        put_le(&m, 1, 4);
+        put_le(&m, 0, 4);
+        put_le(&m, ARENA_SIZE, 8);
+        memcpy(m.b + m.n, ipc, sizeof ipc);
+        m.n += sizeof ipc;
+        return send_frame(fd, OP_GPU_ATTACH | OP_REPLY, req->req_id, 0, &m, f->arena_fd);
+    case OP_PUT_BEGIN:
+        return answer_put_begin(f, fd, req);
+    case OP_PUT_ABORT:
+        ps.aborts++;
+        ps.aborted = f->last_u64;
+        ps.open_puts--;
+        if (ps.device_open) {
+            ps.device_open = 0;
+            if (ps.dev_memfd >= 0) assert_int_equal(dup2(ps.dev_memfd, ps.dev_fd), ps.dev_fd);
+            put_le(&m, 0, 4);
+        } else {
+            put_le(&m, ps.keep_on_abort, 4);
+            if (ps.keep_on_abort) {
+                ps.spare_id = ps.cur_id;
+                ps.spare_size = ps.cur_size;
+            }
+        }
+        return send_frame(fd, OP_PUT_ABORT | OP_REPLY, req->req_id, 0, &m, -1);
+    case OP_PUT_COMMIT:
+        ps.open_puts--;
+        ps.device_open = 0;
+        put_le(&m, 6, 8);                   /* id */
+        put_le(&m, 0, 4);                   /* kept */
+        return send_frame(fd, OP_PUT_COMMIT | OP_REPLY, req->req_id, 0, &m, -1);
+    case OP_PING:
+        return send_frame(fd, OP_PING | OP_REPLY, req->req_id, 0, NULL, -1);
+    default:
+        return send_error(fd, req, SIMCACHE_EOPCODE, "not in this script");
+    }
+}
+
+static simcache_t *put_session(fake_t *f, int gpu_device)
+{
+    simcache_t *h = NULL;
+    fake_start(f, answer_puts);
+    simcache_opts_t o = opts_for(f->path);
+    o.gpu_device = gpu_device;
+    if (simcache_connect(&o, &h) != 0) fail_msg("connect: %s", simcache_last_error(h));
+    return h;
+}
+
+static void put_begin_with_unmappable_staging_aborts_the_put(void **state)
+{
+    fake_t f;
+    float e[DIM] = { 1, 0, 0, 0 };
+    simcache_layout_t l = { SIMCACHE_DTYPE_F32, 1, 1, 1, 1, 1024 };
+    void *buf;
+    uint64_t token, id;
+
+    (void)state;
+    put_script_init();
+    ps.first_fd = read_only_memfd(4096);
+    simcache_t *h = put_session(&f, -1);
+    assert_int_equal(simcache_put_begin(h, 4096, &buf, &token), SIMCACHE_EIO);
+    assert_non_null(strstr(simcache_last_error(h), "mmap staging"));
+    assert_int_equal(ps.aborts, 1);
+    assert_true(ps.aborted == 101);
+    assert_int_equal(ps.open_puts, 0);
+    /* Not stuck: the next put gets a buffer it can map. */
+    assert_int_equal(simcache_put_begin(h, 4096, &buf, &token), 0);
+    memset(buf, 0x11, 4096);
+    assert_int_equal(simcache_put_commit(h, token, e, &l, NULL, &id), 0);
+    assert_int_equal(ps.open_puts, 0);
+    simcache_close(h);
+    fake_stop(&f);
+    close(ps.first_fd);
+}
+
+/* The daemon keeps an aborted buffer as the connection's spare (kept = 1)
+ * and hands it out again without an fd: the client maps the fd it kept then
+ * (failing and aborting again here, the fd being read-only), instead of
+ * calling the reply bad and leaving that put open. */
+static void kept_unmappable_staging_is_mapped_again_when_reused(void **state)
+{
+    fake_t f;
+    float e[DIM] = { 1, 0, 0, 0 };
+    simcache_layout_t l = { SIMCACHE_DTYPE_F32, 1, 1, 1, 1, 2048 };
+    void *buf;
+    uint64_t token, id;
+
+    (void)state;
+    put_script_init();
+    ps.first_fd = read_only_memfd(4096);
+    ps.keep_on_abort = 1;
+    simcache_t *h = put_session(&f, -1);
+    assert_int_equal(simcache_put_begin(h, 4096, &buf, &token), SIMCACHE_EIO);
+    assert_int_equal(ps.aborts, 1);
+    assert_int_equal(simcache_put_begin(h, 4096, &buf, &token), SIMCACHE_EIO);
+    assert_non_null(strstr(simcache_last_error(h), "mmap staging"));
+    assert_int_equal(ps.aborts, 2);
+    assert_true(ps.aborted == 102);
+    assert_int_equal(ps.open_puts, 0);
+    /* A put too large for that spare gets a fresh buffer and works. */
+    assert_int_equal(simcache_put_begin(h, 8192, &buf, &token), 0);
+    memset(buf, 0x22, 8192);
+    assert_int_equal(simcache_put_commit(h, token, e, &l, NULL, &id), 0);
+    assert_int_equal(ps.open_puts, 0);
+    simcache_close(h);
+    fake_stop(&f);
+    close(ps.first_fd);
+}
+
+static void bad_put_begin_reply_aborts_the_put(void **state)
+{
+    fake_t f;
+    void *buf;
+    uint64_t token;
+
+    (void)state;
+    put_script_init();
+    ps.first_size = 64;                     /* a buffer smaller than the put: a bad reply */
+    simcache_t *h = put_session(&f, -1);
+    assert_int_equal(simcache_put_begin(h, 4096, &buf, &token), SIMCACHE_EPROTO);
+    assert_non_null(strstr(simcache_last_error(h), "bad put_begin reply"));
+    assert_int_equal(ps.aborts, 1);
+    assert_true(ps.aborted == 101);
+    assert_int_equal(ps.open_puts, 0);
+    assert_int_equal(simcache_ping(h), 0);
+    simcache_close(h);
+    fake_stop(&f);
+}
+
+/* A device put whose staging buffer cannot be opened is aborted (else the
+ * daemon refuses every later device put: one at a time), and the next one,
+ * handed the same buffer without its region (fresh = 0), opens it then.
+ * Runs where the handle maps the stand-in's GPU tier, over the emulated
+ * device (test client_gpuemu); skipped elsewhere. */
+static void device_put_retries_the_staging_mapping_after_a_failed_open(void **state)
+{
+    fake_t f;
+    float e[DIM] = { 1, 0, 0, 0 };
+    simcache_layout_t l = { SIMCACHE_DTYPE_F32, 1, 1, 1, 1, 1024 };
+    void *dev;
+    uint64_t token, id;
+
+    (void)state;
+    put_script_init();
+    ps.dev_fd = 900;
+    while (fcntl(ps.dev_fd, F_GETFD) != -1) ps.dev_fd++;   /* a number nothing uses */
+    ps.dev_memfd = staging_memfd(2u << 20);
+    simcache_t *h = put_session(&f, 0);
+    if (simcache_gpu_tier(h, NULL, 0) != 1) {
+        simcache_close(h);
+        fake_stop(&f);
+        close(ps.dev_memfd);
+        skip();
+    }
+    assert_int_equal(simcache_put_begin_device(h, 4096, &dev, &token), SIMCACHE_EIO);
+    assert_non_null(strstr(simcache_last_error(h), "GPU memory"));
+    assert_int_equal(ps.aborts, 1);
+    assert_true(ps.aborted == 101);
+    assert_int_equal(ps.open_puts, 0);
+    /* The stand-in made the buffer openable when the put was aborted. */
+    assert_int_equal(simcache_put_begin_device(h, 4096, &dev, &token), 0);
+    assert_non_null(dev);
+    assert_true(token == 102);
+    assert_int_equal(simcache_put_commit(h, token, e, &l, NULL, &id), 0);
+    assert_true(id == 6);
+    assert_int_equal(ps.open_puts, 0);
+    simcache_close(h);
+    fake_stop(&f);
+    close(ps.dev_fd);
+    close(ps.dev_memfd);
+}
+
+/* ---- reply size ---- */
+
+static uint32_t huge_len;
+
+/* A reply header announcing huge_len payload bytes, then a hang-up. */
+static int answer_huge_reply(fake_t *f, int fd, const fake_req_t *req)
+{
+    msg_t w = { .n = 0 };
+    (void)f;
+    put_le(&w, PROTO_MAGIC, 4);
+    put_le(&w, PROTO_VERSION, 2);
+    put_le(&w, req->opcode | OP_REPLY, 2);
+    put_le(&w, req->req_id, 8);
+    put_le(&w, huge_len, 4);
+    put_le(&w, 0, 4);
+    ssize_t k = write(fd, w.b, w.n);
+    (void)k;
+    return -1;
+}
+
+static void reply_over_the_size_limit_is_eproto(void **state)
+{
+    const uint32_t lens[] = { UINT32_MAX, PROTO_MAX_REPLY + 1 };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        fake_t f;
+        simcache_t *h = NULL;
+        huge_len = lens[i];
+        fake_start(&f, answer_huge_reply);
+        simcache_opts_t o = opts_for(f.path);
+        assert_int_equal(simcache_connect(&o, &h), SIMCACHE_EPROTO);
+        if (!strstr(simcache_last_error(h), "over the protocol's limit"))
+            fail_msg("%" PRIu32 "-byte reply: '%s'", lens[i], simcache_last_error(h));
+        simcache_close(h);
+        fake_stop(&f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -874,6 +1207,11 @@ int main(void)
         cmocka_unit_test(match_outside_the_arena_is_eproto),
         cmocka_unit_test(match_with_wrapping_offset_is_eproto),
         cmocka_unit_test(daemon_error_reply_keeps_connection_usable),
+        cmocka_unit_test(put_begin_with_unmappable_staging_aborts_the_put),
+        cmocka_unit_test(kept_unmappable_staging_is_mapped_again_when_reused),
+        cmocka_unit_test(bad_put_begin_reply_aborts_the_put),
+        cmocka_unit_test(device_put_retries_the_staging_mapping_after_a_failed_open),
+        cmocka_unit_test(reply_over_the_size_limit_is_eproto),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,9 +1,10 @@
 """_native.py - finding libsimcache-client and declaring its C API for ctypes.
 
 The structs below mirror client/simcache.h field for field (ctypes lays them
-out with the same alignment rules as the C compiler, checked by
-tests/test_native.py against the sizes the header gives). Nothing here talks
-to the daemon; client.py builds the Python API on top.
+out with the same alignment rules as the C compiler; tests/test_native.py
+checks every size and field offset against what the C compiler gives, from
+tests/layout_dump.c). Nothing here talks to the daemon; client.py builds the
+Python API on top.
 
 Where the library is found, first match wins:
   1. $SIMCACHE_LIB (a path to libsimcache-client.so)
@@ -137,16 +138,6 @@ STATS_FIELDS = (
 class simcache_stats_t(ctypes.Structure):
     _fields_ = [(name, ctypes.c_uint64) for name in STATS_FIELDS]
 
-
-# Sizes of the structs as the C compiler lays them out on x86-64 / aarch64 Linux.
-C_SIZES = {
-    "simcache_opts_t": 48,
-    "simcache_layout_t": 24,
-    "simcache_match_t": 1104,
-    "simcache_put_opts_t": 16,
-    "simcache_stats_t": 96,
-    "simcache_node_t": 340,
-}
 
 _h = ctypes.c_void_p
 _P = ctypes.POINTER
