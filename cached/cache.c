@@ -1,10 +1,14 @@
 /* cache.c - an entry whichever tier holds it: finding, deleting, flushing
  * (cache.h). */
+#include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cache.h"
 #include "catalog.h"
 #include "daemon.h"
+#include "log.h"
 #include "tier.h"
 
 entry_t *cache_mem_entry(daemon_t *d, uint64_t id)
@@ -25,7 +29,10 @@ int cache_delete(daemon_t *d, uint64_t id)
     tier_forget(d, id);       /* its disk copy, if any */
     /* Unfindable at once; the bytes stay while leases hold them. */
     catalog_entry_unindex(d, e);
-    store_delete(e->on_gpu ? d->gstore : d->store, id);
+    /* -ENOENT is a pending entry, a promotion in flight: its completion
+     * finds the record unindexed and gives the bytes back (tier.c). */
+    int rc = store_delete(e->on_gpu ? d->gstore : d->store, id);
+    if (rc && rc != -ENOENT) log_warn("delete of entry %" PRIu64 ": %s", id, strerror(-rc));
     d->stats.deletes++;
     return 0;
 }

@@ -154,7 +154,10 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     struct timeval tv = { 0, 20000 };
-    evtimer_add(d->drain_timer, &tv);
+    if (evtimer_add(d->drain_timer, &tv)) {
+        log_warn("drain: cannot re-arm its timer; exiting with %" PRIu64 " reply bytes left", left);
+        finish(d);
+    }
 }
 
 void daemon_begin_drain(daemon_t *d, const char *why)
@@ -166,7 +169,10 @@ void daemon_begin_drain(daemon_t *d, const char *why)
     server_close_listener(d);
     admin_close_listener(d);
     struct timeval tv = { 0, 0 };
-    evtimer_add(d->drain_timer, &tv);
+    if (evtimer_add(d->drain_timer, &tv)) {
+        log_warn("drain: cannot arm its timer; exiting now");
+        finish(d);
+    }
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -234,10 +240,12 @@ int daemon_init(daemon_t *d)
     d->sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
     d->sig_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
     d->drain_timer = evtimer_new(d->base, on_drain_tick, d);
-    if (!d->sig_term || !d->sig_int || !d->sig_hup || !d->drain_timer) return -1;
-    event_add(d->sig_term, NULL);
-    event_add(d->sig_int, NULL);
-    event_add(d->sig_hup, NULL);
+    if (!d->sig_term || !d->sig_int || !d->sig_hup || !d->drain_timer ||
+        event_add(d->sig_term, NULL) || event_add(d->sig_int, NULL) ||
+        event_add(d->sig_hup, NULL)) {
+        log_error("cannot watch signals (SIGTERM, SIGINT, SIGHUP)");
+        return -1;
+    }
     if (server_listen(d) || admin_listen(d) || peers_init(d)) return -1;
     log_info("simcached %s ready: host tier %" PRIu64 " bytes (arena %" PRIu64
              "), max_entries %" PRIu64 ", threshold %.2f, vectors %s, pid %d",
