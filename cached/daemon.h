@@ -58,6 +58,7 @@ struct daemon {
     struct gpu_stream *gstream;
     int host_pinned;              /* host arena registered with CUDA */
     char gpu_kind[8];             /* "vmm" or "legacy" */
+    uint64_t gstage_bytes;        /* clients' device staging buffers (server.c) */
     uint64_t gpu_demotions, gpu_promotions, gpu_to_host, gpu_move_failures;
     struct gpuscore *gpuscore;    /* cuBLAS scorer of lookup batches (gpuscore.c), or NULL */
     /* host_prefault: a thread populating the arena (daemon.c) */

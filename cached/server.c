@@ -104,7 +104,12 @@ struct client {
     uint64_t gstage_token;         /* the device put using gstage, or 0 */
     gpu_arena_t **gretired;
     uint32_t n_gretired;
+    uint64_t gstage_bytes;         /* gstage and gretired together */
 };
+
+/* All clients' device staging buffers together stay under this many times
+ * the GPU tier's size. */
+#define GPU_STAGING_FACTOR 4u
 
 /* After this many replays of one frame, promotions run synchronously: a
  * host tier too small for a batch's entries must not loop forever. */
@@ -455,6 +460,29 @@ static void put_begin_device(req_t *r, uint64_t size)
     }
     int fresh = !c->gstage || gpu_arena_size(c->gstage) < size;
     if (fresh) {
+        /* Replaced buffers stay allocated until the client leaves (a legacy
+         * importer may still map them), so growth doubles, which keeps one
+         * client's buffers under twice the tier; and all clients' together
+         * stay under GPU_STAGING_FACTOR tiers. */
+        uint64_t want = size;
+        if (c->gstage && want < 2 * gpu_arena_size(c->gstage))
+            want = 2 * gpu_arena_size(c->gstage) < st.capacity ? 2 * gpu_arena_size(c->gstage)
+                                                                : st.capacity;
+        if (want < size) want = size;
+        if (c->gstage_bytes + want > 2 * st.capacity) {
+            reply_error(c, r->op, r->req_id, SIMCACHE_ELIMIT,
+                        "this client's device staging buffers would exceed twice the GPU tier "
+                        "(%" PRIu64 " bytes held); reconnect to release them",
+                        c->gstage_bytes);
+            return;
+        }
+        if (d->gstage_bytes + want > GPU_STAGING_FACTOR * st.capacity) {
+            reply_error(c, r->op, r->req_id, SIMCACHE_ENOSPC,
+                        "device staging buffers of all clients would exceed %u times the GPU "
+                        "tier (%" PRIu64 " bytes held); retry, or use host puts",
+                        GPU_STAGING_FACTOR, d->gstage_bytes);
+            return;
+        }
         gpu_arena_t *a = NULL;
         unsigned fl = strcmp(d->cfg.gpu_ipc, "legacy") == 0 ? GPU_ARENA_FORCE_LEGACY
                                                               : GPU_ARENA_PREFER_VMM;
@@ -465,13 +493,15 @@ static void put_begin_device(req_t *r, uint64_t size)
             return;
         }
         c->gretired = ret;
-        if (gpu_arena_new((int)d->cfg.gpu_device, size, fl, &a)) {
+        if (gpu_arena_new((int)d->cfg.gpu_device, want, fl, &a)) {
             reply_error(c, r->op, r->req_id, SIMCACHE_ENOMEM, "device staging buffer: %s",
                         gpu_last_error());
             return;
         }
         if (c->gstage) c->gretired[c->n_gretired++] = c->gstage;
         c->gstage = a;
+        c->gstage_bytes += gpu_arena_size(a);
+        d->gstage_bytes += gpu_arena_size(a);
         c->gstage_id = ++d->next_put_token;
     }
     put_t *p = calloc(1, sizeof *p);
@@ -1281,6 +1311,7 @@ static void client_free(client_t *c)
     while (u64map_next(&c->puts, &pos, &key, &val)) put_free(val);
     u64map_clear(&c->puts);
     arena_close(&c->spare);
+    d->gstage_bytes -= c->gstage_bytes;
     gpu_arena_free(c->gstage);
     for (uint32_t i = 0; i < c->n_gretired; i++) gpu_arena_free(c->gretired[i]);
     free(c->gretired);

@@ -16,7 +16,11 @@
  *    tier overflows, LRU entries demote to the host tier (gpu_demotions), and
  *    every read of every entry, in whichever tier, is byte-exact;
  *  - B' holds a GPU lease and is SIGKILLed: the lease and the GPU pin are
- *    reclaimed.
+ *    reclaimed;
+ *  - E begins and aborts 40 device puts of growing sizes: the daemon's
+ *    device staging for it stays under twice the GPU tier (growth doubles;
+ *    replaced buffers are kept while it is connected), and is given back
+ *    when it leaves.
  *
  * The top process never calls CUDA (a process that touched CUDA must not use
  * it in a forked child). Exits 77 (skip) without a CUDA device. Takes the
@@ -47,6 +51,7 @@
                 gpu_last_error()); _exit(1); } while (0)
 
 static const char *sock_path;
+static const it_daemon_t *daemon_of_test;
 
 static simcache_t *connect_as(int device, uint32_t flags)
 {
@@ -199,6 +204,25 @@ static void writer_more(int fd, int unused)
     _exit(0);
 }
 
+/* E: device puts of growing sizes, each aborted; writes the daemon's
+ * gpu_staging_bytes while E is still connected. */
+static void grower(int fd, int unused)
+{
+    (void)unused;
+    simcache_t *h = connect_as(0, 0);
+    for (uint64_t k = 1; k <= 40; k++) {
+        void *buf = NULL;
+        uint64_t token = 0;
+        int rc = simcache_put_begin_device(h, k * (512u << 10), &buf, &token);
+        if (rc) FAIL("grower: device put of %llu KiB: %d", (unsigned long long)k * 512, rc);
+        if (simcache_put_abort(h, token)) FAIL("grower: abort");
+    }
+    uint64_t held = it_admin_u64(daemon_of_test, "info", "gpu_staging_bytes");
+    if (it_write_u64(fd, held)) FAIL("grower: pipe");
+    simcache_close(h);
+    _exit(0);
+}
+
 /* B meanwhile (and after): every entry found so far reads exact, in either
  * tier. Writes the number of checked reads. */
 static void checker(int fd, int rounds)
@@ -271,6 +295,7 @@ int main(int argc, char **argv)
                         ipc && *ipc ? ipc : "auto", NULL))
         return 1;
     sock_path = d.sock;
+    daemon_of_test = &d;
     char info[8192];
     if (it_admin(&d, "info", info, sizeof info) == 0) {
         char *k = strstr(info, "gpu_ipc");
@@ -312,6 +337,26 @@ int main(int argc, char **argv)
         fails++;
     }
     fails += run_child(checker, -1, pf[0], pf[1], &v, "promotion back to the GPU keeps bytes exact");
+
+    /* E grows its device staging buffer 40 times. */
+    fails += run_child(grower, 0, pf[0], pf[1], &v, "E's growing device puts");
+    if (v == UINT64_MAX || v > 2 * (32ull << 20)) {
+        fprintf(stderr, "FAIL: device staging of one client %llu bytes, over twice the tier\n",
+                (unsigned long long)v);
+        fails++;
+    } else {
+        printf("ok: one client's device staging held at %llu bytes\n", (unsigned long long)v);
+    }
+    uint64_t left = it_admin_u64(&d, "info", "gpu_staging_bytes");
+    for (int i = 0; i < 300 && left; i++) {
+        it_sleep_ms(10);
+        left = it_admin_u64(&d, "info", "gpu_staging_bytes");
+    }
+    if (left) {
+        fprintf(stderr, "FAIL: %llu device staging bytes left after every client left\n",
+                (unsigned long long)left);
+        fails++;
+    }
 
     /* B' holds a GPU lease and is killed. */
     pid_t b2 = spawn(reader, pf[1], 1);
