@@ -27,7 +27,6 @@
 #include "clock.h"
 #include "config.h"
 #include "daemon.h"
-#include "disk.h"
 #include "gpuscore.h"
 #include "hosttier.h"
 #include "lease.h"
@@ -273,8 +272,8 @@ static void cmd_info(admin_conn_t *a)
     rep_str(&r, "config_file", d->config_path[0] ? d->config_path : "(embedded defaults)");
     rep_u64(&r, "protocol_version", PROTO_VERSION);
     rep_str(&r, "vector_impl", vec_impl());
-    rep_str(&r, "tiers", d->gstore ? (d->disk ? "gpu,host,disk" : "gpu,host")
-                                    : (d->disk ? "host,disk" : "host"));
+    rep_str(&r, "tiers", d->gstore ? (tier_on(d) ? "gpu,host,disk" : "gpu,host")
+                                    : (tier_on(d) ? "host,disk" : "host"));
     rep_u64(&r, "gpu_tier", d->gstore != NULL);
     rep_u64(&r, "gpu_devices", (uint64_t)d->gpu_devices);
     rep_str(&r, "gpu", d->gpu_desc);
@@ -296,7 +295,7 @@ static void cmd_info(admin_conn_t *a)
         rep_u64(&r, "gpu_move_failures", d->gpu_move_failures);
         rep_u64(&r, "gpu_host_arena_pinned", (uint64_t)d->host_pinned);
     }
-    rep_u64(&r, "disk_tier", d->disk != NULL);
+    rep_u64(&r, "disk_tier", (uint64_t)tier_on(d));
     rep_u64(&r, "host_arena_bytes", st.arena_size);
     rep_str(&r, "host_arena_pages", host_arena_pages(d));
     rep_u64(&r, "host_huge_bytes", host_huge_bytes(d));
@@ -311,34 +310,34 @@ static void cmd_info(admin_conn_t *a)
     rep_u64(&r, "host_free_extents", st.free_extents);
     rep_u64(&r, "host_largest_free", st.largest_free);
     rep_u64(&r, "host_prefaulted_bytes", __atomic_load_n(&d->prefault_bytes, __ATOMIC_RELAXED));
-    if (d->disk) {
-        disk_stats_t ds;
-        disk_get_stats(d->disk, &ds);
+    tier_stats_t ts;
+    if (tier_get_stats(d, &ts) == 0) {
+        const disk_stats_t *ds = &ts.disk;
         rep_str(&r, "disk_durability", d->cfg.durability);
-        rep_u64(&r, "disk_capacity", ds.capacity);
-        rep_u64(&r, "disk_bytes_used", ds.bytes_used);
-        rep_u64(&r, "disk_entries", ds.entries);
-        rep_u64(&r, "disk_only_entries", u64map_len(&d->disk_entries));
-        rep_u64(&r, "disk_demotions", d->demotions);
-        rep_u64(&r, "disk_promotions", d->promotions);
-        rep_u64(&r, "disk_promotions_async", d->promotions_async);
-        rep_u64(&r, "disk_promotions_in_flight", u64map_len(&d->promos));
-        rep_u64(&r, "disk_promotion_waits", d->promotion_waits);
-        rep_u64(&r, "disk_evictions", ds.evictions);
-        rep_u64(&r, "disk_checksum_failures", ds.checksum_failures);
-        rep_u64(&r, "disk_write_failures", d->disk_write_failures);
-        rep_u64(&r, "disk_flush_ms", d->flush_ev ? d->cfg.disk_flush_ms : 0);
-        rep_u64(&r, "disk_flushes", d->flushes);
-        rep_u64(&r, "disk_flush_failures", d->flush_failures);
-        rep_u64(&r, "disk_flush_queue", (uint64_t)(d->dirty_n - d->dirty_head));
-        rep_u64(&r, "disk_flush_inflight_bytes", d->flush_inflight);
-        rep_u64(&r, "disk_writes", ds.writes);
-        rep_u64(&r, "disk_reads", ds.reads);
-        rep_u64(&r, "disk_direct_io", (uint64_t)ds.direct);
-        rep_u64(&r, "disk_async_io", (uint64_t)ds.async);
-        rep_u64(&r, "disk_registered_bytes", ds.fixed_bytes);
-        rep_u64(&r, "disk_fixed_ios", ds.fixed_ios);
-        rep_u64(&r, "disk_lmdb_map_bytes", ds.map_size);
+        rep_u64(&r, "disk_capacity", ds->capacity);
+        rep_u64(&r, "disk_bytes_used", ds->bytes_used);
+        rep_u64(&r, "disk_entries", ds->entries);
+        rep_u64(&r, "disk_only_entries", ts.only_entries);
+        rep_u64(&r, "disk_demotions", ts.demotions);
+        rep_u64(&r, "disk_promotions", ts.promotions);
+        rep_u64(&r, "disk_promotions_async", ts.promotions_async);
+        rep_u64(&r, "disk_promotions_in_flight", ts.promotions_in_flight);
+        rep_u64(&r, "disk_promotion_waits", ts.promotion_waits);
+        rep_u64(&r, "disk_evictions", ds->evictions);
+        rep_u64(&r, "disk_checksum_failures", ds->checksum_failures);
+        rep_u64(&r, "disk_write_failures", ts.write_failures);
+        rep_u64(&r, "disk_flush_ms", ts.flush_ms);
+        rep_u64(&r, "disk_flushes", ts.flushes);
+        rep_u64(&r, "disk_flush_failures", ts.flush_failures);
+        rep_u64(&r, "disk_flush_queue", ts.flush_queue);
+        rep_u64(&r, "disk_flush_inflight_bytes", ts.flush_inflight);
+        rep_u64(&r, "disk_writes", ds->writes);
+        rep_u64(&r, "disk_reads", ds->reads);
+        rep_u64(&r, "disk_direct_io", (uint64_t)ds->direct);
+        rep_u64(&r, "disk_async_io", (uint64_t)ds->async);
+        rep_u64(&r, "disk_registered_bytes", ds->fixed_bytes);
+        rep_u64(&r, "disk_fixed_ios", ds->fixed_ios);
+        rep_u64(&r, "disk_lmdb_map_bytes", ds->map_size);
     }
     rep_u64(&r, "max_entries", d->cfg.max_entries);
     rep_f64(&r, "default_threshold", d->cfg.default_threshold);
@@ -489,6 +488,24 @@ static void entry_fields(rep_t *r, const entry_t *e, const char *tier, uint64_t 
     rep_u64(r, "idle_s", (now - (e->last_hit_us ? e->last_hit_us : e->created_us)) / 1000000u);
 }
 
+static int list_disk_one(void *arg, uint64_t id, void *user, uint64_t off, uint64_t size,
+                         uint32_t pins)
+{
+    list_ctx_t *c = arg;
+    entry_t *e = user;
+    (void)id;
+    (void)off;
+    (void)size;
+    (void)pins;
+    if ((c->ns && e->ns != c->ns) || !e->indexed) return 0;
+    if (c->n >= c->limit) return 1;
+    rep_rec(c->r);
+    entry_fields(c->r, e, "disk", 0, e->size, 0, c->now);
+    rep_rec_end(c->r);
+    c->n++;
+    return 0;
+}
+
 static int list_one(void *arg, uint64_t id, void *user, uint64_t off, uint64_t size, uint32_t pins)
 {
     list_ctx_t *c = arg;
@@ -536,17 +553,7 @@ static void cmd_list(admin_conn_t *a, admin_args_t *args)
     if (a->d->gstore) store_foreach(a->d->gstore, list_one, &c);
     store_foreach(a->d->store, list_one, &c);
     /* Then the entries held only on disk (offset: none in the arena). */
-    size_t pos = 0;
-    uint64_t key;
-    void *val;
-    while (c.n < c.limit && u64map_next(&a->d->disk_entries, &pos, &key, &val)) {
-        entry_t *e = val;
-        if ((c.ns && e->ns != c.ns) || !e->indexed) continue;
-        rep_rec(&r);
-        entry_fields(&r, e, "disk", 0, e->size, 0, c.now);
-        rep_rec_end(&r);
-        c.n++;
-    }
+    tier_foreach_entry(a->d, 0, list_disk_one, &c);
     rep_end(&r);
 }
 
@@ -641,12 +648,12 @@ static void cmd_evict(admin_conn_t *a, admin_args_t *args)
 
 static void cmd_verify(admin_conn_t *a)
 {
-    if (!a->d->disk) {
+    if (!tier_on(a->d)) {
         CLIENT_ERROR(a, "no disk tier (disk_capacity is 0)");
         return;
     }
     uint64_t checked = 0;
-    int64_t bad = disk_verify(a->d->disk, &checked);
+    int64_t bad = tier_verify(a->d, &checked);
     if (bad < 0) {
         reply_line(a, "SERVER_ERROR", "verify: %s", strerror((int)-bad));
         return;

@@ -71,7 +71,7 @@ uint64_t cache_flush(daemon_t *d, ns_t *ns)
     collect_t c = { .ns = ns };
     store_foreach(d->store, collect, &c);
     if (d->gstore) store_foreach(d->gstore, collect, &c);
-    tier_foreach_entry(d, collect, &c);
+    tier_foreach_entry(d, 1, collect, &c);
     uint64_t n = 0;
     for (size_t i = 0; i < c.n; i++)
         if (cache_delete(d, c.ids[i]) == 0) n++;

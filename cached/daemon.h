@@ -75,26 +75,8 @@ struct daemon {
     uint64_t last_request_us;     /* when a client's bytes last came in (poll_us) */
     counters_t stats;
     struct peers *peers;          /* prototypes, Redis, feature table (peers.c) */
-    /* disk tier (tier.c): NULL when disk_capacity is 0 */
-    struct disk *disk;
-    u64map_t disk_entries;        /* id -> entry_t of entries only on disk */
-    u64map_t promos;              /* id -> promo_t: promotions in flight */
-    /* While a read whose blob failed its checksum wakes its waiters: that id
-     * and its namespace (0, NULL otherwise). A waiter's replayed get of it
-     * answers SIMCACHE_ECORRUPT (tier_fetch). */
-    uint64_t corrupt_id;
-    ns_t *corrupt_ns;
-    struct event *disk_ev;        /* the disk tier's completion eventfd */
-    uint64_t demotions, promotions, disk_write_failures;
-    uint64_t promotions_async, promotion_waits;
-    /* write-behind (tier.c): host entries not yet on disk, oldest first */
-    struct event *flush_ev;
-    uint64_t *dirty;
-    size_t dirty_head, dirty_n, dirty_cap;
-    uint64_t flush_inflight;      /* bytes of asynchronous writes in flight */
-    uint64_t flushes, flush_failures;
+    struct tier *tier;            /* the disk tier's state (tier.c) */
     /* Calls that reach up, set by daemon.c (see the top of this file). */
-    void (*tier_wake)(void *waiter);                        /* tier.c -> server.c */
     void (*gtier_moved)(daemon_t *d, uint64_t id);           /* gputier.c -> tier.c */
     void (*shutdown)(daemon_t *d, const char *why);         /* admin.c -> daemon.c */
 };

@@ -19,7 +19,6 @@
 #include "catalog.h"
 #include "clock.h"
 #include "daemon.h"
-#include "disk.h"
 #include "hosttier.h"
 #include "log.h"
 #include "tier.h"
@@ -30,7 +29,7 @@ static void on_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t why)
     entry_t *e = user;
     /* These bytes are about to be reused: a write-behind of them must not
      * record what lands there next. */
-    if (d->disk) disk_cancel_write(d->disk, id);
+    tier_cancel_write(d, id);
     if (!e) return;
     /* With a disk tier, an evicted entry moves there and stays findable. */
     if (why == STORE_DROP_EVICTED && e->indexed && tier_demote(d, e) == 0) return;
@@ -67,7 +66,7 @@ static void *prefault_main(void *arg)
             return NULL;
         }
         __atomic_store_n(&d->prefault_bytes, off + n, __ATOMIC_RELAXED);
-        int rc = reg ? disk_fixed_add(d->disk, piece) : 0;
+        int rc = reg ? tier_fixed_add(d, piece) : 0;
         if (rc) {
             log_warn("disk_register_arena: cannot register arena bytes %" PRIu64 "..%" PRIu64
                      " with io_uring: %s%s; reads into the rest pin their pages per request",
@@ -90,9 +89,9 @@ static void *prefault_main(void *arg)
 void host_prefault_start(daemon_t *d)
 {
     d->prefault_step = PREFAULT_STEP;
-    if (d->disk && d->cfg.disk_register_arena) {
+    if (tier_on(d) && d->cfg.disk_register_arena) {
         uint64_t piece;
-        int n = disk_fixed_init(d->disk, store_base(d->store), store_arena_size(d->store), &piece);
+        int n = tier_fixed_init(d, store_base(d->store), store_arena_size(d->store), &piece);
         if (n > 0) {
             d->fixed_pieces = n;
             d->prefault_step = piece;

@@ -367,7 +367,7 @@ static void do_hello(req_t *r)
     ns->clients++;
     proto_hello_reply_t hr = {
         .version = PROTO_VERSION,
-        .tiers = (uint16_t)(1 | (d->gstore ? 2 : 0) | (d->disk ? 4 : 0)),
+        .tiers = (uint16_t)(1 | (d->gstore ? 2 : 0) | (tier_on(d) ? 4 : 0)),
         .max_payload = d->cfg.max_frame,
         .client_id = c->id,
         .arena_size = store_arena_size(d->store),
@@ -738,7 +738,7 @@ static void commit_entry(req_t *r, put_t *p, entry_t *e, const float *unit, stor
     c->ns->puts++;
     d->stats.puts++;
     d->stats.put_bytes += e->size;
-    if (d->disk && strcmp(d->cfg.durability, "sync") == 0) {
+    if (tier_on(d) && strcmp(d->cfg.durability, "sync") == 0) {
         /* sync durability: acknowledged only once the blob and its record are on disk. */
         int prc = tier_persist(d, e);
         if (prc) {

@@ -3,7 +3,7 @@
  *
  * An entry record (entry_t) lives once, whichever tier holds its bytes: the
  * store's user pointer while the bytes are in the host tier (maybe with a
- * disk copy too), d->disk_entries while they are only on disk. The index
+ * disk copy too), d->tier->disk_entries while they are only on disk. The index
  * keeps the id across moves. storage/disk.c knows only ids and opaque
  * records; the record format (namespace, embedding, layout, metadata) is
  * this file's.
@@ -51,6 +51,28 @@ typedef struct promo {
     void **waiters;
     uint32_t nwait, capwait;
 } promo_t;
+
+/* The disk tier's state (d->tier; disk NULL when disk_capacity is 0). */
+struct tier {
+    struct disk *disk;
+    tier_wake_fn tier_wake;
+    u64map_t disk_entries;        /* id -> entry_t of entries only on disk */
+    u64map_t promos;              /* id -> promo_t: promotions in flight */
+    /* While a read whose blob failed its checksum wakes its waiters: that id
+     * and its namespace (0, NULL otherwise). A waiter's replayed get of it
+     * answers SIMCACHE_ECORRUPT (tier_fetch). */
+    uint64_t corrupt_id;
+    ns_t *corrupt_ns;
+    struct event *disk_ev;        /* the disk's completion eventfd */
+    uint64_t demotions, promotions, disk_write_failures;
+    uint64_t promotions_async, promotion_waits;
+    /* write-behind: host entries not yet on disk, oldest first */
+    struct event *flush_ev;
+    uint64_t *dirty;
+    size_t dirty_head, dirty_n, dirty_cap;
+    uint64_t flush_inflight;      /* bytes of asynchronous writes in flight */
+    uint64_t flushes, flush_failures;
+};
 
 static int is_sync(const daemon_t *d)
 {
@@ -130,7 +152,7 @@ static void on_disk_drop(void *ctx, uint64_t id, disk_drop_reason_t why)
     if (why == DISK_DROP_CORRUPT) log_warn("disk tier: entry %" PRIu64 " failed its checksum; dropped", id);
     else log_debug("disk tier: evicted entry %" PRIu64, id);
     /* Entries also in the host tier (or being promoted) only lose their copy. */
-    entry_t *e = u64map_del(&d->disk_entries, id);
+    entry_t *e = u64map_del(&d->tier->disk_entries, id);
     if (e) catalog_entry_free(d, e);
 }
 
@@ -222,7 +244,7 @@ static int load_one(void *arg, uint64_t id, uint64_t len, uint64_t checksum, uin
     if (meta_len) memcpy(mc, meta, meta_len);
     int rc = catalog_entry_index(d, e, u);
     free(u);
-    if (rc || u64map_put(&d->disk_entries, id, e)) {
+    if (rc || u64map_put(&d->tier->disk_entries, id, e)) {
         log_warn("disk tier: entry %" PRIu64 " cannot be restored (out of memory); left on disk",
                  id);
         catalog_entry_free(d, e);
@@ -239,7 +261,7 @@ static void on_disk_event(evutil_socket_t fd, short what, void *arg)
     daemon_t *d = arg;
     (void)fd;
     (void)what;
-    disk_reap(d->disk);
+    disk_reap(d->tier->disk);
 }
 
 /* ---- write-behind ---- */
@@ -251,33 +273,33 @@ typedef struct {
 
 void tier_note_dirty(daemon_t *d, uint64_t id)
 {
-    if (!d->flush_ev) return;
-    if (d->dirty_n == d->dirty_cap) {
-        if (d->dirty_head) {
-            memmove(d->dirty, d->dirty + d->dirty_head,
-                    (d->dirty_n - d->dirty_head) * sizeof *d->dirty);
-            d->dirty_n -= d->dirty_head;
-            d->dirty_head = 0;
+    if (!d->tier || !d->tier->flush_ev) return;
+    if (d->tier->dirty_n == d->tier->dirty_cap) {
+        if (d->tier->dirty_head) {
+            memmove(d->tier->dirty, d->tier->dirty + d->tier->dirty_head,
+                    (d->tier->dirty_n - d->tier->dirty_head) * sizeof *d->tier->dirty);
+            d->tier->dirty_n -= d->tier->dirty_head;
+            d->tier->dirty_head = 0;
         }
-        if (d->dirty_n == d->dirty_cap) {
-            size_t cap = d->dirty_cap ? d->dirty_cap * 2 : 1024;
-            uint64_t *q = realloc(d->dirty, cap * sizeof *q);
+        if (d->tier->dirty_n == d->tier->dirty_cap) {
+            size_t cap = d->tier->dirty_cap ? d->tier->dirty_cap * 2 : 1024;
+            uint64_t *q = realloc(d->tier->dirty, cap * sizeof *q);
             if (!q) return;   /* it will be written on demotion instead */
-            d->dirty = q;
-            d->dirty_cap = cap;
+            d->tier->dirty = q;
+            d->tier->dirty_cap = cap;
         }
     }
-    d->dirty[d->dirty_n++] = id;
+    d->tier->dirty[d->tier->dirty_n++] = id;
 }
 
 static void flush_done(void *arg, uint64_t id, int rc)
 {
     flush_t *f = arg;
     daemon_t *d = f->d;
-    d->flush_inflight -= f->size;
-    if (rc == 0) d->flushes++;
+    d->tier->flush_inflight -= f->size;
+    if (rc == 0) d->tier->flushes++;
     else if (rc != -ECANCELED) {
-        d->flush_failures++;
+        d->tier->flush_failures++;
         log_debug("disk tier: write-behind of entry %" PRIu64 " failed: %s", id, strerror(-rc));
     }
     free(f);
@@ -289,33 +311,38 @@ static void on_flush_tick(evutil_socket_t fd, short what, void *arg)
     daemon_t *d = arg;
     (void)fd;
     (void)what;
-    while (d->flush_inflight < FLUSH_INFLIGHT && d->dirty_head < d->dirty_n) {
-        uint64_t id = d->dirty[d->dirty_head++];
+    while (d->tier->flush_inflight < FLUSH_INFLIGHT && d->tier->dirty_head < d->tier->dirty_n) {
+        uint64_t id = d->tier->dirty[d->tier->dirty_head++];
         entry_t *e = store_is_live(d->store, id) ? store_user(d->store, id) : NULL;
-        if (!e || !e->indexed || e->on_gpu || disk_has(d->disk, id)) continue;
+        if (!e || !e->indexed || e->on_gpu || disk_has(d->tier->disk, id)) continue;
         const float *v = index_vector(e->ns->index, id);
         uint32_t rl;
         uint8_t *rec = v ? rec_build(e, v, &rl) : NULL;
         flush_t *f = rec ? malloc(sizeof *f) : NULL;
-        int rc = f ? disk_write_async(d->disk, id, store_base(d->store) + e->host_off, e->size,
+        int rc = f ? disk_write_async(d->tier->disk, id, store_base(d->store) + e->host_off, e->size,
                                       e->checksum, rec, rl, flush_done, f)
                    : -ENOMEM;
         free(rec);
         if (rc) {
             free(f);
-            if (rc != -EEXIST && rc != -EBUSY) d->flush_failures++;
+            if (rc != -EEXIST && rc != -EBUSY) d->tier->flush_failures++;
             continue;
         }
         f->d = d;
         f->size = e->size;
-        d->flush_inflight += e->size;
+        d->tier->flush_inflight += e->size;
     }
-    if (d->dirty_head == d->dirty_n) d->dirty_head = d->dirty_n = 0;
+    if (d->tier->dirty_head == d->tier->dirty_n) d->tier->dirty_head = d->tier->dirty_n = 0;
 }
 
 int tier_open(daemon_t *d, tier_wake_fn wake)
 {
-    d->tier_wake = wake;
+    d->tier = calloc(1, sizeof *d->tier);
+    if (!d->tier) {
+        log_error("disk tier: out of memory");
+        return -1;
+    }
+    d->tier->tier_wake = wake;
     if (d->cfg.disk_capacity == 0) return 0;
     if (strcmp(d->cfg.durability, "async") && strcmp(d->cfg.durability, "sync")) {
         log_error("durability '%s': not async or sync", d->cfg.durability);
@@ -331,40 +358,40 @@ int tier_open(daemon_t *d, tier_wake_fn wake)
         .dir = d->cfg.data_dir, .capacity = d->cfg.disk_capacity, .sync = is_sync(d),
         .max_map_size = d->cfg.disk_lmdb_max_size, .on_drop = on_disk_drop, .ctx = d,
     };
-    d->disk = disk_open(&dc, err, sizeof err);
-    if (!d->disk) {
+    d->tier->disk = disk_open(&dc, err, sizeof err);
+    if (!d->tier->disk) {
         log_error("disk tier in %s: %s", d->cfg.data_dir, err);
         return -1;
     }
     disk_stats_t st;
-    disk_get_stats(d->disk, &st);
+    disk_get_stats(d->tier->disk, &st);
     if (!st.direct)
         log_warn("disk tier: %s/blobs.dat does not take O_DIRECT; using buffered I/O",
                  d->cfg.data_dir);
     if (!st.uring) log_warn("disk tier: io_uring unavailable; using pread/pwrite");
     /* The index seed lives in LMDB too: the records' buckets depend on it. */
     uint64_t seed;
-    if (disk_meta_get(d->disk, "seed", &seed, sizeof seed) == (int)sizeof seed) {
+    if (disk_meta_get(d->tier->disk, "seed", &seed, sizeof seed) == (int)sizeof seed) {
         if (seed != d->seed) log_warn("disk tier: index seed differs from index.seed; using LMDB's");
         d->seed = seed;
-    } else if (disk_meta_put(d->disk, "seed", &d->seed, sizeof d->seed)) {
-        log_error("disk tier: cannot record the index seed: %s", disk_errstr(d->disk));
+    } else if (disk_meta_put(d->tier->disk, "seed", &d->seed, sizeof d->seed)) {
+        log_error("disk tier: cannot record the index seed: %s", disk_errstr(d->tier->disk));
         return -1;
     }
-    if (disk_event_fd(d->disk) >= 0) {
-        d->disk_ev = event_new(d->base, disk_event_fd(d->disk), EV_READ | EV_PERSIST,
+    if (disk_event_fd(d->tier->disk) >= 0) {
+        d->tier->disk_ev = event_new(d->base, disk_event_fd(d->tier->disk), EV_READ | EV_PERSIST,
                                on_disk_event, d);
-        if (!d->disk_ev || event_add(d->disk_ev, NULL)) {
+        if (!d->tier->disk_ev || event_add(d->tier->disk_ev, NULL)) {
             log_error("disk tier: cannot watch the completion eventfd");
             return -1;
         }
     } else {
         log_warn("disk tier: no asynchronous I/O; promotions and writes block the event loop");
     }
-    if (d->disk_ev && is_sync(d) == 0 && d->cfg.disk_flush_ms) {
+    if (d->tier->disk_ev && is_sync(d) == 0 && d->cfg.disk_flush_ms) {
         struct timeval tv = { d->cfg.disk_flush_ms / 1000, (d->cfg.disk_flush_ms % 1000) * 1000 };
-        d->flush_ev = event_new(d->base, -1, EV_PERSIST, on_flush_tick, d);
-        if (!d->flush_ev || event_add(d->flush_ev, &tv)) {
+        d->tier->flush_ev = event_new(d->base, -1, EV_PERSIST, on_flush_tick, d);
+        if (!d->tier->flush_ev || event_add(d->tier->flush_ev, &tv)) {
             log_error("disk tier: cannot start the write-behind timer");
             return -1;
         }
@@ -372,11 +399,11 @@ int tier_open(daemon_t *d, tier_wake_fn wake)
     load_t l = { .d = d, .total = st.entries, .last_log_us = mono_us() };
     if (l.total)
         log_info("disk tier: restoring %" PRIu64 " entries from %s", l.total, d->cfg.data_dir);
-    disk_foreach(d->disk, load_one, &l);
+    disk_foreach(d->tier->disk, load_one, &l);
     if (l.loaded) catalog_ns_settle(d);
-    for (size_t i = 0; i < l.nbad; i++) disk_delete(d->disk, l.bad[i]);
+    for (size_t i = 0; i < l.nbad; i++) disk_delete(d->tier->disk, l.bad[i]);
     free(l.bad);
-    disk_get_stats(d->disk, &st);
+    disk_get_stats(d->tier->disk, &st);
     log_info("disk tier: %" PRIu64 " bytes in %s, durability %s, %" PRIu64
              " entries restored (%" PRIu64 " bytes), %" PRIu64 " dropped at open%s",
              st.capacity, d->cfg.data_dir, d->cfg.durability, l.loaded, st.bytes_used,
@@ -389,33 +416,40 @@ int tier_open(daemon_t *d, tier_wake_fn wake)
 
 void tier_close(daemon_t *d)
 {
-    if (!d->disk) return;
+    if (!d->tier) return;
+    if (!d->tier->disk) {
+        free(d->tier);
+        d->tier = NULL;
+        return;
+    }
     /* Reads in flight land in the host arena: finish them (and the
      * write-behind) first. */
-    disk_drain(d->disk);
-    if (d->disk_ev) event_free(d->disk_ev);
-    d->disk_ev = NULL;
-    if (d->flush_ev) event_free(d->flush_ev);
-    d->flush_ev = NULL;
-    free(d->dirty);
-    d->dirty = NULL;
-    d->dirty_head = d->dirty_n = d->dirty_cap = 0;
-    u64map_clear(&d->promos);
+    disk_drain(d->tier->disk);
+    if (d->tier->disk_ev) event_free(d->tier->disk_ev);
+    d->tier->disk_ev = NULL;
+    if (d->tier->flush_ev) event_free(d->tier->flush_ev);
+    d->tier->flush_ev = NULL;
+    free(d->tier->dirty);
+    d->tier->dirty = NULL;
+    d->tier->dirty_head = d->tier->dirty_n = d->tier->dirty_cap = 0;
+    u64map_clear(&d->tier->promos);
     if (d->store) {
         int64_t n = tier_checkpoint(d);
         if (n > 0) log_info("disk tier: %" PRId64 " host entries written at shutdown", n);
     }
-    disk_close(d->disk);
-    d->disk = NULL;
+    disk_close(d->tier->disk);
+    d->tier->disk = NULL;
     size_t pos = 0;
     uint64_t key;
     void *val;
-    while (u64map_next(&d->disk_entries, &pos, &key, &val)) {
+    while (u64map_next(&d->tier->disk_entries, &pos, &key, &val)) {
         entry_t *e = val;
         free(e->meta);
         free(e);
     }
-    u64map_clear(&d->disk_entries);
+    u64map_clear(&d->tier->disk_entries);
+    free(d->tier);
+    d->tier = NULL;
 }
 
 /* ---- movement ---- */
@@ -439,19 +473,19 @@ static int write_blob(daemon_t *d, entry_t *e)
         if (!bounce || gtier_read(d, e, bounce)) {
             free(bounce);
             free(rec);
-            d->disk_write_failures++;
+            d->tier->disk_write_failures++;
             return bounce ? SIMCACHE_EIO : SIMCACHE_ENOMEM;
         }
         src = bounce;
     }
-    int rc = disk_put(d->disk, e->id, src, e->size, e->checksum, rec, rl);
+    int rc = disk_put(d->tier->disk, e->id, src, e->size, e->checksum, rec, rl);
     free(bounce);
     free(rec);
     if (rc) {
-        d->disk_write_failures++;
+        d->tier->disk_write_failures++;
         log_warn("disk tier: cannot write entry %" PRIu64 " (%" PRIu64 " bytes): %s%s%s", e->id,
-                 e->size, strerror(-rc), disk_errstr(d->disk)[0] ? ": " : "",
-                 disk_errstr(d->disk));
+                 e->size, strerror(-rc), disk_errstr(d->tier->disk)[0] ? ": " : "",
+                 disk_errstr(d->tier->disk));
         return rc == -ENOSPC || rc == -EFBIG ? SIMCACHE_ENOSPC
                : rc == -ENOMEM               ? SIMCACHE_ENOMEM
                                              : SIMCACHE_EIO;
@@ -461,26 +495,26 @@ static int write_blob(daemon_t *d, entry_t *e)
 
 int tier_demote(daemon_t *d, entry_t *e)
 {
-    if (!d->disk || !e->indexed) return -1;
-    if (!disk_has(d->disk, e->id) && write_blob(d, e)) return -1;
-    if (u64map_put(&d->disk_entries, e->id, e)) {
-        disk_delete(d->disk, e->id);
+    if (!d->tier->disk || !e->indexed) return -1;
+    if (!disk_has(d->tier->disk, e->id) && write_blob(d, e)) return -1;
+    if (u64map_put(&d->tier->disk_entries, e->id, e)) {
+        disk_delete(d->tier->disk, e->id);
         return -1;
     }
-    d->demotions++;
+    d->tier->demotions++;
     return 0;
 }
 
 int tier_persist(daemon_t *d, entry_t *e)
 {
-    if (!d->disk) return 0;
-    if (disk_has(d->disk, e->id)) return 0;
+    if (!d->tier || !d->tier->disk) return 0;
+    if (disk_has(d->tier->disk, e->id)) return 0;
     return write_blob(d, e);
 }
 
 entry_t *tier_disk_entry(daemon_t *d, uint64_t id)
 {
-    return d->disk ? u64map_get(&d->disk_entries, id) : NULL;
+    return d->tier && d->tier->disk ? u64map_get(&d->tier->disk_entries, id) : NULL;
 }
 
 /* Reserve host bytes (a PENDING store entry) for disk-only entry e, out of
@@ -490,9 +524,9 @@ static int reserve_host(daemon_t *d, entry_t *e)
 {
     /* Out of the disk map first: making room may demote others and evict
      * disk blobs, this one's copy included, and that must not free e. */
-    u64map_del(&d->disk_entries, e->id);
+    u64map_del(&d->tier->disk_entries, e->id);
     if (store_alloc(d->store, e->id, e->size, e, &e->host_off) == 0) return 0;
-    if (!(disk_has(d->disk, e->id) && u64map_put(&d->disk_entries, e->id, e) == 0))
+    if (!(disk_has(d->tier->disk, e->id) && u64map_put(&d->tier->disk_entries, e->id, e) == 0))
         catalog_entry_free(d, e);
     return -1;
 }
@@ -503,19 +537,19 @@ static int reserve_host(daemon_t *d, entry_t *e)
 static int promote_sync(daemon_t *d, uint64_t id, entry_t **out)
 {
     *out = NULL;
-    if (!d->disk) return -ENOENT;
-    entry_t *e = u64map_get(&d->disk_entries, id);
+    if (!d->tier || !d->tier->disk) return -ENOENT;
+    entry_t *e = u64map_get(&d->tier->disk_entries, id);
     if (!e || !e->indexed || reserve_host(d, e)) return -ENOENT;
-    int rc = disk_get(d->disk, id, store_base(d->store) + e->host_off, NULL);
+    int rc = disk_get(d->tier->disk, id, store_base(d->store) + e->host_off, NULL);
     if (rc) {
         if (rc != -EBADMSG)
-            log_warn("disk tier: cannot read entry %" PRIu64 ": %s", id, disk_errstr(d->disk));
+            log_warn("disk tier: cannot read entry %" PRIu64 ": %s", id, disk_errstr(d->tier->disk));
         /* on_drop frees the record and takes it out of the index. */
         store_abort(d->store, id);
         return rc;
     }
     store_commit(d->store, id);
-    d->promotions++;
+    d->tier->promotions++;
     *out = e;
     return 0;
 }
@@ -539,7 +573,7 @@ static int promo_add_waiter(promo_t *p, void *waiter)
         p->capwait = cap;
     }
     p->waiters[p->nwait++] = waiter;
-    p->d->promotion_waits++;
+    p->d->tier->promotion_waits++;
     return 0;
 }
 
@@ -549,13 +583,13 @@ static void promo_done(void *arg, uint64_t id, int rc)
     daemon_t *d = p->d;
     entry_t *e = p->e;
     ns_t *ns = e->ns;                     /* e may be freed below */
-    u64map_del(&d->promos, id);
+    u64map_del(&d->tier->promos, id);
     if (rc == 0 && e->indexed) {
         store_commit(d->store, id);
-        d->promotions++;
+        d->tier->promotions++;
     } else {
         if (rc && rc != -EBADMSG && rc != -ENOENT)
-            log_warn("disk tier: cannot read entry %" PRIu64 ": %s", id, disk_errstr(d->disk));
+            log_warn("disk tier: cannot read entry %" PRIu64 ": %s", id, disk_errstr(d->tier->disk));
         /* Deleted meanwhile, or unreadable: the store's on_drop frees the
          * record (and takes it out of the index if still there). */
         store_abort(d->store, id);
@@ -566,15 +600,15 @@ static void promo_done(void *arg, uint64_t id, int rc)
      * bytes were corrupt, not that it never existed: tier_fetch answers
      * SIMCACHE_ECORRUPT for it while corrupt_id is set (saved and restored,
      * should a replay complete another read). */
-    uint64_t was_id = d->corrupt_id;
-    ns_t *was_ns = d->corrupt_ns;
+    uint64_t was_id = d->tier->corrupt_id;
+    ns_t *was_ns = d->tier->corrupt_ns;
     if (rc == -EBADMSG) {
-        d->corrupt_id = id;
-        d->corrupt_ns = ns;
+        d->tier->corrupt_id = id;
+        d->tier->corrupt_ns = ns;
     }
-    for (uint32_t i = 0; i < p->nwait; i++) d->tier_wake(p->waiters[i]);
-    d->corrupt_id = was_id;
-    d->corrupt_ns = was_ns;
+    for (uint32_t i = 0; i < p->nwait; i++) d->tier->tier_wake(p->waiters[i]);
+    d->tier->corrupt_id = was_id;
+    d->tier->corrupt_ns = was_ns;
     free(p->waiters);
     free(p);
 }
@@ -592,17 +626,17 @@ int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, void *waiter, int may_wait, e
         if (e && e->indexed && (!ns || e->ns == ns)) *out = e;
         return 0;
     }
-    if (!d->disk) return 0;
-    if (id && id == d->corrupt_id && (!ns || ns == d->corrupt_ns)) return SIMCACHE_ECORRUPT;
-    promo_t *p = u64map_get(&d->promos, id);
+    if (!d->tier || !d->tier->disk) return 0;
+    if (id && id == d->tier->corrupt_id && (!ns || ns == d->tier->corrupt_ns)) return SIMCACHE_ECORRUPT;
+    promo_t *p = u64map_get(&d->tier->promos, id);
     if (p) {
         if (ns && p->e->ns != ns) return 0;
         /* Without a slot to wait in, answer as if it were absent. */
         return promo_add_waiter(p, waiter) ? 0 : -EINPROGRESS;
     }
-    entry_t *e = u64map_get(&d->disk_entries, id);
+    entry_t *e = u64map_get(&d->tier->disk_entries, id);
     if (!e || !e->indexed || (ns && e->ns != ns)) return 0;
-    if (!may_wait || disk_event_fd(d->disk) < 0)
+    if (!may_wait || disk_event_fd(d->tier->disk) < 0)
         return promote_sync(d, id, out) == -EBADMSG ? SIMCACHE_ECORRUPT : 0;
     p = calloc(1, sizeof *p);
     if (!p) return 0;
@@ -613,28 +647,29 @@ int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, void *waiter, int may_wait, e
         free(p);
         return 0;
     }
-    int rc = u64map_put(&d->promos, id, p) ? -ENOMEM
-             : disk_read_async(d->disk, id, store_base(d->store) + e->host_off, promo_done, p);
+    int rc = u64map_put(&d->tier->promos, id, p) ? -ENOMEM
+             : disk_read_async(d->tier->disk, id, store_base(d->store) + e->host_off, promo_done, p);
     if (rc) {
         /* Not started: undo (on_drop forgets the record, as a failed read would). */
         log_warn("disk tier: cannot start reading entry %" PRIu64 ": %s", id, strerror(-rc));
-        u64map_del(&d->promos, id);
+        u64map_del(&d->tier->promos, id);
         free(p);
         store_abort(d->store, id);
         return 0;
     }
     /* The callback runs from the loop, never before this returns. */
     if (promo_add_waiter(p, waiter)) return 0;
-    d->promotions_async++;
+    d->tier->promotions_async++;
     return -EINPROGRESS;
 }
 
 void tier_waiter_gone(daemon_t *d, void *waiter)
 {
+    if (!d->tier) return;
     size_t pos = 0;
     uint64_t key;
     void *val;
-    while (u64map_next(&d->promos, &pos, &key, &val)) {
+    while (u64map_next(&d->tier->promos, &pos, &key, &val)) {
         promo_t *p = val;
         uint32_t j = 0;
         for (uint32_t i = 0; i < p->nwait; i++)
@@ -645,21 +680,23 @@ void tier_waiter_gone(daemon_t *d, void *waiter)
 
 void tier_forget(daemon_t *d, uint64_t id)
 {
-    if (!d->disk) return;
-    disk_delete(d->disk, id);
-    entry_t *e = u64map_del(&d->disk_entries, id);
+    if (!d->tier || !d->tier->disk) return;
+    disk_delete(d->tier->disk, id);
+    entry_t *e = u64map_del(&d->tier->disk_entries, id);
     if (e) catalog_entry_free(d, e);
 }
 
-void tier_foreach_entry(daemon_t *d, store_foreach_fn fn, void *arg)
+void tier_foreach_entry(daemon_t *d, int with_promotions, store_foreach_fn fn, void *arg)
 {
+    if (!d->tier) return;
     size_t pos = 0;
     uint64_t key;
     void *val;
-    while (u64map_next(&d->disk_entries, &pos, &key, &val))
+    while (u64map_next(&d->tier->disk_entries, &pos, &key, &val))
         if (fn(arg, key, val, 0, 0, 0)) return;
+    if (!with_promotions) return;
     pos = 0;
-    while (u64map_next(&d->promos, &pos, &key, &val))
+    while (u64map_next(&d->tier->promos, &pos, &key, &val))
         if (fn(arg, key, ((promo_t *)val)->e, 0, 0, 0)) return;
 }
 
@@ -675,17 +712,63 @@ static int ckpt_one(void *arg, uint64_t id, void *user, uint64_t off, uint64_t s
     (void)off;
     (void)size;
     (void)pins;
-    if (e->indexed && !disk_has(c->d->disk, id) && write_blob(c->d, e) == 0) c->written++;
+    if (e->indexed && !disk_has(c->d->tier->disk, id) && write_blob(c->d, e) == 0) c->written++;
     return 0;
 }
 
 int64_t tier_checkpoint(daemon_t *d)
 {
-    if (!d->disk) return -1;
+    if (!d->tier || !d->tier->disk) return -1;
     ckpt_t c = { d, 0 };
     /* Writing can evict older disk blobs, but never touches the host store. */
     store_foreach(d->store, ckpt_one, &c);
     if (d->gstore) store_foreach(d->gstore, ckpt_one, &c);
-    if (disk_sync(d->disk)) log_warn("disk tier: flush failed: %s", disk_errstr(d->disk));
+    if (disk_sync(d->tier->disk)) log_warn("disk tier: flush failed: %s", disk_errstr(d->tier->disk));
     return c.written;
+}
+
+int tier_on(const daemon_t *d)
+{
+    return d->tier && d->tier->disk;
+}
+
+void tier_cancel_write(daemon_t *d, uint64_t id)
+{
+    if (tier_on(d)) disk_cancel_write(d->tier->disk, id);
+}
+
+int tier_fixed_init(daemon_t *d, void *base, uint64_t size, uint64_t *piece)
+{
+    return tier_on(d) ? disk_fixed_init(d->tier->disk, base, size, piece) : -EOPNOTSUPP;
+}
+
+int tier_fixed_add(daemon_t *d, uint32_t piece)
+{
+    return tier_on(d) ? disk_fixed_add(d->tier->disk, piece) : -EOPNOTSUPP;
+}
+
+int64_t tier_verify(daemon_t *d, uint64_t *checked)
+{
+    return tier_on(d) ? disk_verify(d->tier->disk, checked) : -ENODEV;
+}
+
+int tier_get_stats(daemon_t *d, tier_stats_t *st)
+{
+    if (!tier_on(d)) return -1;
+    const struct tier *t = d->tier;
+    memset(st, 0, sizeof *st);
+    disk_get_stats(t->disk, &st->disk);
+    st->only_entries = u64map_len(&t->disk_entries);
+    st->demotions = t->demotions;
+    st->promotions = t->promotions;
+    st->promotions_async = t->promotions_async;
+    st->promotions_in_flight = u64map_len(&t->promos);
+    st->promotion_waits = t->promotion_waits;
+    st->write_failures = t->disk_write_failures;
+    st->flush_ms = t->flush_ev ? d->cfg.disk_flush_ms : 0;
+    st->flushes = t->flushes;
+    st->flush_failures = t->flush_failures;
+    st->flush_queue = (uint64_t)(t->dirty_n - t->dirty_head);
+    st->flush_inflight = t->flush_inflight;
+    return 0;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "catalog.h"
+#include "disk.h"
 #include "store.h"
 
 typedef struct daemon daemon_t;
@@ -56,10 +57,37 @@ entry_t *tier_disk_entry(daemon_t *d, uint64_t id);
 /* Delete an entry's disk copy and, if it lives only on disk, its record. */
 void tier_forget(daemon_t *d, uint64_t id);
 /* Call fn(arg, id, record, 0, 0, 0) for every entry whose record the disk
- * tier holds: only on disk, or being promoted. Stops when fn returns nonzero. */
-void tier_foreach_entry(daemon_t *d, store_foreach_fn fn, void *arg);
+ * tier holds: only on disk, and (with_promotions) being promoted. Stops
+ * when fn returns nonzero. */
+void tier_foreach_entry(daemon_t *d, int with_promotions, store_foreach_fn fn, void *arg);
 /* Write every host entry not yet on disk, then flush. Returns how many were
  * written, or -1 if the disk tier is off. */
 int64_t tier_checkpoint(daemon_t *d);
+
+/* Is there a disk tier? */
+int tier_on(const daemon_t *d);
+/* Host bytes of entry id are about to be reused: cancel a write-behind of
+ * them that has not started (a no-op without a disk tier). */
+void tier_cancel_write(daemon_t *d, uint64_t id);
+/* disk_register_arena: register the host arena with the disk's ring in
+ * pieces (disk_fixed_init, disk_fixed_add); -EOPNOTSUPP without a disk tier. */
+int tier_fixed_init(daemon_t *d, void *base, uint64_t size, uint64_t *piece);
+int tier_fixed_add(daemon_t *d, uint32_t piece);
+/* Re-read every blob on disk against its checksum (admin verify): how many
+ * failed (dropped), -ENODEV without a disk tier, or another negative errno;
+ * *checked how many were read. */
+int64_t tier_verify(daemon_t *d, uint64_t *checked);
+
+typedef struct {
+    disk_stats_t disk;            /* the storage's own figures */
+    uint64_t only_entries;        /* records held only on disk */
+    uint64_t demotions, promotions, promotions_async, promotions_in_flight, promotion_waits;
+    uint64_t write_failures;
+    uint32_t flush_ms;            /* the write-behind's period (0: off) */
+    uint64_t flushes, flush_failures, flush_queue, flush_inflight;
+} tier_stats_t;
+
+/* Fill *st; -1 (st untouched) without a disk tier. */
+int tier_get_stats(daemon_t *d, tier_stats_t *st);
 
 #endif
