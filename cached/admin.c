@@ -28,6 +28,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "gpuscore.h"
+#include "gputier.h"
 #include "hosttier.h"
 #include "lease.h"
 #include "listener.h"
@@ -281,7 +282,7 @@ static void cmd_info(admin_conn_t *a)
         store_stats_t gs;
         store_get_stats(d->gstore, &gs);
         rep_u64(&r, "gpu_device", d->cfg.gpu_device);
-        rep_str(&r, "gpu_ipc", d->gpu_kind);
+        rep_str(&r, "gpu_ipc", gtier_ipc_kind(d));
         rep_u64(&r, "gpu_capacity", gs.capacity);
         rep_u64(&r, "gpu_bytes_used", gs.bytes_used);
         rep_u64(&r, "gpu_bytes_pinned", gs.bytes_pinned);
@@ -289,11 +290,13 @@ static void cmd_info(admin_conn_t *a)
         rep_u64(&r, "gpu_staging_bytes", d->gstage_bytes);
         rep_u64(&r, "gpu_pinned_entries", gs.pinned_entries);
         rep_u64(&r, "gpu_evictions", gs.evictions);
-        rep_u64(&r, "gpu_demotions", d->gpu_demotions);
-        rep_u64(&r, "gpu_promotions", d->gpu_promotions);
-        rep_u64(&r, "gpu_moves_to_host", d->gpu_to_host);
-        rep_u64(&r, "gpu_move_failures", d->gpu_move_failures);
-        rep_u64(&r, "gpu_host_arena_pinned", (uint64_t)d->host_pinned);
+        gtier_stats_t gt = { 0 };
+        gtier_get_stats(d, &gt);
+        rep_u64(&r, "gpu_demotions", gt.demotions);
+        rep_u64(&r, "gpu_promotions", gt.promotions);
+        rep_u64(&r, "gpu_moves_to_host", gt.to_host);
+        rep_u64(&r, "gpu_move_failures", gt.move_failures);
+        rep_u64(&r, "gpu_host_arena_pinned", (uint64_t)gt.host_pinned);
     }
     rep_u64(&r, "disk_tier", (uint64_t)tier_on(d));
     rep_u64(&r, "host_arena_bytes", st.arena_size);

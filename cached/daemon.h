@@ -52,14 +52,11 @@ struct daemon {
     uint32_t n_clients;
     int gpu_devices;
     /* GPU tier (gputier.c): gstore is NULL when there is none. gstore only
-     * places and ages extents; the bytes are in garena (device memory). */
+     * places, ages and pins extents (leases pin it as the host store); the
+     * bytes are in the tier's device arena. */
     store_t *gstore;
-    struct gpu_arena *garena;
-    struct gpu_stream *gstream;
-    int host_pinned;              /* host arena registered with CUDA */
-    char gpu_kind[8];             /* "vmm" or "legacy" */
+    struct gtier *gtier;          /* the rest of its state (gputier.c) */
     uint64_t gstage_bytes;        /* clients' device staging buffers (server.c) */
-    uint64_t gpu_demotions, gpu_promotions, gpu_to_host, gpu_move_failures;
     struct gpuscore *gpuscore;    /* cuBLAS scorer of lookup batches (gpuscore.c), or NULL */
     /* host_prefault: a thread populating the arena (daemon.c) */
     pthread_t prefault_th;
@@ -77,8 +74,9 @@ struct daemon {
     struct peers *peers;          /* prototypes, Redis, feature table (peers.c) */
     struct tier *tier;            /* the disk tier's state (tier.c) */
     /* Calls that reach up, set by daemon.c (see the top of this file). */
-    void (*gtier_moved)(daemon_t *d, uint64_t id);           /* gputier.c -> tier.c */
     void (*shutdown)(daemon_t *d, const char *why);         /* admin.c -> daemon.c */
+    /* The others are given to the part that calls them: tier_open's wake
+     * (tier.c -> server.c), gtier_open's moved_to_host (gputier.c -> tier.c). */
 };
 
 /* ---- daemon.c: the top ---- */

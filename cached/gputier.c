@@ -36,9 +36,20 @@
 
 #define GPU_ALIGN 4096u   /* extent alignment in the arena (CUDA wants 256) */
 
+/* The GPU tier's state (d->gtier, NULL when there is none); its store is
+ * d->gstore, which leases pin like the host store. */
+struct gtier {
+    struct gpu_arena *garena;     /* the device memory holding the bytes */
+    struct gpu_stream *gstream;   /* every copy in or out runs here */
+    int host_pinned;              /* host arena registered with CUDA */
+    char gpu_kind[8];             /* "vmm" or "legacy" */
+    uint64_t gpu_demotions, gpu_promotions, gpu_to_host, gpu_move_failures;
+    gtier_moved_fn gtier_moved;
+};
+
 static uint8_t *gbase(const daemon_t *d)
 {
-    return gpu_arena_ptr(d->garena);
+    return gpu_arena_ptr(d->gtier->garena);
 }
 
 enum copy_dir { H2D, D2H, D2D };
@@ -46,10 +57,10 @@ enum copy_dir { H2D, D2H, D2D };
 /* Copy on the tier's stream and wait for it. 0 or -1 (logged). */
 static int copy_sync(daemon_t *d, enum copy_dir dir, void *dst, const void *src, size_t n)
 {
-    int rc = dir == H2D   ? gpu_copy_h2d(dst, src, n, d->gstream)
-             : dir == D2H ? gpu_copy_d2h(dst, src, n, d->gstream)
-                          : gpu_copy_d2d(dst, src, n, d->gstream);
-    if (rc == 0) rc = gpu_stream_sync(d->gstream);
+    int rc = dir == H2D   ? gpu_copy_h2d(dst, src, n, d->gtier->gstream)
+             : dir == D2H ? gpu_copy_d2h(dst, src, n, d->gtier->gstream)
+                          : gpu_copy_d2d(dst, src, n, d->gtier->gstream);
+    if (rc == 0) rc = gpu_stream_sync(d->gtier->gstream);
     if (rc) {
         log_warn("GPU tier: copy of %zu bytes failed: %s", n, gpu_last_error());
         return -1;
@@ -79,7 +90,7 @@ static int copy_to_host(daemon_t *d, entry_t *e)
     e->on_gpu = 0;
     e->host_off = off;
     store_commit(d->store, e->id);
-    if (d->gtier_moved) d->gtier_moved(d, e->id);
+    if (d->gtier->gtier_moved) d->gtier->gtier_moved(d, e->id);
     return 0;
 }
 
@@ -88,7 +99,7 @@ static int copy_to_host(daemon_t *d, entry_t *e)
 static int demote(daemon_t *d, entry_t *e)
 {
     if (copy_to_host(d, e)) return -1;
-    d->gpu_demotions++;
+    d->gtier->gpu_demotions++;
     return 0;
 }
 
@@ -100,7 +111,7 @@ static void on_gpu_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t 
     if (!e) return;
     if (why == STORE_DROP_EVICTED && e->indexed) {
         if (demote(d, e) == 0) return;
-        d->gpu_move_failures++;
+        d->gtier->gpu_move_failures++;
         log_debug("GPU tier: entry %" PRIu64 " evicted and dropped (host tier full)", e->id);
     }
     catalog_entry_free(d, e);
@@ -108,7 +119,6 @@ static void on_gpu_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t 
 
 void gtier_open(daemon_t *d, gtier_moved_fn moved_to_host)
 {
-    d->gtier_moved = moved_to_host;
     const config_t *cfg = &d->cfg;
     if (d->gpu_devices <= 0) return;
     if (cfg->gpu_capacity == 0) {
@@ -123,8 +133,14 @@ void gtier_open(daemon_t *d, gtier_moved_fn moved_to_host)
     }
     unsigned flags = strcmp(cfg->gpu_ipc, "legacy") == 0 ? GPU_ARENA_FORCE_LEGACY
                                                           : GPU_ARENA_PREFER_VMM;
-    if (gpu_set_device(dev) || gpu_stream_new(&d->gstream) ||
-        gpu_arena_new(dev, cfg->gpu_capacity, flags, &d->garena)) {
+    d->gtier = calloc(1, sizeof *d->gtier);
+    if (!d->gtier) {
+        log_warn("GPU tier: out of memory; host tier only");
+        return;
+    }
+    d->gtier->gtier_moved = moved_to_host;
+    if (gpu_set_device(dev) || gpu_stream_new(&d->gtier->gstream) ||
+        gpu_arena_new(dev, cfg->gpu_capacity, flags, &d->gtier->garena)) {
         log_warn("GPU tier: cannot create %" PRIu64 " bytes on device %d: %s; host tier only",
                  cfg->gpu_capacity, dev, gpu_last_error());
         gtier_close(d);
@@ -132,7 +148,7 @@ void gtier_open(daemon_t *d, gtier_moved_fn moved_to_host)
     }
     char err[160];
     store_config_t sc = {
-        .capacity = gpu_arena_size(d->garena) & ~(uint64_t)(GPU_ALIGN - 1),
+        .capacity = gpu_arena_size(d->gtier->garena) & ~(uint64_t)(GPU_ALIGN - 1),
         .align = GPU_ALIGN, .name = "simcache-gpu", .no_arena = 1,
         .on_drop = on_gpu_drop, .ctx = d,
     };
@@ -142,15 +158,15 @@ void gtier_open(daemon_t *d, gtier_moved_fn moved_to_host)
         gtier_close(d);
         return;
     }
-    snprintf(d->gpu_kind, sizeof d->gpu_kind, "%s",
-             gpu_arena_kind(d->garena) == GPU_ARENA_VMM ? "vmm" : "legacy");
+    snprintf(d->gtier->gpu_kind, sizeof d->gtier->gpu_kind, "%s",
+             gpu_arena_kind(d->gtier->garena) == GPU_ARENA_VMM ? "vmm" : "legacy");
     /* Pinned host arena: demotions and promotions are DMA at full speed. */
-    d->host_pinned = gpu_host_register(store_base(d->store), store_arena_size(d->store), 0) == 0;
-    if (!d->host_pinned)
+    d->gtier->host_pinned = gpu_host_register(store_base(d->store), store_arena_size(d->store), 0) == 0;
+    if (!d->gtier->host_pinned)
         log_warn("GPU tier: host arena not pinned (%s); copies go through CUDA's staging",
                  gpu_last_error());
     log_info("GPU tier: %" PRIu64 " bytes on device %d, shared through %s IPC, host arena %s",
-             store_arena_size(d->gstore), dev, d->gpu_kind, d->host_pinned ? "pinned" : "pageable");
+             store_arena_size(d->gstore), dev, d->gtier->gpu_kind, d->gtier->host_pinned ? "pinned" : "pageable");
 }
 
 typedef struct {
@@ -173,6 +189,7 @@ static int collect_id(void *arg, uint64_t id, void *user, uint64_t off, uint64_t
 
 void gtier_close(daemon_t *d)
 {
+    if (!d->gtier) return;
     if (d->gstore) {
         /* store_free runs no callbacks: free the records it points to. */
         store_stats_t st;
@@ -187,12 +204,35 @@ void gtier_close(daemon_t *d)
         store_free(d->gstore);
         d->gstore = NULL;
     }
-    if (d->host_pinned) gpu_host_unregister(store_base(d->store));
-    d->host_pinned = 0;
-    gpu_arena_free(d->garena);
-    d->garena = NULL;
-    gpu_stream_free(d->gstream);
-    d->gstream = NULL;
+    if (d->gtier->host_pinned) gpu_host_unregister(store_base(d->store));
+    d->gtier->host_pinned = 0;
+    gpu_arena_free(d->gtier->garena);
+    d->gtier->garena = NULL;
+    gpu_stream_free(d->gtier->gstream);
+    free(d->gtier);
+    d->gtier = NULL;
+}
+
+const char *gtier_ipc_kind(const daemon_t *d)
+{
+    return d->gtier ? d->gtier->gpu_kind : "none";
+}
+
+struct gpu_arena *gtier_arena(const daemon_t *d)
+{
+    return d->gtier ? d->gtier->garena : NULL;
+}
+
+int gtier_get_stats(const daemon_t *d, gtier_stats_t *st)
+{
+    if (!d->gtier || !d->gstore) return -1;
+    const struct gtier *g = d->gtier;
+    st->demotions = g->gpu_demotions;
+    st->promotions = g->gpu_promotions;
+    st->to_host = g->gpu_to_host;
+    st->move_failures = g->gpu_move_failures;
+    st->host_pinned = g->host_pinned;
+    return 0;
 }
 
 int gtier_put(daemon_t *d, entry_t *e, const void *src_dev)
@@ -221,14 +261,14 @@ int gtier_promote(daemon_t *d, entry_t *e)
     if (store_pin(d->store, e->id, &hoff, &hsize)) return -1;
     if (store_alloc(d->gstore, e->id, e->size, e, &goff)) {
         store_unpin(d->store, e->id);
-        d->gpu_move_failures++;
+        d->gtier->gpu_move_failures++;
         return -1;
     }
     if (copy_sync(d, H2D, gbase(d) + goff, store_base(d->store) + hoff, e->size)) {
         store_set_user(d->gstore, e->id, NULL);
         store_abort(d->gstore, e->id);
         store_unpin(d->store, e->id);
-        d->gpu_move_failures++;
+        d->gtier->gpu_move_failures++;
         return -1;
     }
     e->on_gpu = 1;
@@ -238,7 +278,7 @@ int gtier_promote(daemon_t *d, entry_t *e)
     store_set_user(d->store, e->id, NULL);
     store_unpin(d->store, e->id);
     store_delete(d->store, e->id);
-    d->gpu_promotions++;
+    d->gtier->gpu_promotions++;
     return 0;
 }
 
@@ -246,12 +286,12 @@ int gtier_to_host(daemon_t *d, entry_t *e)
 {
     if (!e->on_gpu) return 0;
     if (copy_to_host(d, e)) {
-        d->gpu_move_failures++;
+        d->gtier->gpu_move_failures++;
         return -1;
     }
     store_set_user(d->gstore, e->id, NULL);
     store_delete(d->gstore, e->id);
-    d->gpu_to_host++;
+    d->gtier->gpu_to_host++;
     return 0;
 }
 

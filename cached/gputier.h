@@ -38,4 +38,20 @@ int gtier_put(daemon_t *d, entry_t *e, const void *src_dev);
  * checksum if still pending. 0 or -1. */
 int gtier_read(daemon_t *d, entry_t *e, void *dst);
 
+/* "vmm" or "legacy": how clients map the arena ("none" without a tier). */
+const char *gtier_ipc_kind(const daemon_t *d);
+/* The device arena clients map (gpu_attach), or NULL without a tier. */
+struct gpu_arena *gtier_arena(const daemon_t *d);
+
+typedef struct {
+    uint64_t demotions;      /* evicted to the host tier */
+    uint64_t promotions;     /* host entries moved up for PREFER_DEVICE clients */
+    uint64_t to_host;        /* moved down for clients without the GPU arena */
+    uint64_t move_failures;
+    int host_pinned;         /* the host arena is registered with CUDA */
+} gtier_stats_t;
+
+/* Fill *st; -1 without a GPU tier. */
+int gtier_get_stats(const daemon_t *d, gtier_stats_t *st);
+
 #endif

@@ -423,7 +423,7 @@ static void do_gpu_attach(req_t *r)
         return;
     }
     size_t off = begin_ok(r);
-    int rc = send_gpu_region(c, off, d->garena);
+    int rc = send_gpu_region(c, off, gtier_arena(d));
     proto_wr_frame_end(&c->out, off);
     if (rc) {
         c->closing = 1;
@@ -431,7 +431,7 @@ static void do_gpu_attach(req_t *r)
     }
     c->gpu_attached = 1;
     c->prefer_device = (flags & PROTO_ATTACH_PREFER_DEVICE) != 0;
-    log_info("client %" PRIu64 " mapped the GPU tier (%s IPC)%s", c->id, d->gpu_kind,
+    log_info("client %" PRIu64 " mapped the GPU tier (%s IPC)%s", c->id, gtier_ipc_kind(d),
              c->prefer_device ? ", hits placed on the GPU" : "");
 }
 
