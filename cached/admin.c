@@ -312,7 +312,7 @@ static void cmd_info(admin_conn_t *a)
     rep_u64(&r, "host_alloc_failures", st.alloc_failures);
     rep_u64(&r, "host_free_extents", st.free_extents);
     rep_u64(&r, "host_largest_free", st.largest_free);
-    rep_u64(&r, "host_prefaulted_bytes", __atomic_load_n(&d->prefault_bytes, __ATOMIC_RELAXED));
+    rep_u64(&r, "host_prefaulted_bytes", host_prefaulted_bytes(d));
     tier_stats_t ts;
     if (tier_get_stats(d, &ts) == 0) {
         const disk_stats_t *ds = &ts.disk;
@@ -826,18 +826,13 @@ static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct
 
 int admin_listen(daemon_t *d)
 {
-    d->admin_listener = listener_open(d, d->cfg.admin_socket, on_admin_accept, d);
-    if (!d->admin_listener) return -1;
-    log_info("admin socket on %s", d->cfg.admin_socket);
-    return 0;
+    d->admin_listener = listener_open(d, d->cfg.admin_socket, on_admin_accept, d, "operators");
+    return d->admin_listener ? 0 : -1;
 }
 
 void admin_close_listener(daemon_t *d)
 {
-    if (!d->admin_listener) return;
-    evconnlistener_free(d->admin_listener);
-    d->admin_listener = NULL;
-    unlink(d->cfg.admin_socket);
+    listener_close(&d->admin_listener, d->cfg.admin_socket);
 }
 
 static void client_one(void *arg, uint64_t id, int pid, unsigned uid, const char *ns,

@@ -15,16 +15,8 @@
 #include "daemon.h"
 #include "gpuscore.h"
 #include "log.h"
+#include "mix64.h"
 #include "peers.h"
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
 
 static uint64_t hash_bytes(uint64_t h, const char *s, size_t n)
 {

@@ -36,47 +36,56 @@ typedef struct {
 } counters_t;
 
 struct daemon {
+    /* daemon.c: configuration, the loop, signals, draining */
     config_t cfg;
     char config_path[256];
     struct event_base *base;
-    struct evconnlistener *listener, *admin_listener;
     struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
-    store_t *store;
-    uint64_t seed;
-    ns_t *namespaces;
-    uint32_t n_namespaces, next_ns_id;
-    u64map_t leases;              /* lease id -> lease_t */
-    uint64_t next_entry_id, next_lease_id, next_put_token, next_client_id;
-    struct client *clients;       /* server.c's connections */
-    void *admin_conns;            /* admin.c's list of connections */
-    uint32_t n_clients;
-    int gpu_devices;
-    /* GPU tier (gputier.c): gstore is NULL when there is none. gstore only
-     * places, ages and pins extents (leases pin it as the host store); the
-     * bytes are in the tier's device arena. */
-    store_t *gstore;
-    struct gtier *gtier;          /* the rest of its state (gputier.c) */
-    uint64_t gstage_bytes;        /* clients' device staging buffers (server.c) */
-    struct gpuscore *gpuscore;    /* cuBLAS scorer of lookup batches (gpuscore.c), or NULL */
-    /* host_prefault: a thread populating the arena (daemon.c) */
-    pthread_t prefault_th;
-    int prefault_all;                      /* host_prefault at start (the thread's copy) */
-    int prefault_running, prefault_stop;   /* stop: __atomic */
-    uint64_t prefault_bytes;               /* done so far: __atomic */
-    uint64_t prefault_step;                /* bytes per step (a registered piece) */
-    int fixed_pieces;                      /* disk_register_arena: pieces to register (0: off) */
-    char gpu_desc[160];
     int draining;
     uint64_t drain_deadline_us;
-    uint64_t started_us;
-    uint64_t last_request_us;     /* when a client's bytes last came in (poll_us) */
-    counters_t stats;
+    uint64_t started_us;          /* mono_us at start */
+    uint64_t last_request_us;     /* when a client's bytes last came in (poll_us; server.c sets) */
+    uint64_t seed;                /* secret index seed (index.seed, or the disk tier's copy) */
+    int gpu_devices;
+    char gpu_desc[160];
+    counters_t stats;             /* request counters, each part counts its own */
+
+    /* catalog.c: namespaces and entry ids */
+    ns_t *namespaces;
+    uint32_t n_namespaces, next_ns_id;
+    uint64_t next_entry_id;
+
+    /* lease.c */
+    u64map_t leases;              /* lease id -> lease_t */
+    uint64_t next_lease_id;
+
+    /* server.c: client connections */
+    struct evconnlistener *listener;
+    struct client *clients;
+    uint32_t n_clients;
+    uint64_t next_client_id, next_put_token;
+    uint64_t gstage_bytes;        /* clients' device staging buffers */
+
+    /* admin.c: operator connections */
+    struct evconnlistener *admin_listener;
+    void *admin_conns;
+
+    /* The tiers. A store places, ages and pins extents; leases pin in
+     * either memory store (lease.c), so both stores are shared here. */
+    store_t *store;               /* host tier: the memfd arena (hosttier.c) */
+    struct host *host;            /* host tier's own state (hosttier.c) */
+    store_t *gstore;              /* GPU tier's extents, or NULL without one (gputier.c) */
+    struct gtier *gtier;          /* GPU tier's own state (gputier.c) */
+    struct tier *tier;            /* disk tier's state (tier.c) */
+
+    struct gpuscore *gpuscore;    /* cuBLAS scorer of lookup batches (gpuscore.c), or NULL */
     struct peers *peers;          /* prototypes, Redis, feature table (peers.c) */
-    struct tier *tier;            /* the disk tier's state (tier.c) */
-    /* Calls that reach up, set by daemon.c (see the top of this file). */
-    void (*shutdown)(daemon_t *d, const char *why);         /* admin.c -> daemon.c */
-    /* The others are given to the part that calls them: tier_open's wake
-     * (tier.c -> server.c), gtier_open's moved_to_host (gputier.c -> tier.c). */
+
+    /* The one call that reaches up through a pointer here, set by daemon.c:
+     * admin `shutdown` drains. The others are given to the part that calls
+     * them: tier_open's wake (tier.c -> server.c), gtier_open's
+     * moved_to_host (gputier.c -> tier.c). */
+    void (*shutdown)(daemon_t *d, const char *why);
 };
 
 /* ---- daemon.c: the top ---- */

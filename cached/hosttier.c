@@ -23,6 +23,17 @@
 #include "log.h"
 #include "tier.h"
 
+/* The host tier's own state beside its store (d->host). */
+struct host {
+    /* host_prefault, disk_register_arena: a thread populating the arena */
+    pthread_t prefault_th;
+    int prefault_all;             /* host_prefault at start (the thread's copy) */
+    int prefault_running, prefault_stop;   /* stop: __atomic */
+    uint64_t prefault_bytes;      /* done so far: __atomic */
+    uint64_t prefault_step;       /* bytes per step (a registered piece) */
+    int fixed_pieces;             /* disk_register_arena: pieces to register (0: off) */
+};
+
 static void on_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t why)
 {
     daemon_t *d = ctx;
@@ -54,10 +65,10 @@ static void *prefault_main(void *arg)
 {
     daemon_t *d = arg;
     uint8_t *base = store_base(d->store);
-    uint64_t size = store_arena_size(d->store), t0 = mono_us(), step = d->prefault_step;
-    int reg = d->fixed_pieces > 0;
+    uint64_t size = store_arena_size(d->store), t0 = mono_us(), step = d->host->prefault_step;
+    int reg = d->host->fixed_pieces > 0;
     uint32_t piece = 0;
-    for (uint64_t off = 0; off < size && !__atomic_load_n(&d->prefault_stop, __ATOMIC_RELAXED);
+    for (uint64_t off = 0; off < size && !__atomic_load_n(&d->host->prefault_stop, __ATOMIC_RELAXED);
          off += step, piece++) {
         uint64_t n = size - off < step ? size - off : step;
         if (madvise(base + off, n, MADV_POPULATE_WRITE)) {
@@ -65,7 +76,7 @@ static void *prefault_main(void *arg)
                      " of %" PRIu64 " bytes", strerror(errno), off, size);
             return NULL;
         }
-        __atomic_store_n(&d->prefault_bytes, off + n, __ATOMIC_RELAXED);
+        __atomic_store_n(&d->host->prefault_bytes, off + n, __ATOMIC_RELAXED);
         int rc = reg ? tier_fixed_add(d, piece) : 0;
         if (rc) {
             log_warn("disk_register_arena: cannot register arena bytes %" PRIu64 "..%" PRIu64
@@ -75,10 +86,10 @@ static void *prefault_main(void *arg)
                                      "LimitMEMLOCK=infinity, or grant CAP_IPC_LOCK)" : "");
             reg = 0;
             /* Only registration asked for the pages: leave the rest lazy. */
-            if (!d->prefault_all) break;
+            if (!d->host->prefault_all) break;
         }
     }
-    if (__atomic_load_n(&d->prefault_bytes, __ATOMIC_RELAXED) == size)
+    if (__atomic_load_n(&d->host->prefault_bytes, __ATOMIC_RELAXED) == size)
         log_info("host arena: %" PRIu64 " bytes in memory%s after %.1f s", size,
                  reg ? " and registered with io_uring" : "", (double)(mono_us() - t0) / 1e6);
     return NULL;
@@ -88,13 +99,13 @@ static void *prefault_main(void *arg)
  * register. */
 void host_prefault_start(daemon_t *d)
 {
-    d->prefault_step = PREFAULT_STEP;
+    d->host->prefault_step = PREFAULT_STEP;
     if (tier_on(d) && d->cfg.disk_register_arena) {
         uint64_t piece;
         int n = tier_fixed_init(d, store_base(d->store), store_arena_size(d->store), &piece);
         if (n > 0) {
-            d->fixed_pieces = n;
-            d->prefault_step = piece;
+            d->host->fixed_pieces = n;
+            d->host->prefault_step = piece;
         } else if (n != -EOPNOTSUPP) {
             log_warn("disk_register_arena: io_uring cannot register buffers (%s); promotions "
                      "pin their pages per request", strerror(-n));
@@ -102,23 +113,23 @@ void host_prefault_start(daemon_t *d)
     }
     /* The thread reads its own copy: the loop may replace d->cfg meanwhile
      * (config set, SIGHUP). */
-    d->prefault_all = d->cfg.host_prefault;
-    if (!d->prefault_all && !d->fixed_pieces) return;
-    int rc = pthread_create(&d->prefault_th, NULL, prefault_main, d);
+    d->host->prefault_all = d->cfg.host_prefault;
+    if (!d->host->prefault_all && !d->host->fixed_pieces) return;
+    int rc = pthread_create(&d->host->prefault_th, NULL, prefault_main, d);
     if (rc) {
         log_warn("host_prefault: cannot start its thread: %s; the arena is faulted in on use",
                  strerror(rc));
         return;
     }
-    d->prefault_running = 1;
+    d->host->prefault_running = 1;
 }
 
 void host_prefault_stop(daemon_t *d)
 {
-    if (!d->prefault_running) return;
-    __atomic_store_n(&d->prefault_stop, 1, __ATOMIC_RELAXED);
-    pthread_join(d->prefault_th, NULL);
-    d->prefault_running = 0;
+    if (!d->host || !d->host->prefault_running) return;
+    __atomic_store_n(&d->host->prefault_stop, 1, __ATOMIC_RELAXED);
+    pthread_join(d->host->prefault_th, NULL);
+    d->host->prefault_running = 0;
 }
 
 const char *host_arena_pages(const daemon_t *d)
@@ -181,6 +192,11 @@ static void log_huge_pages(const daemon_t *d, arena_huge_t asked)
 int host_open(daemon_t *d)
 {
     char err[256];
+    d->host = calloc(1, sizeof *d->host);
+    if (!d->host) {
+        log_error("host tier: out of memory");
+        return -1;
+    }
     store_config_t sc = {
         .capacity = d->cfg.host_arena_size, .max_entries = d->cfg.max_entries, .align = 4096,
         .name = "simcache-host", .on_drop = on_drop, .ctx = d,
@@ -221,8 +237,15 @@ static int free_record(void *arg, uint64_t id, void *user, uint64_t off, uint64_
     return 0;
 }
 
+uint64_t host_prefaulted_bytes(const daemon_t *d)
+{
+    return d->host ? __atomic_load_n(&d->host->prefault_bytes, __ATOMIC_RELAXED) : 0;
+}
+
 void host_close(daemon_t *d)
 {
+    free(d->host);
+    d->host = NULL;
     if (!d->store) return;
     /* store_free() runs no callbacks: free the entry records it points to
      * (the namespaces and their indexes go after, all at once). */

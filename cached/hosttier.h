@@ -25,6 +25,8 @@ void host_prefault_stop(daemon_t *d);
 void host_close(daemon_t *d);
 /* Apply host_capacity and max_entries from d->cfg (reload, config set). */
 void host_apply_config(daemon_t *d);
+/* Arena bytes the prefault thread has populated so far (info). */
+uint64_t host_prefaulted_bytes(const daemon_t *d);
 /* What backs the arena: "hugetlb", "thp" or "4k". */
 const char *host_arena_pages(const daemon_t *d);
 /* Bytes of the arena on 2 MiB pages now. */

@@ -31,6 +31,7 @@
  * the two generations side by side meanwhile: no pause.
  */
 #include "index.h"
+#include "mix64.h"
 
 #include <errno.h>
 #include <math.h>
@@ -136,13 +137,6 @@ typedef struct {
     uint64_t s[4];
 } rng_t;
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 /* Independent streams of one seed: planes, code diagonals, hash salts. */
 static void rng_init(rng_t *r, uint64_t seed, uint64_t stream)

@@ -13,7 +13,7 @@
 #include "log.h"
 
 struct evconnlistener *listener_open(daemon_t *d, const char *path, evconnlistener_cb cb,
-                                     void *arg)
+                                     void *arg, const char *who)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     if (strlen(path) >= sizeof sun.sun_path) {
@@ -60,7 +60,16 @@ struct evconnlistener *listener_open(daemon_t *d, const char *path, evconnlisten
         log_error("listen %s: %s", path, strerror(errno));
         close(fd);
         unlink(path);
+        return NULL;
     }
+    log_info("listening for %s on %s", who, path);
     return l;
 }
 
+void listener_close(struct evconnlistener **l, const char *path)
+{
+    if (!*l) return;
+    evconnlistener_free(*l);
+    *l = NULL;
+    unlink(path);
+}

@@ -36,6 +36,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "mix64.h"
 #include "prototypes.h"
 #include "vec.h"
 
@@ -119,14 +120,6 @@ typedef struct {
     char id[NODEREC_MAX_ID + 1];
 } fetch_t;
 
-static uint64_t next_rand(uint64_t *st)
-{
-    uint64_t z = (*st += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static void arm_ms(struct event *ev, uint32_t ms)
 {
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
@@ -203,9 +196,9 @@ static void refit_ns(peers_t *p, ns_t *ns)
     size_t want = count < cap ? count : cap;
     float *buf = want ? malloc(want * ns->dim * sizeof(float)) : NULL;
     if (want && !buf) return;
-    size_t n = want ? index_sample(ns->index, want, next_rand(&p->rng), buf) : 0;
+    size_t n = want ? index_sample(ns->index, want, splitmix64(&p->rng), buf) : 0;
     uint64_t t0 = mono_us();
-    if (proto_refit(c->ps, buf, n, count, next_rand(&p->rng)) == 0) {
+    if (proto_refit(c->ps, buf, n, count, splitmix64(&p->rng)) == 0) {
         c->puts_since_refit = 0;
         c->changes = 0;
         c->refit_wanted = 0;
@@ -486,7 +479,7 @@ static void go_down(peers_t *p, const char *why)
     /* Exponential backoff with jitter (75%..125%), so a fleet that lost
      * Redis together does not reconnect in lockstep. */
     uint32_t ms = p->backoff_ms;
-    ms = ms * 3 / 4 + (uint32_t)(next_rand(&p->rng) % (ms / 2 + 1));
+    ms = ms * 3 / 4 + (uint32_t)(splitmix64(&p->rng) % (ms / 2 + 1));
     p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
     evtimer_del(p->retry);
     arm_ms(p->retry, ms);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mix64.h"
 #include "simcache.h"
 #include "vec.h"
 
@@ -150,15 +151,7 @@ void proto_remove(proto_set_t *ps, const float *unit)
 
 /* ---- batch refit ---- */
 
-static uint64_t next_rand(uint64_t *st)
-{
-    uint64_t z = (*st += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double rand01(uint64_t *st) { return (double)(next_rand(st) >> 11) * 0x1p-53; }
+static double rand01(uint64_t *st) { return (double)(splitmix64(st) >> 11) * 0x1p-53; }
 
 typedef struct {
     uint32_t dim, k;
@@ -189,7 +182,7 @@ static uint32_t seed_centres(fit_t *f, const float *units, size_t n, uint64_t *r
 {
     uint32_t trials = 2;
     for (uint32_t k = f->k; k > 1; k /= 2) trials++;   /* 2 + log2 k */
-    size_t first = (size_t)(next_rand(rng) % n);
+    size_t first = (size_t)(splitmix64(rng) % n);
     memcpy(f->cent, units + first * f->dim, f->dim * sizeof(float));
     for (size_t i = 0; i < n; i++) f->best[i] = vec_dot(units + i * f->dim, f->cent, f->dim);
     uint32_t have = 1;

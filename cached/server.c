@@ -1418,18 +1418,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 int server_listen(daemon_t *d)
 {
-    d->listener = listener_open(d, d->cfg.socket, on_accept, d);
-    if (!d->listener) return -1;
-    log_info("listening for clients on %s", d->cfg.socket);
-    return 0;
+    d->listener = listener_open(d, d->cfg.socket, on_accept, d, "clients");
+    return d->listener ? 0 : -1;
 }
 
 void server_close_listener(daemon_t *d)
 {
-    if (!d->listener) return;
-    evconnlistener_free(d->listener);
-    d->listener = NULL;
-    unlink(d->cfg.socket);
+    listener_close(&d->listener, d->cfg.socket);
 }
 
 void server_close_all(daemon_t *d)
