@@ -4,6 +4,7 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 ARGS ?=
@@ -15,7 +16,7 @@ DEBS = meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run test test-plain test-python test-asan test-fuzz bench bench-deps bench-sets bench-recall example-pytorch install clean
+.PHONY: all deps build run test test-plain test-python test-asan test-tsan test-fuzz bench bench-deps bench-sets bench-recall example-pytorch install clean
 
 # Debian's python3-torch installs for /usr/bin/python3 (not a pyenv python).
 PY ?= /usr/bin/python3
@@ -42,8 +43,9 @@ run: build
 	./$(BUILD)/cached/simcached $(ARGS)
 
 # The test command (README, .ci/run): as shipped, then under ASan + UBSan
-# with warnings as errors, then each libFuzzer target briefly.
-test: deps test-plain test-python test-asan test-fuzz
+# with warnings as errors, then under ThreadSanitizer, then each libFuzzer
+# target briefly.
+test: deps test-plain test-python test-asan test-tsan test-fuzz
 
 test-plain: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -68,6 +70,27 @@ test-asan:
 	ninja -C $(ASAN_BUILD)
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
 	  meson test -C $(ASAN_BUILD) --print-errorlogs --no-suite fuzz --timeout-multiplier 3
+
+# ThreadSanitizer over the unit and integration tests (not fuzz). The
+# daemons the integration tests start inherit TSAN_OPTIONS; every report, of
+# whichever process, is written under $(TSAN_BUILD)/tsan-reports (a daemon's
+# own log goes with its temp dir) and fails the target. tests/tsan.supp
+# lists the reports we know to be false, each with its reason.
+TSAN_REPORTS = $(CURDIR)/$(TSAN_BUILD)/tsan-reports
+TSAN_OPTIONS_ALL = halt_on_error=0:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp:log_path=$(TSAN_REPORTS)/report
+
+test-tsan:
+	[ -f $(TSAN_BUILD)/build.ninja ] || meson setup $(TSAN_BUILD) \
+	  -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug
+	ninja -C $(TSAN_BUILD)
+	rm -rf $(TSAN_REPORTS) && mkdir -p $(TSAN_REPORTS)
+	TSAN_OPTIONS="$(TSAN_OPTIONS_ALL)" SIMCACHE_TEST_SKIP_HUGE=1 \
+	  meson test -C $(TSAN_BUILD) --print-errorlogs --no-suite fuzz --timeout-multiplier 3; \
+	rc=$$?; \
+	if ls $(TSAN_REPORTS)/report.* >/dev/null 2>&1; then \
+	  cat $(TSAN_REPORTS)/report.*; echo "test-tsan: ThreadSanitizer reports above"; rc=1; \
+	fi; \
+	exit $$rc
 
 test-fuzz:
 	[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) \
@@ -126,4 +149,4 @@ install: build
 	meson install -C $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

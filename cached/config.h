@@ -1,7 +1,9 @@
 /* config.h - simcached settings: embedded defaults, config file, flags.
  *
- * One table describes every key (type, bounds, whether it can change at run
- * time, help). The same parser serves the config file ("key = value" lines,
+ * One table describes every key (type, bounds, class, help). The class says
+ * whether a key changes while the daemon runs (config set, SIGHUP) or only
+ * at the next start; reload compares two configs with config_diff() and
+ * takes each key's class from the table, so no list of keys lives elsewhere. The same parser serves the config file ("key = value" lines,
  * '#' comments), command-line flags (--key-name VALUE or --key-name=VALUE),
  * `config set` on the admin socket and SIGHUP reloads, so a value is checked
  * the same way wherever it comes from.
@@ -43,9 +45,6 @@ typedef struct {
     uint32_t max_puts_per_client;
     uint32_t max_namespaces;
     uint32_t log_level;
-    uint32_t index_tables;
-    uint32_t index_bits;
-    uint32_t index_probes;
     uint32_t index_exact_below;
     uint32_t gpu_score_min_batch;   /* score lookup batches this large on the GPU; 0: off */
     uint32_t gpu_score_min_entries; /* ... in namespaces this large */
@@ -66,6 +65,38 @@ typedef struct {
     uint32_t prototype_refresh_ms;
     double route_load_weight;
 } config_t;
+
+/* When a key's value takes effect. Every key of the table has one; 0 is
+ * no class (a table row that forgot it, which test_config refuses). */
+typedef enum {
+    CONFIG_CLASS_NONE = 0,
+    CONFIG_RUNTIME = 1,          /* applied by config set and SIGHUP */
+    CONFIG_RESTART = 2,          /* read at start only: a change waits for a restart */
+} config_class_t;
+
+/* The value types of the table. */
+typedef enum {
+    CONFIG_T_PATH,               /* non-empty path that fits its buffer */
+    CONFIG_T_SIZE,               /* bytes, with k, m, g, t suffixes; min..max */
+    CONFIG_T_U32,                /* decimal integer, min..max */
+    CONFIG_T_DOUBLE,             /* number, min..max */
+    CONFIG_T_MODE,               /* octal file mode with owner rw */
+    CONFIG_T_LEVEL,              /* log level name */
+    CONFIG_T_UIDS,               /* comma-separated uids, at most CONFIG_MAX_UIDS */
+    CONFIG_T_STR,                /* printable text; one of choices when the key has them */
+    CONFIG_T_SECRET,             /* text shown as "(secret)" */
+} config_type_t;
+
+/* What the table says about one key (config_key_info). */
+typedef struct {
+    const char *name;            /* static; owned by the table */
+    config_type_t type;
+    config_class_t cls;
+    double min, max;             /* CONFIG_T_SIZE, _U32, _DOUBLE: inclusive bounds */
+    size_t len;                  /* bytes of the field (text: buffer size, NUL included) */
+    const char *choices;         /* CONFIG_T_STR: "a|b|c" when only these are valid; else NULL */
+    const char *help;            /* static */
+} config_key_info_t;
 
 /* Embedded defaults; socket paths under $XDG_RUNTIME_DIR/simcache or
  * /tmp/simcache-$UID. */
@@ -102,7 +133,28 @@ int config_parse_size(const char *s, uint64_t *out);
 #define CONFIG_MAX_CPUS 1024u
 int config_parse_cpus(const char *s, uint64_t *mask);
 
-/* Is key changeable at run time? -1 if unknown. */
+/* Is key changeable at run time (class CONFIG_RUNTIME)? -1 if unknown. */
 int config_key_runtime(const char *key);
+
+/* The class of key; -1 if unknown. */
+int config_key_class(const char *key);
+
+/* Fill *out with what the table says about key. Returns 0 or -1 (unknown). */
+int config_key_info(const char *key, config_key_info_t *out);
+
+/* Called by config_diff for one key whose value differs: its class, and its
+ * value in the first and in the second config as config_get prints it
+ * (secrets read "(secret)"). The strings live only during the call. */
+typedef void (*config_diff_fn)(void *arg, const char *key, config_class_t cls,
+                               const char *from, const char *to);
+
+/* Compare a and b key by key, in table order, and call fn (may be NULL) for
+ * every key whose stored value differs (secrets by their real value).
+ * Returns the number of keys that differ. */
+int config_diff(const config_t *a, const config_t *b, config_diff_fn fn, void *arg);
+
+/* Copy key's value from src into dst exactly (no text round trip). Returns 0
+ * or -1 (unknown key). */
+int config_copy_key(config_t *dst, const config_t *src, const char *key);
 
 #endif

@@ -7,11 +7,13 @@
 #include <sys/time.h>
 #include <time.h>
 
-static log_level_t current = LOG_INFO;
+/* Set by the loop (config set, SIGHUP), read by every thread that logs
+ * (the prefault thread too): relaxed atomics, since only the value matters. */
+static int current = LOG_INFO;
 static const char *const names[] = { "error", "warn", "info", "debug" };
 
-void log_set_level(log_level_t level) { current = level; }
-log_level_t log_get_level(void) { return current; }
+void log_set_level(log_level_t level) { __atomic_store_n(&current, (int)level, __ATOMIC_RELAXED); }
+log_level_t log_get_level(void) { return (log_level_t)__atomic_load_n(&current, __ATOMIC_RELAXED); }
 
 int log_level_parse(const char *s)
 {
@@ -27,7 +29,7 @@ const char *log_level_name(log_level_t level)
 
 void log_msg(log_level_t level, const char *fmt, ...)
 {
-    if (level > current) return;
+    if ((int)level > __atomic_load_n(&current, __ATOMIC_RELAXED)) return;
     struct timeval tv;
     struct tm tm;
     char ts[32], line[1024];

@@ -18,6 +18,28 @@ void reload_apply(daemon_t *d)
     peers_apply_config(d);
 }
 
+typedef struct {
+    config_t *next;             /* the running config plus the runtime keys of fresh */
+    const config_t *fresh;      /* the running config with the file loaded over it */
+    int applied, restart;
+} reload_t;
+
+/* One key that differs between the running config and the file: the
+ * table's class says whether it is applied or waits for a restart. */
+static void reload_key(void *arg, const char *key, config_class_t cls, const char *now,
+                       const char *want)
+{
+    reload_t *r = arg;
+    if (cls == CONFIG_RUNTIME) {
+        config_copy_key(r->next, r->fresh, key);
+        log_info("SIGHUP: %s %s -> %s", key, now, want);
+        r->applied++;
+    } else {
+        log_warn("SIGHUP: %s changed in the file but needs a restart; keeping '%s'", key, now);
+        r->restart++;
+    }
+}
+
 void reload_file(daemon_t *d)
 {
     if (!d->config_path[0]) {
@@ -30,36 +52,11 @@ void reload_file(daemon_t *d)
         log_error("SIGHUP: %s; keeping the running config", err);
         return;
     }
-    /* Apply what may change at run time; name what needs a restart. */
-    char now[512], want[512];
+    /* host_arena_size 0 means "host_capacity at start": not a change. */
+    if (fresh.host_arena_size == 0) fresh.host_arena_size = d->cfg.host_arena_size;
     config_t next = d->cfg;
-    static const char *const runtime_keys[] = {
-        "host_capacity", "max_entries", "default_threshold", "max_clients", "max_frame",
-        "max_leases_per_client", "max_puts_per_client", "max_namespaces", "log_level",
-        "drain_timeout_ms", "allow_uids", "advertise", "heartbeat_ms", "node_ttl_ms",
-        "prototype_refresh_puts", "prototype_refresh_ms", "route_load_weight",
-        "gpu_score_min_batch", "gpu_score_min_entries", "poll_us",
-    };
-    for (size_t i = 0; i < sizeof runtime_keys / sizeof runtime_keys[0]; i++) {
-        config_get(&fresh, runtime_keys[i], want, sizeof want);
-        config_get(&d->cfg, runtime_keys[i], now, sizeof now);
-        if (strcmp(now, want) && config_set(&next, runtime_keys[i], want, 1, err, sizeof err) == 0)
-            log_info("SIGHUP: %s %s -> %s", runtime_keys[i], now, want);
-    }
-    static const char *const static_keys[] = {
-        "socket", "admin_socket", "data_dir", "socket_mode", "host_arena_size",
-        "index_tables", "index_bits", "index_probes", "index_exact_below",
-        "redis_url", "node_id", "prototypes_per_ns", "disk_capacity", "durability",
-        "host_huge_pages",
-    };
-    for (size_t i = 0; i < sizeof static_keys / sizeof static_keys[0]; i++) {
-        config_get(&fresh, static_keys[i], want, sizeof want);
-        config_get(&d->cfg, static_keys[i], now, sizeof now);
-        /* host_arena_size 0 means "host_capacity at start": not a change. */
-        if (strcmp(static_keys[i], "host_arena_size") == 0 && fresh.host_arena_size == 0) continue;
-        if (strcmp(now, want))
-            log_warn("SIGHUP: %s changed in the file but needs a restart", static_keys[i]);
-    }
+    reload_t r = { .next = &next, .fresh = &fresh };
+    config_diff(&d->cfg, &fresh, reload_key, &r);
     if (next.host_capacity > store_arena_size(d->store)) {
         log_warn("SIGHUP: host_capacity above the arena (%" PRIu64 " bytes); capped",
                  store_arena_size(d->store));
@@ -67,5 +64,7 @@ void reload_file(daemon_t *d)
     }
     d->cfg = next;
     reload_apply(d);
+    log_info("SIGHUP: reloaded %s: %d keys applied, %d need a restart", d->config_path,
+             r.applied, r.restart);
 }
 

@@ -1,5 +1,6 @@
 /* test_config.c - the settings table: defaults, sizes, bounds, run-time
- * refusal of restart-only keys, the config file parser and get/foreach. */
+ * refusal of restart-only keys, the config file parser and get/foreach,
+ * and, over every key of the table, its class and config_diff. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "config_change.h"
 #include "log.h"
 
 /* ---- helpers ---- */
@@ -95,8 +97,8 @@ static void each_default_passes_its_own_validation(void **state)
     const char *keys[] = { "socket", "admin_socket", "data_dir", "socket_mode", "host_capacity",
                            "host_arena_size", "max_entries", "default_threshold", "max_clients",
                            "max_frame", "max_leases_per_client", "max_puts_per_client",
-                           "max_namespaces", "log_level", "index_tables", "index_bits",
-                           "index_probes", "index_exact_below", "drain_timeout_ms" };
+                           "max_namespaces", "log_level", "index_exact_below",
+                           "drain_timeout_ms" };
     config_t c;
     char v[512], err[256];
 
@@ -250,13 +252,6 @@ static void integer_bounds_are_inclusive(void **state)
     assert_accepts("max_clients", "65536");
     assert_refuses("max_clients", "0");
     assert_refuses("max_clients", "65537");
-    assert_accepts("index_bits", "0");
-    assert_accepts("index_bits", "24");
-    assert_refuses("index_bits", "25");
-    assert_accepts("index_probes", "0");
-    assert_refuses("index_probes", "2");
-    assert_accepts("index_tables", "64");
-    assert_refuses("index_tables", "65");
     assert_accepts("max_puts_per_client", "4096");
     assert_refuses("max_puts_per_client", "4097");
     assert_accepts("drain_timeout_ms", "0");
@@ -419,9 +414,7 @@ static void restart_only_keys_are_refused_at_run_time(void **state)
 {
     const char *keys[][2] = { { "socket", "/tmp/x.sock" }, { "admin_socket", "/tmp/a.sock" },
                               { "data_dir", "/tmp/d" }, { "socket_mode", "0660" },
-                              { "host_arena_size", "4g" }, { "index_tables", "8" },
-                              { "index_bits", "10" }, { "index_probes", "0" },
-                              { "index_exact_below", "100" } };
+                              { "host_arena_size", "4g" }, { "index_exact_below", "100" } };
     config_t c;
     char err[256], before[512], after[512];
 
@@ -628,9 +621,9 @@ static void bad_value_in_file_names_line_and_key(void **state)
 
     (void)state;
     config_defaults(&c);
-    assert_int_equal(load(&c, "index_bits = 99\n", err, sizeof err), -1);
+    assert_int_equal(load(&c, "durability = maybe\n", err, sizeof err), -1);
     assert_non_null(strstr(err, "test.conf:1:"));
-    assert_non_null(strstr(err, "index_bits"));
+    assert_non_null(strstr(err, "durability"));
     assert_int_equal(load(&c, "max_clients =\n", err, sizeof err), -1);
     assert_non_null(strstr(err, "max_clients"));
     assert_int_equal(load(&c, "= 5\n", err, sizeof err), -1);
@@ -644,9 +637,30 @@ static void file_may_set_restart_only_keys(void **state)
 
     (void)state;
     config_defaults(&c);
-    assert_int_equal(load(&c, "socket = /tmp/s.sock\nindex_bits = 16\n", err, sizeof err), 0);
+    assert_int_equal(load(&c, "socket = /tmp/s.sock\nindex_exact_below = 16\n", err, sizeof err),
+                     0);
     assert_string_equal(c.socket, "/tmp/s.sock");
-    assert_int_equal(c.index_bits, 16);
+    assert_int_equal(c.index_exact_below, 16);
+}
+
+/* The LSH keys of earlier versions: a file naming them still loads (and
+ * they change nothing), a flag or `config set` is refused with why. */
+static void obsolete_index_keys_load_from_files_and_are_refused_elsewhere(void **state)
+{
+    config_t c, d;
+    char err[256];
+
+    (void)state;
+    config_defaults(&c);
+    config_defaults(&d);
+    assert_int_equal(load(&c, "index_tables = 64\nindex_bits = 12\nindex_probes = 1\n", err,
+                          sizeof err),
+                     0);
+    assert_memory_equal(&c, &d, sizeof c);
+    assert_int_equal(config_set(&c, "index_bits", "12", 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "obsolete"));
+    assert_int_equal(config_set(&c, "index_tables", "8", 1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "obsolete"));
 }
 
 static void line_of_1023_bytes_is_accepted_and_1024_refused(void **state)
@@ -810,8 +824,7 @@ static void foreach_values_round_trip_through_set(void **state)
         "socket_mode = 0660\nhost_capacity = 3g\nhost_arena_size = 8g\nmax_entries = 512\n"
         "default_threshold = 0.9\nmax_clients = 9\nmax_frame = 1m\n"
         "max_leases_per_client = 77\nmax_puts_per_client = 5\nmax_namespaces = 3\n"
-        "log_level = error\nindex_tables = 4\nindex_bits = 20\nindex_probes = 0\n"
-        "index_exact_below = 10\ndrain_timeout_ms = 1\nallow_uids = 1,2,3\n"
+        "log_level = error\nindex_exact_below = 10\ndrain_timeout_ms = 1\nallow_uids = 1,2,3\n"
         "disk_register_arena = 0\ncpu_affinity = 0-1,3\nhost_huge_pages = off\npoll_us = 40\n";
 
     (void)state;
@@ -821,11 +834,11 @@ static void foreach_values_round_trip_through_set(void **state)
     copy_ctx_t x = { .into = &b };
     config_foreach(&a, copy_key, &x);
     assert_int_equal(x.failures, 0);
-    assert_int_equal(x.count, 46);
+    assert_int_equal(x.count, 43);
     assert_true(x.runtime_keys > 0 && x.runtime_keys < x.count);
     const char *keys[] = { "socket", "socket_mode", "host_capacity", "host_arena_size",
                            "default_threshold", "max_frame", "log_level", "allow_uids",
-                           "index_probes", "drain_timeout_ms", "disk_register_arena",
+                           "drain_timeout_ms", "disk_register_arena",
                            "cpu_affinity", "host_huge_pages", "poll_us" };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         get(&a, keys[i], va, sizeof va);
@@ -916,6 +929,245 @@ static void get_prints_sizes_as_plain_bytes(void **state)
     assert_string_equal(v, "4096");
 }
 
+/* ---- every key: class and diff ---- */
+
+#define MAX_KEYS 128
+
+typedef struct {
+    char name[MAX_KEYS][64];
+    int runtime[MAX_KEYS];
+    int n;
+} key_list_t;
+
+static void list_key(void *arg, const char *key, const char *value, int runtime, const char *help)
+{
+    key_list_t *l = arg;
+
+    (void)value;
+    (void)help;
+    assert_true(l->n < MAX_KEYS);
+    snprintf(l->name[l->n], sizeof l->name[0], "%s", key);
+    l->runtime[l->n++] = runtime;
+}
+
+/* The keys of the table, in its order, through config_foreach. */
+static void list_keys(key_list_t *l)
+{
+    config_t c;
+
+    config_defaults(&c);
+    l->n = 0;
+    config_foreach(&c, list_key, l);
+    assert_true(l->n > 0);
+}
+
+typedef struct {
+    int count;
+    char key[64], from[512], to[512];
+    config_class_t cls;
+} diff_seen_t;
+
+static void note_diff(void *arg, const char *key, config_class_t cls, const char *from,
+                      const char *to)
+{
+    diff_seen_t *x = arg;
+
+    x->count++;
+    snprintf(x->key, sizeof x->key, "%s", key);
+    snprintf(x->from, sizeof x->from, "%s", from);
+    snprintf(x->to, sizeof x->to, "%s", to);
+    x->cls = cls;
+}
+
+/* A row added without a class has CONFIG_CLASS_NONE and fails here. */
+static void every_key_has_a_class(void **state)
+{
+    key_list_t l;
+    int runtime = 0, restart = 0;
+
+    (void)state;
+    list_keys(&l);
+    for (int i = 0; i < l.n; i++) {
+        config_key_info_t k;
+        int cls = config_key_class(l.name[i]);
+        if (cls != CONFIG_RUNTIME && cls != CONFIG_RESTART)
+            fail_msg("%s has no class (runtime or restart)", l.name[i]);
+        assert_int_equal(config_key_info(l.name[i], &k), 0);
+        assert_string_equal(k.name, l.name[i]);
+        assert_int_equal(k.cls, cls);
+        assert_true(k.help && *k.help);
+        assert_int_equal(l.runtime[i], cls == CONFIG_RUNTIME);
+        assert_int_equal(config_key_runtime(l.name[i]), cls == CONFIG_RUNTIME);
+        runtime += cls == CONFIG_RUNTIME;
+        restart += cls == CONFIG_RESTART;
+    }
+    assert_true(runtime > 0 && restart > 0);
+    assert_int_equal(config_key_class("no_such_key"), -1);
+}
+
+/* For each key: a changed valid value is reported by config_diff as that
+ * key alone, with the table's class and both values as config_get prints
+ * them; copying the key back leaves no difference. */
+static void changing_any_key_is_reported_with_its_class(void **state)
+{
+    key_list_t l;
+
+    (void)state;
+    list_keys(&l);
+    for (int i = 0; i < l.n; i++) {
+        const char *key = l.name[i];
+        config_t a, b;
+        char alt[512], err[256], va[512], vb[512];
+        diff_seen_t x = { 0 };
+
+        config_defaults(&a);
+        if (config_change_value(&a, key, alt, sizeof alt))
+            fail_msg("%s: no valid changed value (last tried '%s')", key, alt);
+        b = a;
+        if (config_set(&b, key, alt, 0, err, sizeof err)) fail_msg("%s = '%s': %s", key, alt, err);
+        assert_int_equal(config_diff(&a, &b, note_diff, &x), 1);
+        assert_int_equal(x.count, 1);
+        assert_string_equal(x.key, key);
+        if ((int)x.cls != config_key_class(key)) fail_msg("%s reported with class %d", key, x.cls);
+        get(&a, key, va, sizeof va);
+        get(&b, key, vb, sizeof vb);
+        assert_string_equal(x.from, va);
+        assert_string_equal(x.to, vb);
+        assert_int_equal(config_copy_key(&a, &b, key), 0);
+        assert_int_equal(config_diff(&a, &b, NULL, NULL), 0);
+    }
+}
+
+/* `config set` at run time takes exactly the keys of class runtime. */
+static void only_runtime_keys_change_at_run_time(void **state)
+{
+    key_list_t l;
+
+    (void)state;
+    list_keys(&l);
+    for (int i = 0; i < l.n; i++) {
+        config_t c;
+        char alt[512], err[256];
+
+        config_defaults(&c);
+        assert_int_equal(config_change_value(&c, l.name[i], alt, sizeof alt), 0);
+        err[0] = 0;
+        int rc = config_set(&c, l.name[i], alt, 1, err, sizeof err);
+        if ((rc == 0) != (config_key_class(l.name[i]) == CONFIG_RUNTIME))
+            fail_msg("config set %s %s at run time: rc %d (%s)", l.name[i], alt, rc, err);
+    }
+}
+
+/* A file that changes every key (what SIGHUP reads) is seen key by key. */
+static void file_changing_every_key_differs_in_every_key(void **state)
+{
+    key_list_t l;
+    config_t a, b;
+    char text[16384], alt[512], err[256];
+    size_t used = 0;
+
+    (void)state;
+    list_keys(&l);
+    config_defaults(&a);
+    for (int i = 0; i < l.n; i++) {
+        assert_int_equal(config_change_value(&a, l.name[i], alt, sizeof alt), 0);
+        used += (size_t)snprintf(text + used, sizeof text - used, "%s = %s\n", l.name[i], alt);
+        assert_true(used < sizeof text);
+    }
+    b = a;
+    assert_int_equal(load(&b, text, err, sizeof err), 0);
+    assert_int_equal(config_diff(&a, &b, NULL, NULL), l.n);
+    assert_int_equal(config_diff(&b, &b, NULL, NULL), 0);
+}
+
+/* Text compares up to its NUL; allow_uids up to its count. */
+static void diff_ignores_bytes_past_the_value(void **state)
+{
+    config_t a, b;
+    char err[256];
+
+    (void)state;
+    config_defaults(&a);
+    assert_int_equal(config_set(&a, "allow_uids", "7", 0, err, sizeof err), 0);
+    b = a;
+    memset(b.socket + strlen(b.socket) + 1, 'z', sizeof b.socket - strlen(b.socket) - 1);
+    b.allow_uids[5] = 99;
+    assert_int_equal(config_diff(&a, &b, NULL, NULL), 0);
+    b.allow_uids[0] = 8;
+    assert_int_equal(config_diff(&a, &b, NULL, NULL), 1);
+}
+
+/* A changed fleet_key is a difference, though both read "(secret)". */
+static void diff_sees_a_changed_secret_without_showing_it(void **state)
+{
+    config_t a, b;
+    char err[256];
+    diff_seen_t x = { 0 };
+
+    (void)state;
+    config_defaults(&a);
+    assert_int_equal(config_set(&a, "fleet_key", "one", 0, err, sizeof err), 0);
+    b = a;
+    assert_int_equal(config_set(&b, "fleet_key", "two", 0, err, sizeof err), 0);
+    assert_int_equal(config_diff(&a, &b, note_diff, &x), 1);
+    assert_string_equal(x.key, "fleet_key");
+    assert_int_equal(x.cls, CONFIG_RESTART);
+    assert_string_equal(x.from, "(secret)");
+    assert_string_equal(x.to, "(secret)");
+}
+
+/* config_copy_key copies the stored value, not its printed text. */
+static void copy_key_is_exact(void **state)
+{
+    config_t a, b;
+    char err[256];
+
+    (void)state;
+    config_defaults(&a);
+    config_defaults(&b);
+    assert_int_equal(config_set(&b, "default_threshold", "0.123456789012345", 0, err, sizeof err), 0);
+    assert_int_equal(config_set(&b, "allow_uids", "1,2,3", 0, err, sizeof err), 0);
+    assert_int_equal(config_copy_key(&a, &b, "default_threshold"), 0);
+    assert_int_equal(config_copy_key(&a, &b, "allow_uids"), 0);
+    assert_true(a.default_threshold == b.default_threshold);
+    assert_int_equal(a.n_allow_uids, 3);
+    assert_int_equal(a.allow_uids[2], 3);
+    assert_int_equal(config_copy_key(&a, &b, "no_such_key"), -1);
+}
+
+/* Keys of fixed words take each of their words and nothing else. */
+static void fixed_word_keys_take_only_their_choices(void **state)
+{
+    key_list_t l;
+    int with_choices = 0;
+
+    (void)state;
+    list_keys(&l);
+    for (int i = 0; i < l.n; i++) {
+        config_key_info_t k;
+        config_t c;
+        char word[64], bad[80], err[256];
+
+        assert_int_equal(config_key_info(l.name[i], &k), 0);
+        if (!k.choices) continue;
+        with_choices++;
+        config_defaults(&c);
+        for (const char *p = k.choices; *p;) {
+            size_t len = strcspn(p, "|");
+            snprintf(word, sizeof word, "%.*s", (int)len, p);
+            assert_int_equal(config_set(&c, l.name[i], word, 0, err, sizeof err), 0);
+            snprintf(bad, sizeof bad, "%sx", word);
+            assert_int_equal(config_set(&c, l.name[i], bad, 0, err, sizeof err), -1);
+            assert_non_null(strstr(err, k.choices));
+            snprintf(bad, sizeof bad, "%.*s", (int)len - 1, p);
+            assert_int_equal(config_set(&c, l.name[i], bad, 0, err, sizeof err), -1);
+            p += len + (p[len] == '|');
+        }
+        assert_int_equal(config_set(&c, l.name[i], k.choices, 0, err, sizeof err), -1);
+    }
+    assert_true(with_choices >= 3);   /* durability, host_huge_pages, gpu_ipc */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -952,6 +1204,7 @@ int main(void)
         cmocka_unit_test(unknown_key_in_file_names_file_line_and_key),
         cmocka_unit_test(bad_value_in_file_names_line_and_key),
         cmocka_unit_test(file_may_set_restart_only_keys),
+        cmocka_unit_test(obsolete_index_keys_load_from_files_and_are_refused_elsewhere),
         cmocka_unit_test(line_of_1023_bytes_is_accepted_and_1024_refused),
         cmocka_unit_test(long_line_after_good_lines_reports_its_number),
         cmocka_unit_test(nul_byte_in_line_is_refused),
@@ -965,6 +1218,14 @@ int main(void)
         cmocka_unit_test(cpu_lists_parse_and_refuse),
         cmocka_unit_test(secret_is_masked_and_survives_its_mask),
         cmocka_unit_test(get_prints_sizes_as_plain_bytes),
+        cmocka_unit_test(every_key_has_a_class),
+        cmocka_unit_test(changing_any_key_is_reported_with_its_class),
+        cmocka_unit_test(only_runtime_keys_change_at_run_time),
+        cmocka_unit_test(file_changing_every_key_differs_in_every_key),
+        cmocka_unit_test(diff_ignores_bytes_past_the_value),
+        cmocka_unit_test(diff_sees_a_changed_secret_without_showing_it),
+        cmocka_unit_test(copy_key_is_exact),
+        cmocka_unit_test(fixed_word_keys_take_only_their_choices),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
