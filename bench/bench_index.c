@@ -24,7 +24,7 @@
  * --quick: the 10k sizes with 2048 queries. --lsh: FAISS IndexLSH variants,
  * NBITS with a "t" suffix for trained thresholds (default 256t,1024t; "none"
  * to skip). --daemon-arg passes one more flag to simcached (repeat it, e.g.
- * --daemon-arg=--index-tables=32). --csv: one line per size for the plots
+ * --daemon-arg=--index-exact-below=4096). --csv: one line per size for the plots
  * (bench/plot_index.gp; default bench_index.csv in the current directory,
  * rewritten by each run). --in-process also runs the daemon's index code
  * (cached/index.c) in this process on the same data, to split a lookup into
@@ -142,7 +142,7 @@ typedef struct {
     uint64_t index_bytes, hashed, entries;
     double filtered; /* entries past the short sign code per search */
     uint64_t rss_anon, rss_shmem;
-    uint32_t tables, bits, probes, exact_below;
+    uint32_t exact_below;
     /* FAISS */
     bench_stats_t flat_lat;
     double flat_batch_qps;
@@ -355,7 +355,7 @@ static double clampd(double x, double lo, double hi)
 static void in_process(result_t *res, const float *rows, uint64_t n, uint32_t d, const float *Q,
                        uint64_t nq, const int64_t *gt_row, const double *gt_sim, float thr)
 {
-    index_params_t ip = { res->tables, res->bits, res->probes, res->exact_below };
+    index_params_t ip = { .exact_below = res->exact_below };
     index_t *ix = index_new(d, 0x5eed0000u + d, &ip);
     if (!ix) {
         fprintf(stderr, "bench_index: index_new failed\n");
@@ -532,9 +532,6 @@ static int run_size(const opts_t *o, const size_cfg_t *c, result_t *res)
             res->filtered = se ? (double)bench_field_u64(buf, "index_filtered") / (double)se : 0.0;
             res->hashed = bench_field_u64(buf, "index_coded");
         }
-        res->tables = (uint32_t)bench_config_u64(dir, "index_tables");
-        res->bits = (uint32_t)bench_config_u64(dir, "index_bits");
-        res->probes = (uint32_t)bench_config_u64(dir, "index_probes");
         res->exact_below = (uint32_t)bench_config_u64(dir, "index_exact_below");
         bench_proc_rss(daemon.pid, &res->rss_anon, &res->rss_shmem);
         if (res->entries != n)
@@ -1037,7 +1034,7 @@ static void csv_head(const char *path)
         return;
     }
     fprintf(f, "n,dim,queries,positives,p50_us,p99_us,p999_us,batch_qps,recall,false_hits,"
-            "suboptimal,index_bytes_per_entry,index_extra_per_entry,filtered_per_search,tables,bits,"
+            "suboptimal,index_bytes_per_entry,index_extra_per_entry,filtered_per_search,"
             "fill_puts_per_s,flat_p50_us,flat_p99_us,flat_batch_qps,"
             "lsh1_bits,lsh1_p50_us,lsh1_recall,lsh2_bits,lsh2_p50_us,lsh2_recall,"
             "ping_p50_us,ping_p99_us,inproc_p50_us,inproc_p99_us,inproc_candidates\n");
@@ -1052,10 +1049,10 @@ static void csv_row(const char *path, const result_t *r)
     if (!f) return;
     double per = (double)r->index_bytes / (double)r->cfg.n;
     fprintf(f, "%" PRIu64 ",%u,%" PRIu64 ",%" PRIu64 ",%.2f,%.2f,%.2f,%.0f,%.5f,%" PRIu64 ",%" PRIu64
-            ",%.0f,%.0f,%.1f,%u,%u,%.0f,%.2f,%.2f,%.1f",
+            ",%.0f,%.0f,%.1f,%.0f,%.2f,%.2f,%.1f",
             r->cfg.n, r->cfg.dim, r->nq, r->pos, r->lat.p50 / 1e3, r->lat.p99 / 1e3, r->p999 / 1e3,
             r->batch_qps, r->recall, r->false_hits, r->suboptimal, per, per - 4.0 * r->cfg.dim,
-            r->filtered, r->tables, r->bits, r->fill_rate, r->flat_lat.p50 / 1e3,
+            r->filtered, r->fill_rate, r->flat_lat.p50 / 1e3,
             r->flat_lat.p99 / 1e3, r->flat_batch_qps);
     for (int v = 0; v < 2; v++) {
         if (v < r->nlsh && r->lsh[v].ok)

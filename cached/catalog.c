@@ -77,7 +77,7 @@ ns_t *catalog_ns_get(daemon_t *d, const char *model, size_t model_len, const cha
     seed = hash_bytes(seed, layout_fp, layout_fp_len);
     seed = hash_bytes(seed, tenant, tenant_len);
     seed = mix64(seed ^ dim);
-    index_params_t p = { 0, 0, 0, d->cfg.index_exact_below };
+    index_params_t p = { .exact_below = d->cfg.index_exact_below };
     ns->index = index_new(dim, seed, &p);
     if (!ns->model || !ns->layout_fp || !ns->tenant || !ns->name || !ns->index) {
         ns_free(ns);

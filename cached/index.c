@@ -902,7 +902,7 @@ static void recode_step(index_t *ix, size_t step)
 
 index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p)
 {
-    index_params_t d = { 0, 0, 0, 0 };
+    index_params_t d = { .exact_below = 0 };
 
     if (p != NULL)
         d = *p;
@@ -913,9 +913,6 @@ index_t *index_new(uint32_t dim, uint64_t seed, const index_params_t *p)
         d.exact_below = d.exact_below < EXACT_MIN ? EXACT_MIN : d.exact_below;
         d.exact_below = d.exact_below > EXACT_MAX ? EXACT_MAX : d.exact_below;
     }
-    if (d.tables > 64 || d.bits > 24 || d.probes > 1)
-        return NULL;
-
     index_t *ix = calloc(1, sizeof *ix);
     if (ix == NULL)
         return NULL;

@@ -40,10 +40,6 @@
 typedef struct index index_t;
 
 typedef struct {
-    uint32_t tables;        /* <= 64; ignored (the LSH tables of earlier versions:
-                             * kept so that configurations stay valid) */
-    uint32_t bits;          /* <= 24; ignored, as tables */
-    uint32_t probes;        /* <= 1; ignored (the lists of earlier versions) */
     uint32_t exact_below;   /* search exactly while count < this; 0 = default:
                              * 2^21/dim clamped to [1024, 4096], where an exact
                              * scan costs about what the staged search does */

@@ -287,9 +287,7 @@ static void world_init(world_t *w, uint32_t dim, int devices)
     w->d.gpu_devices = devices;
     w->ns.dim = dim;
     w->ns.name = (char *)"test|fp|dim";
-    index_params_t p = { 0 };
-    p.probes = 1;
-    p.exact_below = 200;   /* hashed beyond: the GPU's exact search may beat LSH */
+    index_params_t p = { .exact_below = 200 };   /* hashed beyond: the GPU's exact search may beat LSH */
     w->ns.index = index_new(dim, 3, &p);
     assert_non_null(w->ns.index);
     w->d.namespaces = &w->ns;

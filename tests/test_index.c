@@ -248,17 +248,8 @@ static void check_search(index_t *ix, const model_t *m, const float *q, float th
 static void new_rejects_bad_arguments(void **state)
 {
     (void)state;
-    index_params_t p = { 0, 0, 1, 0 };
     assert_null(index_new(0, 1, NULL));
     assert_null(index_new(SIMCACHE_MAX_DIM + 1, 1, NULL));
-    p.bits = 25;
-    assert_null(index_new(8, 1, &p));
-    p.bits = 0;
-    p.probes = 2;
-    assert_null(index_new(8, 1, &p));
-    p.probes = 1;
-    p.tables = 65;
-    assert_null(index_new(8, 1, &p));
     index_t *ix = index_new(SIMCACHE_MAX_DIM, 1, NULL);
     assert_non_null(ix);
     assert_int_equal(index_dim(ix), SIMCACHE_MAX_DIM);
@@ -351,7 +342,7 @@ static void identical_vector_hits_at_threshold_one(void **state)
     (void)state;
     for (int lsh = 0; lsh < 2; lsh++) {
         uint32_t d = 300;
-        index_params_t p = { 0, 0, 1, lsh ? 32 : 0 };
+        index_params_t p = { .exact_below = lsh ? 32 : 0 };
         index_t *ix = index_new(d, 8, &p);
         float *all = malloc((size_t)200 * d * sizeof *all);
         for (uint64_t id = 1; id <= 200; id++) {
@@ -375,7 +366,7 @@ static void search_below_threshold_misses(void **state)
     (void)state;
     for (int lsh = 0; lsh < 2; lsh++) {
         uint32_t d = 128;
-        index_params_t p = { 0, 0, 1, lsh ? 16 : 0 };
+        index_params_t p = { .exact_below = lsh ? 16 : 0 };
         index_t *ix = index_new(d, 5, &p);
         float q[128], v[128];
         random_unit(q, d);
@@ -399,7 +390,7 @@ static void search_never_returns_below_threshold(void **state)
     const float thrs[] = { -0.5f, 0.0f, 0.3f, 0.5f, 0.7f, 0.8f, 0.9f, 0.99f, 1.0f };
     for (int lsh = 0; lsh < 2; lsh++) {
         uint32_t d = 80, n = 3000;
-        index_params_t p = { 0, 0, 1, lsh ? 100 : 0 };
+        index_params_t p = { .exact_below = lsh ? 100 : 0 };
         index_t *ix = index_new(d, 3, &p);
         model_t m;
         float *v = malloc(d * sizeof *v), *q = malloc(d * sizeof *q);
@@ -431,7 +422,7 @@ static void remove_takes_entry_out(void **state)
     (void)state;
     for (int lsh = 0; lsh < 2; lsh++) {
         uint32_t d = 96, n = 500;
-        index_params_t p = { 0, 0, 1, lsh ? 50 : 0 };
+        index_params_t p = { .exact_below = lsh ? 50 : 0 };
         index_t *ix = index_new(d, 9, &p);
         float *all = malloc((size_t)n * d * sizeof *all);
         for (uint32_t i = 0; i < n; i++) {
@@ -478,7 +469,7 @@ static void readd_after_remove_uses_new_vector(void **state)
     (void)state;
     for (int lsh = 0; lsh < 2; lsh++) {
         uint32_t d = 64;
-        index_params_t p = { 0, 0, 1, lsh ? 8 : 0 };
+        index_params_t p = { .exact_below = lsh ? 8 : 0 };
         index_t *ix = index_new(d, 4, &p);
         float a[64], b[64], v[64];
         random_unit(a, d);
@@ -514,7 +505,7 @@ static void interleaved_ops_match_model(void **state)
     for (size_t k = 0; k < 3; k++) {
         for (int mode = 0; mode < 2; mode++) {
             uint32_t d = dims[k];
-            index_params_t p = { 0, 0, 1, 64 };
+            index_params_t p = { .exact_below = 64 };
             index_t *ix = index_new(d, 77 + k, &p);
             model_t m;
             float *v = malloc(d * sizeof *v);
@@ -578,7 +569,7 @@ static void peaky_vectors_are_not_dropped(void **state)
     const uint32_t dims[] = { 64, 100, 1024 };
     for (size_t k = 0; k < 3; k++) {
         uint32_t d = dims[k];
-        index_params_t p = { 0, 0, 1, 32 };
+        index_params_t p = { .exact_below = 32 };
         index_t *ix = index_new(d, 1234, &p);
         model_t m;
         float *v = malloc(d * sizeof *v), *q = malloc(d * sizeof *q);
@@ -633,7 +624,7 @@ static void same_seed_gives_same_answers(void **state)
 {
     (void)state;
     uint32_t d = 128, n = 3000;
-    index_params_t p = { 8, 10, 1, 500 };
+    index_params_t p = { .exact_below = 500 };
     index_t *a = index_new(d, 0xabcdef, &p), *b = index_new(d, 0xabcdef, &p);
     index_t *c = index_new(d, 0x123456, &p);
     gen_t g;
@@ -686,7 +677,7 @@ static void restored_center_keeps_answers(void **state)
 {
     (void)state;
     uint32_t d = 128, n = 2000;
-    index_params_t p = { 0, 0, 1, 300 };
+    index_params_t p = { .exact_below = 300 };
     index_t *a = index_new(d, 0x77, &p), *b = index_new(d, 0x77, &p);
     gen_t g;
     float *all = malloc((size_t)n * d * sizeof *all), *q = malloc(d * sizeof *q);
@@ -762,7 +753,7 @@ static void removals_keep_codes_consistent(void **state)
 {
     (void)state;
     const uint32_t d = 128, n = 6000;
-    index_params_t p = { 0, 0, 1, 500 };
+    index_params_t p = { .exact_below = 500 };
     index_t *a = index_new(d, 0x99, &p);
     gen_t g;
     float *v = malloc(d * sizeof *v);
@@ -806,7 +797,7 @@ static void search_while_entries_churn(void **state)
 {
     (void)state;
     const uint32_t d = 128, n = 6000;
-    index_params_t p = { 0, 0, 1, 500 };
+    index_params_t p = { .exact_below = 500 };
     index_t *a = index_new(d, 0x77, &p);
     gen_t g;
     float *q = malloc(d * sizeof *q), *v = malloc(d * sizeof *v);
@@ -1100,7 +1091,7 @@ static void recall_on_flat_pairs(void **state)
 static void churn_run(uint32_t cap, uint32_t d, uint32_t *have, uint32_t *found,
                       uint32_t *false_hits, index_stats_t *st)
 {
-    index_params_t p = { 0, 0, 1, 256 };
+    index_params_t p = { .exact_below = 256 };
     index_t *ix = index_new(d, 0xc0ffee + cap, &p);
     model_t m;
     float *v = malloc(d * sizeof *v), *q = malloc(d * sizeof *q), *n = malloc(d * sizeof *n);
@@ -1227,7 +1218,7 @@ static void batch_matches_single_searches(void **state)
     rs = 808;
     gen_init(&g, d, 16);
     model_init(&m, d, 6000);
-    index_params_t p = { 0, 0, 1, 1000 };
+    index_params_t p = { .exact_below = 1000 };
     index_t *ix = index_new(d, 0xba7c4, &p);
     for (int phase = 0; phase < 3; phase++) {
         /* 0: 500 entries (exact); 1: 5000 (codes); 2: the same after a
@@ -1290,7 +1281,7 @@ static void memory_matches_the_header(void **state)
     index_stats_t st;
 
     for (int coded = 0; coded < 2; coded++) {
-        index_params_t p = { 0, 0, 1, coded ? 100 : 0 };
+        index_params_t p = { .exact_below = coded ? 100 : 0 };
         index_t *ix = index_new(d, 8, &p);
         for (uint32_t n = 1; n <= 3000; n++) {
             random_unit(v, d);
