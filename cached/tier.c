@@ -36,6 +36,7 @@
 #include "disk.h"
 #include "gputier.h"
 #include "log.h"
+#include "proto.h"
 #include "tier.h"
 
 #define REC_VERSION 1u
@@ -81,67 +82,36 @@ static int is_sync(const daemon_t *d)
 
 /* ---- the record: what re-creates an entry after a restart ---- */
 
-static uint8_t *put_u32(uint8_t *p, uint32_t v)
+/* Written and read with the wire codec's little-endian helpers; the layout,
+ * creation time and embedding are copied as the host lays them out (the
+ * data directory is not moved between architectures). */
+static void wr_blob(proto_wr_t *w, const void *b, uint32_t n)
 {
-    memcpy(p, &v, sizeof v);
-    return p + sizeof v;
+    proto_wr_u32(w, n);
+    proto_wr_bytes(w, b, n);
 }
 
-static uint8_t *put_bytes(uint8_t *p, const void *b, uint32_t n)
-{
-    p = put_u32(p, n);
-    if (n) memcpy(p, b, n);
-    return p + n;
-}
-
+/* The record of e (malloc'd, *len bytes), or NULL without memory. */
 static uint8_t *rec_build(const entry_t *e, const float *unit, uint32_t *len)
 {
     const ns_t *ns = e->ns;
-    uint32_t ml = (uint32_t)strlen(ns->model), ll = (uint32_t)strlen(ns->layout_fp),
-             tl = (uint32_t)strlen(ns->tenant);
-    size_t n = 4 + 4 + ml + 4 + ll + 4 + tl + 4 + sizeof e->layout + 8 + 4 + e->meta_len +
-               (size_t)ns->dim * sizeof(float);
-    uint8_t *rec = malloc(n), *p = rec;
-    if (!rec) return NULL;
-    p = put_u32(p, REC_VERSION);
-    p = put_bytes(p, ns->model, ml);
-    p = put_bytes(p, ns->layout_fp, ll);
-    p = put_bytes(p, ns->tenant, tl);
-    p = put_u32(p, ns->dim);
-    memcpy(p, &e->layout, sizeof e->layout);
-    p += sizeof e->layout;
-    memcpy(p, &e->created_us, 8);
-    p += 8;
-    p = put_bytes(p, e->meta, e->meta_len);
-    memcpy(p, unit, (size_t)ns->dim * sizeof(float));
-    *len = (uint32_t)n;
-    return rec;
-}
-
-typedef struct {
-    const uint8_t *p;
-    size_t left;
-    int err;
-} rd_t;
-
-static const void *take(rd_t *r, size_t n)
-{
-    if (r->err || r->left < n) {
-        r->err = 1;
+    proto_wr_t w;
+    proto_wr_init(&w);
+    proto_wr_u32(&w, REC_VERSION);
+    wr_blob(&w, ns->model, (uint32_t)strlen(ns->model));
+    wr_blob(&w, ns->layout_fp, (uint32_t)strlen(ns->layout_fp));
+    wr_blob(&w, ns->tenant, (uint32_t)strlen(ns->tenant));
+    proto_wr_u32(&w, ns->dim);
+    proto_wr_bytes(&w, &e->layout, sizeof e->layout);
+    proto_wr_bytes(&w, &e->created_us, 8);
+    wr_blob(&w, e->meta, e->meta_len);
+    proto_wr_bytes(&w, unit, (size_t)ns->dim * sizeof(float));
+    if (w.err) {
+        proto_wr_free(&w);
         return NULL;
     }
-    const void *p = r->p;
-    r->p += n;
-    r->left -= n;
-    return p;
-}
-
-static uint32_t take_u32(rd_t *r)
-{
-    uint32_t v = 0;
-    const void *p = take(r, 4);
-    if (p) memcpy(&v, p, 4);
-    return v;
+    *len = (uint32_t)w.len;
+    return w.buf;
 }
 
 /* ---- disk drops ---- */
@@ -195,22 +165,24 @@ static int load_one(void *arg, uint64_t id, uint64_t len, uint64_t checksum, uin
     load_t *l = arg;
     daemon_t *d = l->d;
     load_progress(l);
-    rd_t r = { rec, rec_len, 0 };
+    proto_rd_t r;
+    proto_rd_init(&r, rec, rec_len);
     (void)created_us;
-    uint32_t ver = take_u32(&r);
-    uint32_t ml = take_u32(&r);
-    const char *model = take(&r, ml);
-    uint32_t ll = take_u32(&r);
-    const char *lfp = take(&r, ll);
-    uint32_t tl = take_u32(&r);
-    const char *tenant = take(&r, tl);
-    uint32_t dim = take_u32(&r);
-    const void *layout = take(&r, sizeof(simcache_layout_t));
-    const void *created = take(&r, 8);
-    uint32_t meta_len = take_u32(&r);
-    const void *meta = take(&r, meta_len);
-    const float *unit = take(&r, (size_t)dim * sizeof(float));
-    if (r.err || ver != REC_VERSION || r.left || dim == 0 || meta_len > SIMCACHE_MAX_META) {
+    uint32_t ver = proto_rd_u32(&r);
+    uint32_t ml = proto_rd_u32(&r);
+    const char *model = proto_rd_bytes(&r, ml);
+    uint32_t ll = proto_rd_u32(&r);
+    const char *lfp = proto_rd_bytes(&r, ll);
+    uint32_t tl = proto_rd_u32(&r);
+    const char *tenant = proto_rd_bytes(&r, tl);
+    uint32_t dim = proto_rd_u32(&r);
+    const void *layout = proto_rd_bytes(&r, sizeof(simcache_layout_t));
+    const void *created = proto_rd_bytes(&r, 8);
+    uint32_t meta_len = proto_rd_u32(&r);
+    const void *meta = proto_rd_bytes(&r, meta_len);
+    const float *unit = proto_rd_bytes(&r, (size_t)dim * sizeof(float));
+    if (proto_rd_done(&r) || ver != REC_VERSION || dim == 0 || dim > SIMCACHE_MAX_DIM ||
+        meta_len > SIMCACHE_MAX_META) {
         log_warn("disk tier: entry %" PRIu64 " has an unreadable record; dropped", id);
         load_bad(l, id);
         return 0;

@@ -473,6 +473,43 @@ static void sockets_are_private_by_default(void **state)
     }
 }
 
+/* A mistyped --socket that names a regular file must not delete it: the
+ * daemon refuses to start and the file keeps its bytes. */
+static void socket_path_on_a_regular_file_is_refused_not_deleted(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/scit-notsock-XXXXXX", file[96], admin[96], data[96], log[96];
+    assert_non_null(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/precious.txt", dir);
+    snprintf(admin, sizeof admin, "%s/admin.sock", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(log, sizeof log, "%s/daemon.log", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("keep me\n", f);
+    fclose(f);
+    const char *const args[] = { "--socket", file, "--admin-socket", admin, "--data-dir", data,
+                                 NULL };
+    pid_t p = it_spawn(log, args);
+    assert_int_not_equal(it_wait_pid(p, IT_TIMEOUT_MS), 0);
+    char buf[32] = { 0 };
+    f = fopen(file, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    assert_string_equal(buf, "keep me\n");
+    char text[4096] = { 0 };
+    f = fopen(log, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    assert_non_null(strstr(text, "not a socket"));
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* An operator session left open (a monitoring tool, a forgotten
  * simcachectl) must not keep the daemon from exiting cleanly. */
 static void sigterm_with_open_admin_session_exits_zero(void **state)
@@ -584,6 +621,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(list_single_number_is_namespace_else_limit),
         cmocka_unit_test(flush_and_evict),
         cmocka_unit_test_teardown(sockets_are_private_by_default, teardown2),
+        cmocka_unit_test(socket_path_on_a_regular_file_is_refused_not_deleted),
         cmocka_unit_test_teardown(shutdown_command_drains_and_exits_zero, teardown2),
         cmocka_unit_test_teardown(sigterm_with_open_admin_session_exits_zero, teardown2),
         cmocka_unit_test_teardown(sigterm_with_a_client_that_never_reads_still_exits, teardown2),
