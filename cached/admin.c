@@ -34,6 +34,7 @@
 #include "listener.h"
 #include "log.h"
 #include "peers.h"
+#include "principal.h"
 #include "proto.h"
 #include "reload.h"
 #include "server.h"
@@ -47,6 +48,8 @@ typedef struct admin_conn {
     struct bufferevent *bev;
     int json;
     int discarding;       /* skipping the rest of an over-long line */
+    role_t role;          /* ROLE_ADMIN or ROLE_ADMIN_READ (principal.h) */
+    uid_t uid;
 } admin_conn_t;
 
 /* ---- reply builder ---- */
@@ -160,27 +163,30 @@ static void reply_line(admin_conn_t *a, const char *kind, const char *fmt, ...)
 
 /* ---- commands ---- */
 
+/* read: admin-read may run it (principal.h); the rest need admin. `config`
+ * is read for `get`, admin for `set` (run_command). */
 static const struct {
     const char *name, *args, *help;
+    int read;
 } commands[] = {
-    { "help", "", "this list" },
-    { "ping", "", "answer PONG" },
-    { "stats", "", "counters" },
-    { "info", "", "server, tiers, index and limits" },
-    { "config", "get KEY|all / set KEY VALUE", "read or change settings" },
-    { "namespaces", "", "namespaces with their counts" },
-    { "clients", "", "connected clients" },
-    { "list", "[NS] [LIMIT]", "entries, most recently used first (NS: id or name)" },
-    { "show", "ID", "one entry" },
-    { "flush", "[NS]", "delete every entry (of one namespace)" },
-    { "evict", "N", "evict the N least recently used unleased entries" },
-    { "format", "text|json", "reply format of this session" },
-    { "route", "NS V1,V2,...|b64:BASE64", "which node's prototypes are closest to an embedding" },
-    { "peers", "", "nodes of the feature table, this one first" },
-    { "prototypes", "[NS]", "prototypes of this node and its peers (of one namespace)" },
-    { "verify", "", "read every disk-tier blob and check its checksum (drops bad ones)" },
-    { "checkpoint", "", "write every host entry not yet on disk to the disk tier, then flush" },
-    { "shutdown", "", "drain and exit" },
+    { "help", "", "this list", 1 },
+    { "ping", "", "answer PONG", 1 },
+    { "stats", "", "counters", 1 },
+    { "info", "", "server, tiers, index and limits", 1 },
+    { "config", "get KEY|all / set KEY VALUE", "read or change settings", 1 },
+    { "namespaces", "", "namespaces with their counts", 1 },
+    { "clients", "", "connected clients", 1 },
+    { "list", "[NS] [LIMIT]", "entries, most recently used first (NS: id or name)", 1 },
+    { "show", "ID", "one entry", 1 },
+    { "flush", "[NS]", "delete every entry (of one namespace)", 0 },
+    { "evict", "N", "evict the N least recently used unleased entries", 0 },
+    { "format", "text|json", "reply format of this session", 1 },
+    { "route", "NS V1,V2,...|b64:BASE64", "which node's prototypes are closest to an embedding", 1 },
+    { "peers", "", "nodes of the feature table, this one first", 1 },
+    { "prototypes", "[NS]", "prototypes of this node and its peers (of one namespace)", 1 },
+    { "verify", "", "read every disk-tier blob and check its checksum (drops bad ones)", 0 },
+    { "checkpoint", "", "write every host entry not yet on disk to the disk tier, then flush", 0 },
+    { "shutdown", "", "drain and exit", 0 },
 };
 
 static int parse_u64(const char *s, uint64_t *v)
@@ -203,6 +209,7 @@ static void cmd_help(admin_conn_t *a)
         rep_str(&r, "command", commands[i].name);
         rep_str(&r, "args", commands[i].args);
         rep_str(&r, "help", commands[i].help);
+        rep_str(&r, "role", commands[i].read ? "admin-read" : "admin");
         rep_rec_end(&r);
     }
     rep_end(&r);
@@ -680,9 +687,34 @@ static void cmd_route(admin_conn_t *a, admin_args_t *args);
 static void cmd_peers(admin_conn_t *a);
 static void cmd_prototypes(admin_conn_t *a, admin_args_t *args);
 
+/* May this connection's role run the command? Unknown commands pass (they
+ * get "unknown command"); an admin-read session is refused every write with
+ * the role it would need. */
+static int permitted(admin_conn_t *a, const admin_args_t *args)
+{
+    if (a->role == ROLE_ADMIN) return 1;
+    const char *c = args->argv[0];
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(commands[i].name, c)) continue;
+        int read = commands[i].read;
+        if (strcmp(c, "config") == 0) read = args->argc >= 2 && strcmp(args->argv[1], "get") == 0;
+        if (read) return 1;
+        a->d->stats.admin_rejected++;
+        log_warn("admin: uid %u (%s) refused '%s': needs the admin role", (unsigned)a->uid,
+                 role_name(a->role), c);
+        reply_line(a, "ERROR", "permission denied: '%s%s%s' needs the admin role (admin_uids); "
+                   "uid %u has %s", c, strcmp(c, "config") ? "" : " ",
+                   strcmp(c, "config") ? "" : (args->argc >= 2 ? args->argv[1] : ""),
+                   (unsigned)a->uid, role_name(a->role));
+        return 0;
+    }
+    return 1;
+}
+
 static void run_command(admin_conn_t *a, admin_args_t *args)
 {
     const char *c = args->argv[0];
+    if (!permitted(a, args)) return;
     a->d->stats.admin_commands++;
     if (strcmp(c, "help") == 0) cmd_help(a);
     else if (strcmp(c, "ping") == 0) reply_line(a, "PONG", "%s", "");
@@ -790,18 +822,23 @@ static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct
     (void)sa;
     (void)len;
     daemon_t *d = arg;
-    struct ucred cred = { 0, 0, 0 };
-    socklen_t cl = sizeof cred;
-    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
-    int allowed = cred.uid == getuid() || cred.uid == 0;
-    for (uint32_t i = 0; i < d->cfg.n_allow_uids && !allowed; i++)
-        allowed = d->cfg.allow_uids[i] == cred.uid;
-    if (!allowed) {
+    principal_t cred;
+    role_t role = ROLE_NONE;
+    const char *why = "no peer credentials";
+    if (principal_of(fd, &cred)) {
+        log_warn("admin: refused a connection: no peer credentials (SO_PEERCRED: %s)",
+                 strerror(errno));
+    } else if ((role = principal_admin_role(d, &cred)) == ROLE_NONE) {
+        why = "uid not allowed (admin_uids, admin_read_uids)";
+        log_warn("admin: refused pid %d uid %u: not in admin_uids or admin_read_uids",
+                 (int)cred.pid, (unsigned)cred.uid);
+    }
+    if (role == ROLE_NONE) {
         d->stats.admin_rejected++;
-        log_warn("admin: refused pid %d uid %u: not in allow_uids", (int)cred.pid, (unsigned)cred.uid);
-        const char msg[] = "SERVER_ERROR uid not allowed\n";
-        ssize_t n = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)n;
+        char msg[96];
+        int n = snprintf(msg, sizeof msg, "SERVER_ERROR %s\n", why);
+        ssize_t w = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
         close(fd);
         return;
     }
@@ -811,6 +848,8 @@ static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct
         return;
     }
     a->d = d;
+    a->role = role;
+    a->uid = cred.uid;
     a->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!a->bev) {
         free(a);

@@ -107,7 +107,13 @@ static const key_t_ keys[] = {
     { "drain_timeout_ms", CONFIG_T_U32, F(drain_timeout_ms), 0, 600000, CONFIG_RUNTIME, NULL,
       "how long SIGTERM waits for replies to reach clients" },
     { "allow_uids", CONFIG_T_UIDS, F(allow_uids), 0, 0, CONFIG_RUNTIME, NULL,
-      "comma-separated uids allowed to connect (SO_PEERCRED); empty: any" },
+      "comma-separated uids allowed to connect as clients (SO_PEERCRED); empty: any" },
+    { "admin_uids", CONFIG_T_UIDS, F(admin_uids), 0, 0, CONFIG_RUNTIME, NULL,
+      "uids with the admin role on the admin socket (every command), beside the daemon's own "
+      "uid and root" },
+    { "admin_read_uids", CONFIG_T_UIDS, F(admin_read_uids), 0, 0, CONFIG_RUNTIME, NULL,
+      "uids with the admin-read role (stats, info, namespaces, clients, list, show, peers, "
+      "prototypes, config get): monitoring" },
     { "redis_url", CONFIG_T_STR, F(redis_url), 0, 0, CONFIG_RESTART, NULL,
       "global feature table: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH[?db=N]; "
       "empty: single node" },
@@ -448,8 +454,9 @@ int config_set(config_t *c, const char *key, const char *value, int runtime,
                  key, value, CONFIG_MAX_UIDS);
             return -1;
         }
-        memcpy(c->allow_uids, uids, n * sizeof uids[0]);
-        c->n_allow_uids = n;
+        config_uids_t *u = (config_uids_t *)field;
+        memcpy(u->ids, uids, n * sizeof uids[0]);
+        u->n = n;
         return 0;
     }
     }
@@ -474,9 +481,9 @@ static void format_value(const config_t *c, const key_t_ *k, char *out, size_t n
     case CONFIG_T_UIDS: {
         size_t used = 0;
         out[0] = 0;
-        for (uint32_t i = 0; i < c->n_allow_uids && used < n; i++)
-            used += (size_t)snprintf(out + used, n - used, "%s%" PRIu32, i ? "," : "",
-                                     c->allow_uids[i]);
+        const config_uids_t *u = (const config_uids_t *)field;
+        for (uint32_t i = 0; i < u->n && used < n; i++)
+            used += (size_t)snprintf(out + used, n - used, "%s%" PRIu32, i ? "," : "", u->ids[i]);
         break;
     }
     }
@@ -503,7 +510,7 @@ void config_foreach(const config_t *c,
 }
 
 /* Do a and b hold the same value of k? Text compares up to its NUL (bytes
- * after it are noise); allow_uids only over its n_allow_uids entries. */
+ * after it are noise); a uid list only over its n entries. */
 static int same_value(const config_t *a, const config_t *b, const key_t_ *k)
 {
     const char *fa = (const char *)a + k->off, *fb = (const char *)b + k->off;
@@ -512,9 +519,10 @@ static int same_value(const config_t *a, const config_t *b, const key_t_ *k)
     case CONFIG_T_STR:
     case CONFIG_T_SECRET: return strncmp(fa, fb, k->len) == 0;
     case CONFIG_T_DOUBLE: return *(const double *)fa == *(const double *)fb;
-    case CONFIG_T_UIDS:
-        return a->n_allow_uids == b->n_allow_uids &&
-               memcmp(a->allow_uids, b->allow_uids, a->n_allow_uids * sizeof a->allow_uids[0]) == 0;
+    case CONFIG_T_UIDS: {
+        const config_uids_t *ua = (const config_uids_t *)fa, *ub = (const config_uids_t *)fb;
+        return ua->n == ub->n && memcmp(ua->ids, ub->ids, ua->n * sizeof ua->ids[0]) == 0;
+    }
     default: return memcmp(fa, fb, k->len) == 0;
     }
 }
@@ -539,7 +547,6 @@ int config_copy_key(config_t *dst, const config_t *src, const char *key)
     const key_t_ *k = find_key(key);
     if (!k) return -1;
     memcpy((char *)dst + k->off, (const char *)src + k->off, k->len);
-    if (k->type == CONFIG_T_UIDS) dst->n_allow_uids = src->n_allow_uids;
     return 0;
 }
 
@@ -621,4 +628,11 @@ int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
     else rc = config_load_text(c, buf, n, path, err, errlen);
     free(buf);
     return rc;
+}
+
+int config_uids_has(const config_uids_t *u, uint32_t uid)
+{
+    for (uint32_t i = 0; i < u->n; i++)
+        if (u->ids[i] == uid) return 1;
+    return 0;
 }

@@ -18,6 +18,15 @@
 #define CONFIG_LINE_MAX 1024
 #define CONFIG_MAX_UIDS 32
 
+/* A list of uids (allow_uids, admin_uids, admin_read_uids). */
+typedef struct {
+    uint32_t ids[CONFIG_MAX_UIDS];
+    uint32_t n;
+} config_uids_t;
+
+/* Is uid in the list? */
+int config_uids_has(const config_uids_t *u, uint32_t uid);
+
 typedef struct {
     char socket[CONFIG_PATH_MAX];
     char admin_socket[CONFIG_PATH_MAX];
@@ -51,8 +60,9 @@ typedef struct {
     uint32_t drain_timeout_ms;
     uint32_t frame_timeout_ms;
     uint64_t staging_keep_bytes;
-    uint32_t allow_uids[CONFIG_MAX_UIDS];
-    uint32_t n_allow_uids;        /* 0: any uid that can open the socket */
+    config_uids_t allow_uids;     /* client role; empty: any uid that can open the socket */
+    config_uids_t admin_uids;     /* admin role, beside the daemon's own uid and root */
+    config_uids_t admin_read_uids;   /* admin-read role: stats, info, namespaces, config get */
     /* cluster: prototypes, the feature table in Redis, routing (docs/cluster.md) */
     char redis_url[256];          /* empty: single node */
     char node_id[65];             /* empty: hostname-hash(socket) */

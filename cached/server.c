@@ -39,6 +39,7 @@
 #include "listener.h"
 #include "log.h"
 #include "peers.h"
+#include "principal.h"
 #include "proto.h"
 #include "server.h"
 #include "tier.h"
@@ -1349,14 +1350,6 @@ static void refuse(int fd, int code, const char *msg)
     close(fd);
 }
 
-static int uid_allowed(const daemon_t *d, uid_t uid)
-{
-    if (d->cfg.n_allow_uids == 0 || uid == getuid()) return 1;
-    for (uint32_t i = 0; i < d->cfg.n_allow_uids; i++)
-        if (d->cfg.allow_uids[i] == uid) return 1;
-    return 0;
-}
-
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
                       void *arg)
 {
@@ -1364,14 +1357,18 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)sa;
     (void)len;
     daemon_t *d = arg;
-    struct ucred cred = { 0, 0, 0 };
-    socklen_t cl = sizeof cred;
-    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
+    principal_t cred;
+    if (principal_of(fd, &cred)) {
+        d->stats.rejected_connections++;
+        log_warn("refused a connection: no peer credentials (SO_PEERCRED: %s)", strerror(errno));
+        refuse(fd, SIMCACHE_EPERM, "no peer credentials");
+        return;
+    }
     if (d->draining) {
         refuse(fd, SIMCACHE_ESHUTDOWN, "daemon is shutting down");
         return;
     }
-    if (!uid_allowed(d, cred.uid)) {
+    if (!principal_is_client(d, &cred)) {
         d->stats.rejected_connections++;
         log_warn("refused pid %d uid %u: not in allow_uids", (int)cred.pid, (unsigned)cred.uid);
         refuse(fd, SIMCACHE_EPERM, "uid not allowed (allow_uids)");

@@ -87,7 +87,7 @@ static void defaults_are_within_every_bound(void **state)
     assert_true(c.max_clients >= 1);
     assert_true(c.max_frame >= 4096);
     assert_int_equal(c.log_level, LOG_INFO);
-    assert_int_equal(c.n_allow_uids, 0);
+    assert_int_equal(c.allow_uids.n, 0);
 }
 
 /* Every default, printed and parsed again, is a value config_set accepts:
@@ -462,15 +462,15 @@ static void allow_uids_parses_comma_list(void **state)
     (void)state;
     config_defaults(&c);
     assert_int_equal(set(&c, "allow_uids", "1000,0,4294967294", err, sizeof err), 0);
-    assert_int_equal(c.n_allow_uids, 3);
-    assert_int_equal(c.allow_uids[0], 1000);
-    assert_int_equal(c.allow_uids[1], 0);
-    assert_int_equal(c.allow_uids[2], 4294967294u);
+    assert_int_equal(c.allow_uids.n, 3);
+    assert_int_equal(c.allow_uids.ids[0], 1000);
+    assert_int_equal(c.allow_uids.ids[1], 0);
+    assert_int_equal(c.allow_uids.ids[2], 4294967294u);
     get(&c, "allow_uids", v, sizeof v);
     assert_string_equal(v, "1000,0,4294967294");
     /* Empty clears the list: any uid that can open the socket. */
     assert_int_equal(set(&c, "allow_uids", "", err, sizeof err), 0);
-    assert_int_equal(c.n_allow_uids, 0);
+    assert_int_equal(c.allow_uids.n, 0);
     get(&c, "allow_uids", v, sizeof v);
     assert_string_equal(v, "");
 }
@@ -499,7 +499,7 @@ static void allow_uids_holds_at_most_32(void **state)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", i ? "," : "", 1000 + i);
     config_defaults(&c);
     assert_int_equal(set(&c, "allow_uids", list, err, sizeof err), 0);
-    assert_int_equal(c.n_allow_uids, CONFIG_MAX_UIDS);
+    assert_int_equal(c.allow_uids.n, CONFIG_MAX_UIDS);
     get(&c, "allow_uids", v, sizeof v);
     assert_string_equal(v, list);
     strcat(list, ",2000");
@@ -515,9 +515,9 @@ static void allow_uids_refusal_keeps_previous_list(void **state)
     config_defaults(&c);
     assert_int_equal(set(&c, "allow_uids", "5,6", err, sizeof err), 0);
     assert_int_equal(set(&c, "allow_uids", "7,x", err, sizeof err), -1);
-    assert_int_equal(c.n_allow_uids, 2);
-    assert_int_equal(c.allow_uids[0], 5);
-    assert_int_equal(c.allow_uids[1], 6);
+    assert_int_equal(c.allow_uids.n, 2);
+    assert_int_equal(c.allow_uids.ids[0], 5);
+    assert_int_equal(c.allow_uids.ids[1], 6);
 }
 
 static void get_into_small_buffer_truncates_safely(void **state)
@@ -834,7 +834,7 @@ static void foreach_values_round_trip_through_set(void **state)
     copy_ctx_t x = { .into = &b };
     config_foreach(&a, copy_key, &x);
     assert_int_equal(x.failures, 0);
-    assert_int_equal(x.count, 43);
+    assert_int_equal(x.count, 45);
     assert_true(x.runtime_keys > 0 && x.runtime_keys < x.count);
     const char *keys[] = { "socket", "socket_mode", "host_capacity", "host_arena_size",
                            "default_threshold", "max_frame", "log_level", "allow_uids",
@@ -846,7 +846,7 @@ static void foreach_values_round_trip_through_set(void **state)
         assert_string_equal(va, vb);
     }
     assert_true(b.host_arena_size == 8ull << 30);
-    assert_int_equal(b.n_allow_uids, 3);
+    assert_int_equal(b.allow_uids.n, 3);
     assert_int_equal(b.disk_register_arena, 0);
 }
 
@@ -1091,9 +1091,9 @@ static void diff_ignores_bytes_past_the_value(void **state)
     assert_int_equal(config_set(&a, "allow_uids", "7", 0, err, sizeof err), 0);
     b = a;
     memset(b.socket + strlen(b.socket) + 1, 'z', sizeof b.socket - strlen(b.socket) - 1);
-    b.allow_uids[5] = 99;
+    b.allow_uids.ids[5] = 99;
     assert_int_equal(config_diff(&a, &b, NULL, NULL), 0);
-    b.allow_uids[0] = 8;
+    b.allow_uids.ids[0] = 8;
     assert_int_equal(config_diff(&a, &b, NULL, NULL), 1);
 }
 
@@ -1130,8 +1130,8 @@ static void copy_key_is_exact(void **state)
     assert_int_equal(config_copy_key(&a, &b, "default_threshold"), 0);
     assert_int_equal(config_copy_key(&a, &b, "allow_uids"), 0);
     assert_true(a.default_threshold == b.default_threshold);
-    assert_int_equal(a.n_allow_uids, 3);
-    assert_int_equal(a.allow_uids[2], 3);
+    assert_int_equal(a.allow_uids.n, 3);
+    assert_int_equal(a.allow_uids.ids[2], 3);
     assert_int_equal(config_copy_key(&a, &b, "no_such_key"), -1);
 }
 

@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fprintf(stderr, "fuzz_config: loaded value refused on replay: %s\n", x.why);
             abort();
         }
-        must(c.n_allow_uids <= CONFIG_MAX_UIDS, "too many uids");
+        must(c.allow_uids.n <= CONFIG_MAX_UIDS, "too many uids");
         must(memchr(c.socket, 0, sizeof c.socket) && memchr(c.admin_socket, 0, sizeof c.admin_socket) &&
              memchr(c.data_dir, 0, sizeof c.data_dir), "path not terminated");
     }

@@ -1,0 +1,247 @@
+/* test_hostile.c - local clients that are not the operator, as other uids
+ * (the test runs as root and forks children that drop to uid 4242 and
+ * 4343): what the daemon lets them do.
+ *
+ *  - a uid allowed on the client socket is not an admin: the admin socket
+ *    refuses it;
+ *  - an admin-read uid (admin_read_uids) reads stats, info, config and
+ *    lists, and is refused every write (config set, flush, evict, verify,
+ *    checkpoint, shutdown), so the data and the daemon are untouched;
+ *  - an admin uid (admin_uids) may write;
+ *  - a third uid in no list is refused on both sockets.
+ *
+ * Skips (77) when not root: only root can become another uid.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+#include "simcache.h"
+
+#define DIM 16
+#define SECOND 4242u
+#define THIRD 4343u
+
+static it_daemon_t D;
+
+/* Start the daemon with extra flags, its sockets reachable by every uid
+ * (the socket mode and the directory's); the access checks left are the
+ * daemon's own. */
+static void start(const char *const *extra)
+{
+    const char *args[24] = { "--socket-mode", "0666" };
+    size_t n = 2;
+    while (extra && *extra && n < 22) args[n++] = *extra++;
+    args[n] = NULL;
+    assert_int_equal(it_daemon_startv(&D, args), 0);
+    assert_int_equal(chmod(D.dir, 0755), 0);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    it_daemon_cleanup(&D);
+    return 0;
+}
+
+/* Run fn(arg) in a child as uid; returns its exit code (0: all as expected). */
+static int as_uid(uid_t uid, int (*fn)(const void *arg), const void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgroups(0, NULL) || setgid(uid) || setuid(uid)) {
+            fprintf(stderr, "cannot become uid %u: %s\n", (unsigned)uid, strerror(errno));
+            _exit(126);
+        }
+        _exit(fn(arg));
+    }
+    return it_wait_pid(pid, IT_TIMEOUT_MS);
+}
+
+/* One admin command; its reply in out (lines up to END). 0, or -1 when the
+ * connection failed or closed without a reply. */
+static int admin1(const char *cmd, char *out, size_t n)
+{
+    if (it_admin(&D, cmd, out, n)) {
+        out[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+static int starts_with(const char *s, const char *p)
+{
+    return strncmp(s, p, strlen(p)) == 0;
+}
+
+/* The admin socket refuses this uid before any command runs. */
+static int admin_refused(const void *arg)
+{
+    (void)arg;
+    it_admin_t a;
+    if (it_admin_open(&a, D.admin)) return 0;   /* refused at connect: fine */
+    char line[256];
+    int rc = it_admin_line(&a, line, sizeof line);
+    int bad = rc == 0 && !starts_with(line, "SERVER_ERROR");
+    if (!bad && it_admin_send(&a, "stats\n") == 0 && it_admin_line(&a, line, sizeof line) == 0 &&
+        !starts_with(line, "SERVER_ERROR"))
+        bad = 1;
+    it_admin_close(&a);
+    if (bad) fprintf(stderr, "uid %u: the admin socket answered: %s\n", (unsigned)getuid(), line);
+    return bad;
+}
+
+static int client_connects(const void *arg)
+{
+    (void)arg;
+    simcache_t *h = it_connect(D.sock, "hostile-model", "fp", NULL, DIM);
+    if (!h) return 1;
+    simcache_close(h);
+    return 0;
+}
+
+static int client_refused(const void *arg)
+{
+    (void)arg;
+    simcache_t *h = it_connect(D.sock, "hostile-model", "fp", NULL, DIM);
+    if (h) {
+        fprintf(stderr, "uid %u connected as a client\n", (unsigned)getuid());
+        simcache_close(h);
+        return 1;
+    }
+    return 0;
+}
+
+static const char *const writes[] = {
+    "config set max_clients 7", "config set admin_uids 4242", "config set allow_uids \"\"",
+    "flush", "evict 100", "verify", "checkpoint", "shutdown",
+};
+
+static int reads_and_is_refused_writes(const void *arg)
+{
+    (void)arg;
+    int bad = 0;
+    char out[16384];
+    static const char *const reads[] = { "stats", "info", "namespaces", "clients", "list",
+                                         "config get all", "config get max_clients", "peers" };
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
+        if (admin1(reads[i], out, sizeof out) || starts_with(out, "ERROR") || starts_with(out, "SERVER_ERROR") ||
+            starts_with(out, "CLIENT_ERROR")) {
+            fprintf(stderr, "admin-read '%s' got: %.200s\n", reads[i], out);
+            bad++;
+        }
+    }
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+        admin1(writes[i], out, sizeof out);
+        if (!strstr(out, "permission denied") || !strstr(out, "admin role")) {
+            fprintf(stderr, "admin-read '%s' was not refused: %.200s\n", writes[i], out);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static int may_flush(const void *arg)
+{
+    (void)arg;
+    char out[1024];
+    admin1("flush", out, sizeof out);
+    if (!starts_with(out, "OK")) {
+        fprintf(stderr, "admin uid: flush got %s\n", out);
+        return 1;
+    }
+    return 0;
+}
+
+static void put_some(int n)
+{
+    simcache_t *h = it_connect(D.sock, "hostile-model", "fp", NULL, DIM);
+    assert_non_null(h);
+    for (int i = 0; i < n; i++) {
+        float e[DIM];
+        it_unit(700 + (uint64_t)i, e, DIM);
+        assert_true(it_put(h, e, 4096, 700 + (uint64_t)i, NULL) != 0);
+    }
+    simcache_close(h);
+}
+
+static void skip_unless_root(void)
+{
+    if (geteuid() != 0) {
+        print_message("not root: cannot become other uids\n");
+        skip();
+    }
+}
+
+static void client_uid_is_not_an_admin(void **state)
+{
+    (void)state;
+    skip_unless_root();
+    const char *const args[] = { "--allow-uids", "4242", NULL };
+    start(args);
+    assert_int_equal(as_uid(SECOND, client_connects, NULL), 0);
+    assert_int_equal(as_uid(SECOND, admin_refused, NULL), 0);
+    /* The refusal is counted and logged with the uid. */
+    assert_true(it_admin_u64(&D, "stats", "admin_rejected") >= 1);
+}
+
+static void admin_read_uid_is_refused_every_write(void **state)
+{
+    (void)state;
+    skip_unless_root();
+    const char *const args[] = { "--allow-uids", "4242", "--admin-read-uids", "4242", NULL };
+    start(args);
+    put_some(5);
+    assert_int_equal(as_uid(SECOND, reads_and_is_refused_writes, NULL), 0);
+    /* Nothing changed: the entries, the limits, and the daemon itself. */
+    assert_false(it_daemon_exited(&D));
+    char v[64];
+    assert_int_equal(it_admin(&D, "config get max_clients", v, sizeof v), 0);
+    assert_null(strstr(v, " 7"));
+    assert_int_equal(it_admin_u64(&D, "info", "host_entries"), 5);
+}
+
+static void admin_uid_may_write(void **state)
+{
+    (void)state;
+    skip_unless_root();
+    const char *const args[] = { "--admin-uids", "4242", NULL };
+    start(args);
+    put_some(3);
+    assert_int_equal(as_uid(SECOND, may_flush, NULL), 0);
+    assert_int_equal(it_admin_u64(&D, "info", "host_entries"), 0);
+}
+
+static void third_uid_is_refused_on_both_sockets(void **state)
+{
+    (void)state;
+    skip_unless_root();
+    const char *const args[] = { "--allow-uids", "4242", "--admin-read-uids", "4242", NULL };
+    start(args);
+    assert_int_equal(as_uid(THIRD, client_refused, NULL), 0);
+    assert_int_equal(as_uid(THIRD, admin_refused, NULL), 0);
+}
+
+int main(int argc, char **argv)
+{
+    it_init(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(client_uid_is_not_an_admin, teardown),
+        cmocka_unit_test_teardown(admin_read_uid_is_refused_every_write, teardown),
+        cmocka_unit_test_teardown(admin_uid_may_write, teardown),
+        cmocka_unit_test_teardown(third_uid_is_refused_on_both_sockets, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
