@@ -315,6 +315,7 @@ static void cmd_info(admin_conn_t *a)
     rep_u64(&r, "host_entries", st.entries);
     rep_u64(&r, "host_pending_puts", st.pending);
     rep_u64(&r, "host_pinned_entries", st.pinned_entries);
+    rep_u64(&r, "host_cleared_bytes", st.cleared_bytes);
     rep_u64(&r, "host_evictions", st.evictions);
     rep_u64(&r, "host_alloc_failures", st.alloc_failures);
     rep_u64(&r, "host_free_extents", st.free_extents);

@@ -36,6 +36,7 @@ typedef struct {
     uint64_t host_arena_size;     /* 0: same as host_capacity at start */
     uint64_t max_entries;
     uint32_t host_prefault;       /* 1: populate the arena at start (background) */
+    uint32_t host_clear_freed;    /* 1: zero freed host extents (store_set_clear_freed) */
     char host_huge_pages[8];      /* "try", "on" or "off": 2 MiB pages for the arena */
     uint64_t gpu_capacity;        /* GPU tier bytes when a device is found; 0: none */
     uint32_t gpu_device;          /* CUDA ordinal of the GPU tier */

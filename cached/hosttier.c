@@ -210,6 +210,7 @@ int host_open(daemon_t *d)
         return -1;
     }
     store_set_capacity(d->store, d->cfg.host_capacity);
+    store_set_clear_freed(d->store, (int)d->cfg.host_clear_freed);
     log_huge_pages(d, sc.huge);
     return 0;
 }
@@ -219,6 +220,7 @@ void host_apply_config(daemon_t *d)
     int rc = store_set_capacity(d->store, d->cfg.host_capacity);
     if (rc == -EBUSY) log_warn("host_capacity lowered; leased bytes still above it");
     store_set_max_entries(d->store, d->cfg.max_entries);
+    store_set_clear_freed(d->store, (int)d->cfg.host_clear_freed);
 }
 
 static int free_record(void *arg, uint64_t id, void *user, uint64_t off, uint64_t size,

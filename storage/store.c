@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define STORE_DEFAULT_ALIGN 4096
@@ -66,6 +67,8 @@ struct store {
     uint64_t evictions;
     uint64_t deletes;
     uint64_t alloc_failures;
+    int clear_freed;             /* zero an extent's bytes when it is freed */
+    uint64_t cleared_bytes;
 };
 
 /* ---- recency lists ----------------------------------------------------- */
@@ -119,17 +122,27 @@ static void drop(store_t *s, entry_t *e, store_drop_reason_t why)
     uint64_t id = e->id;
     void *user = e->user;
 
+    uint64_t off = e->off, asize = e->asize;
+
     u64map_del(&s->map, id);
     /* Cannot fail: the extent is exactly what alloc_reserve() gave. */
-    (void)alloc_release(s->alloc, e->off, e->asize);
-    s->bytes_used -= e->asize;
+    (void)alloc_release(s->alloc, off, asize);
+    s->bytes_used -= asize;
     if (why == STORE_DROP_EVICTED)
         s->evictions++;
     else if (why == STORE_DROP_DELETED)
         s->deletes++;
     free(e);
+    /* The callback may still read the bytes (a demotion writes them to
+     * disk); it cannot reuse the extent, so clearing after it is in time:
+     * no later reader of the arena (another tenant's client, a client
+     * without a lease) sees what was there. */
     if (s->on_drop != NULL)
         s->on_drop(s->ctx, id, user, why);
+    if (s->clear_freed && s->arena.base != NULL) {
+        memset((uint8_t *)s->arena.base + off, 0, asize);
+        s->cleared_bytes += asize;
+    }
 }
 
 static void evict(store_t *s, entry_t *e)
@@ -467,6 +480,11 @@ int store_set_capacity(store_t *s, uint64_t capacity)
     return 0;
 }
 
+void store_set_clear_freed(store_t *s, int on)
+{
+    s->clear_freed = on != 0;
+}
+
 int store_set_max_entries(store_t *s, uint64_t max_entries)
 {
     s->max_entries = max_entries;
@@ -493,6 +511,7 @@ void store_get_stats(const store_t *s, store_stats_t *st)
     st->evictions = s->evictions;
     st->deletes = s->deletes;
     st->alloc_failures = s->alloc_failures;
+    st->cleared_bytes = s->cleared_bytes;
     st->free_extents = as.free_extents;
     st->largest_free = as.largest_free;
 }

@@ -13,9 +13,10 @@
  * entry's bytes never move nor get reused until the last store_unpin().
  *
  * Not thread-safe: one thread (the daemon's loop) drives a store. Every
- * holder of the arena fd can read the whole arena: all entries, pending
- * bytes and the stale bytes of dropped entries. Isolation between tenants
- * therefore needs separate stores, not separate ids.
+ * holder of the arena fd can read the whole arena: all entries and pending
+ * bytes, and the bytes of dropped entries unless store_set_clear_freed is
+ * on. Isolation between tenants therefore needs separate stores, not
+ * separate ids.
  */
 #ifndef SIMCACHE_STORE_H
 #define SIMCACHE_STORE_H
@@ -69,6 +70,7 @@ typedef struct {
     uint64_t evictions;       /* entries dropped with STORE_DROP_EVICTED */
     uint64_t deletes;         /* entries dropped with STORE_DROP_DELETED */
     uint64_t alloc_failures;  /* store_alloc() refusals: -EFBIG, -ENOSPC */
+    uint64_t cleared_bytes;   /* freed bytes zeroed (store_set_clear_freed) */
     uint64_t free_extents;    /* fragmentation: number of free holes below capacity */
     uint64_t largest_free;    /* biggest free hole below capacity, bytes */
 } store_stats_t;
@@ -155,6 +157,10 @@ int store_set_capacity(store_t *s, uint64_t capacity);
  * returns -EBUSY if pinned or pending ones still exceed it (the cap stays;
  * allocations get -ENOSPC until it is met). */
 int store_set_max_entries(store_t *s, uint64_t max_entries);
+/* on: every freed extent (evicted, deleted after its last pin, aborted) is
+ * zeroed right after on_drop, so no holder of the arena fd reads a dropped
+ * entry's bytes. Off by default; a no-op for a store without an arena. */
+void store_set_clear_freed(store_t *s, int on);
 
 /* Fill *st. O(log free holes). */
 void store_get_stats(const store_t *s, store_stats_t *st);

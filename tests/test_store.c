@@ -490,6 +490,72 @@ static void delete_while_pinned_frees_after_last_unpin(void **state)
     store_free(s);
 }
 
+/* With clearing on, every way out of the store leaves zeros behind: delete
+ * (after the last unpin, not before), abort, eviction. The drop callback
+ * still sees the bytes (a demotion writes them to disk from there). */
+typedef struct {
+    recorder_t r;
+    store_t *s;
+    uint64_t off, size;
+    int saw_bytes;
+} seen_drop_t;
+
+static void check_bytes_at_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t why)
+{
+    seen_drop_t *x = ctx;
+    record_drop(&x->r, id, user, why);
+    if (id == 1) x->saw_bytes = all_bytes(store_base(x->s) + x->off, x->size, 0x5A);
+}
+
+static void freed_bytes_are_cleared_after_the_drop_callback(void **state)
+{
+    seen_drop_t x;
+    store_config_t cfg = { .capacity = 4 * PG, .name = "clear", .on_drop = check_bytes_at_drop };
+    uint64_t o2, sz;
+
+    (void)state;
+    memset(&x, 0, sizeof x);
+    cfg.ctx = &x;
+    x.s = store_new(&cfg, NULL, 0);
+    assert_non_null(x.s);
+    store_set_clear_freed(x.s, 1);
+    /* delete under a pin: readable while pinned, zero after the unpin */
+    x.off = put(x.s, 1, PG, 0x5A);
+    x.size = PG;
+    assert_int_equal(store_pin(x.s, 1, &o2, &sz), 0);
+    assert_int_equal(store_delete(x.s, 1), 0);
+    assert_true(all_bytes(store_base(x.s) + x.off, PG, 0x5A));
+    assert_int_equal(store_unpin(x.s, 1), 0);
+    assert_true(x.saw_bytes);
+    assert_true(all_bytes(store_base(x.s) + x.off, PG, 0));
+    assert_int_equal(stats_of(x.s).cleared_bytes, PG);
+    /* abort of a pending put */
+    assert_int_equal(store_alloc(x.s, 2, PG, NULL, &o2), 0);
+    memset(store_base(x.s) + o2, 0x77, PG);
+    assert_int_equal(store_abort(x.s, 2), 0);
+    assert_true(all_bytes(store_base(x.s) + o2, PG, 0));
+    /* eviction: the evicted extent is zero when the new owner gets it */
+    uint64_t first = put(x.s, 3, 4 * PG, 0x33);
+    assert_int_equal(store_alloc(x.s, 4, 4 * PG, NULL, &o2), 0);
+    assert_int_equal(o2, first);
+    assert_true(all_bytes(store_base(x.s) + o2, 4 * PG, 0));
+    store_free(x.s);
+}
+
+/* Off (the store's default), the bytes stay until reused. */
+static void freed_bytes_stay_when_clearing_is_off(void **state)
+{
+    recorder_t r;
+    store_t *s = new_store(&r, 4 * PG, 0);
+
+    (void)state;
+    uint64_t off = put(s, 1, PG, 0x5A);
+    assert_int_equal(store_delete(s, 1), 0);
+    assert_true(all_bytes(store_base(s) + off, PG, 0x5A));
+    assert_int_equal(stats_of(s).cleared_bytes, 0);
+    store_free(s);
+}
+
 /* A bookkeeping-only store (the GPU tier's): same placement, LRU, pins and
  * drops, but no memfd: base NULL, fd -1, arena_size = the rounded capacity. */
 static void store_without_arena_places_and_ages_extents(void **state)
@@ -1134,6 +1200,8 @@ int main(void)
         cmocka_unit_test(all_entries_pinned_gives_enospc_and_evicts_nothing),
         cmocka_unit_test(pins_nest_and_each_needs_an_unpin),
         cmocka_unit_test(delete_while_pinned_frees_after_last_unpin),
+        cmocka_unit_test(freed_bytes_are_cleared_after_the_drop_callback),
+        cmocka_unit_test(freed_bytes_stay_when_clearing_is_off),
         cmocka_unit_test(delete_unpinned_drops_at_once),
         cmocka_unit_test(max_entries_cap_evicts_lru_to_make_room),
         cmocka_unit_test(lowering_max_entries_evicts_and_reports_busy),

@@ -8,7 +8,9 @@
  *    lists, and is refused every write (config set, flush, evict, verify,
  *    checkpoint, shutdown), so the data and the daemon are untouched;
  *  - an admin uid (admin_uids) may write;
- *  - a third uid in no list is refused on both sockets.
+ *  - a third uid in no list is refused on both sockets;
+ *  - deleted and flushed entries leave no byte readable in the arena any
+ *    client maps (host_clear_freed).
  *
  * Skips (77) when not root: only root can become another uid.
  */
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -234,6 +237,53 @@ static void third_uid_is_refused_on_both_sockets(void **state)
     assert_int_equal(as_uid(THIRD, admin_refused, NULL), 0);
 }
 
+/* How many of the blobs of seeds [first, first + n) have their first 512
+ * bytes anywhere in the arena, as a client that maps it sees it. */
+static int blobs_in_arena(uint64_t first, int n)
+{
+    int fd = it_raw_connect(D.sock);
+    assert_true(fd >= 0);
+    proto_hello_reply_t hr;
+    int afd = -1;
+    assert_int_equal(it_raw_hello(fd, "scanner", "fp", NULL, DIM, &hr, &afd), 0);
+    uint8_t *map = mmap(NULL, hr.arena_size, PROT_READ, MAP_SHARED, afd, 0);
+    assert_true(map != MAP_FAILED);
+    int found = 0;
+    uint8_t want[512];
+    for (int i = 0; i < n; i++) {
+        it_fill(want, sizeof want, first + (uint64_t)i);
+        found += memmem(map, hr.arena_size, want, sizeof want) != NULL;
+    }
+    munmap(map, hr.arena_size);
+    close(afd);
+    close(fd);
+    return found;
+}
+
+/* Deleted and flushed entries leave nothing readable in the arena. */
+static void deleted_and_flushed_bytes_are_not_readable(void **state)
+{
+    (void)state;
+    const char *const args[] = { NULL };
+    start(args);
+    simcache_t *h = it_connect(D.sock, "hostile-model", "fp", NULL, DIM);
+    assert_non_null(h);
+    uint64_t ids[40];
+    for (int i = 0; i < 40; i++) {
+        float e[DIM];
+        it_unit(900 + (uint64_t)i, e, DIM);
+        ids[i] = it_put(h, e, 64 << 10, 900 + (uint64_t)i, NULL);
+        assert_true(ids[i] != 0);
+    }
+    assert_int_equal(blobs_in_arena(900, 40), 40);   /* the scan finds live ones */
+    for (int i = 0; i < 20; i++) assert_int_equal(simcache_delete(h, ids[i]), 0);
+    simcache_close(h);
+    char out[256];
+    assert_int_equal(it_admin(&D, "flush", out, sizeof out), 0);
+    assert_int_equal(blobs_in_arena(900, 40), 0);
+    assert_true(it_admin_u64(&D, "info", "host_cleared_bytes") >= 40u * (64 << 10));
+}
+
 int main(int argc, char **argv)
 {
     it_init(argc, argv);
@@ -242,6 +292,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(admin_read_uid_is_refused_every_write, teardown),
         cmocka_unit_test_teardown(admin_uid_may_write, teardown),
         cmocka_unit_test_teardown(third_uid_is_refused_on_both_sockets, teardown),
+        cmocka_unit_test_teardown(deleted_and_flushed_bytes_are_not_readable, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
