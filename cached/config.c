@@ -83,6 +83,16 @@ static const key_t_ keys[] = {
       "cosine similarity a lookup needs when the request gives none" },
     { "max_clients", CONFIG_T_U32, F(max_clients), 1, 65536, CONFIG_RUNTIME, NULL,
       "concurrent client connections" },
+    { "max_clients_per_uid", CONFIG_T_U32, F(max_clients_per_uid), 0, 65536, CONFIG_RUNTIME, NULL,
+      "client connections one uid may hold (0: only max_clients): one uid's flood leaves room "
+      "for the others" },
+    { "idle_timeout_ms", CONFIG_T_U32, F(idle_timeout_ms), 0, 86400000, CONFIG_RUNTIME, NULL,
+      "close a client connection that holds nothing (no lease, put or partial frame) and sent "
+      "nothing for this long (0: never)" },
+    { "frame_memory_per_uid", CONFIG_T_SIZE, F(frame_memory_per_uid), 0, 1ull << 40,
+      CONFIG_RUNTIME, NULL,
+      "memory the partly received frames of one uid's connections may take together (0: no "
+      "limit beyond max_frame per connection)" },
     { "max_frame", CONFIG_T_SIZE, F(max_frame), 4096, 1u << 30, CONFIG_RUNTIME, NULL,
       "largest request payload in bytes" },
     { "max_leases_per_client", CONFIG_T_U32, F(max_leases_per_client), 1, 1u << 24,
@@ -233,6 +243,9 @@ void config_defaults(config_t *c)
     snprintf(c->host_huge_pages, sizeof c->host_huge_pages, "try");
     c->default_threshold = 0.8;
     c->max_clients = 256;
+    c->max_clients_per_uid = 128;
+    c->idle_timeout_ms = 300000;
+    c->frame_memory_per_uid = 256ull << 20;
     c->max_frame = 16u << 20;
     c->max_leases_per_client = 65536;
     c->max_puts_per_client = 64;

@@ -50,6 +50,9 @@ typedef struct {
     char durability[8];           /* "async" or "sync" */
     double default_threshold;
     uint32_t max_clients;
+    uint32_t max_clients_per_uid; /* 0: only max_clients */
+    uint32_t idle_timeout_ms;     /* 0: never */
+    uint64_t frame_memory_per_uid;   /* 0: no limit */
     uint32_t max_frame;
     uint32_t max_leases_per_client;
     uint32_t max_puts_per_client;

@@ -33,6 +33,7 @@ typedef struct {
     uint64_t lookups, hits, misses, puts, put_bytes, gets, releases, deletes;
     uint64_t connections, rejected_connections, protocol_errors, request_errors;
     uint64_t admin_commands, admin_rejected;
+    uint64_t idle_closed, rejected_frames;
 } counters_t;
 
 struct daemon {
@@ -65,6 +66,8 @@ struct daemon {
     uint32_t n_clients;
     uint64_t next_client_id, next_put_token;
     uint64_t gstage_bytes;        /* clients' device staging buffers */
+    u64map_t uid_use;             /* uid + 1 -> what that uid's connections hold */
+    struct event *idle_sweep;     /* closes idle connections (idle_timeout_ms) */
 
     /* admin.c: operator connections */
     struct evconnlistener *admin_listener;

@@ -74,6 +74,8 @@ struct client {
     ns_t *ns;                      /* set by hello */
     uint8_t *in;
     size_t in_start, in_len, in_cap;
+    struct uid_use *use;           /* this uid's connections and input memory */
+    uint64_t last_io_us;           /* mono_us of its last bytes in or out */
     proto_wr_t out;
     size_t out_sent;
     out_fd_t *fds;
@@ -107,6 +109,57 @@ struct client {
     uint32_t n_gretired;
     uint64_t gstage_bytes;         /* gstage and gretired together */
 };
+
+/* What one uid's connections hold together (d->uid_use: uid -> uid_use_t):
+ * max_clients_per_uid and frame_memory_per_uid bound them, so one uid's
+ * flood of connections or half-sent frames leaves room for the others. */
+typedef struct uid_use {
+    uid_t uid;
+    uint32_t conns;
+    uint64_t in_bytes;             /* input buffers (partial frames) */
+} uid_use_t;
+
+static uid_use_t *uid_use_get(daemon_t *d, uid_t uid)
+{
+    uid_use_t *u = u64map_get(&d->uid_use, (uint64_t)uid + 1);
+    if (u) return u;
+    u = calloc(1, sizeof *u);
+    if (!u) return NULL;
+    u->uid = uid;
+    if (u64map_put(&d->uid_use, (uint64_t)uid + 1, u)) {
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+static void uid_use_put(daemon_t *d, uid_use_t *u)
+{
+    if (!u || --u->conns) return;
+    u64map_del(&d->uid_use, (uint64_t)u->uid + 1);
+    free(u);
+}
+
+/* Resize c's input buffer to cap bytes (0: free it), within the uid's
+ * frame_memory_per_uid. 0, or -1 (over the budget or out of memory; the
+ * buffer is unchanged). */
+static int in_resize(client_t *c, size_t cap)
+{
+    uid_use_t *u = c->use;
+    uint64_t budget = c->d->cfg.frame_memory_per_uid;
+    if (cap > c->in_cap && budget && u->in_bytes - c->in_cap + cap > budget) return -1;
+    uint8_t *b = NULL;
+    if (cap) {
+        b = realloc(c->in, cap);
+        if (!b) return -1;
+    } else {
+        free(c->in);
+    }
+    u->in_bytes = u->in_bytes - c->in_cap + cap;
+    c->in = b;
+    c->in_cap = cap;
+    return 0;
+}
 
 /* All clients' device staging buffers together stay under this many times
  * the GPU tier's size. */
@@ -1220,6 +1273,13 @@ static void after_io(client_t *c)
         client_free(c);
         return;
     }
+    /* A drained input buffer goes back to its usual size: a connection that
+     * once sent a large put must not keep its frame's memory (counted in
+     * frame_memory_per_uid) while idle. */
+    if (c->in_start == c->in_len && c->in_cap > 2 * READ_CHUNK && !c->waits) {
+        c->in_start = c->in_len = 0;
+        in_resize(c, 0);
+    }
     if (c->closing && c->out_sent == c->out.len) {
         client_free(c);
         return;
@@ -1240,8 +1300,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     client_t *c = arg;
     (void)what;
+    c->last_io_us = mono_us();
     if (c->d->cfg.poll_us)
-        c->d->last_request_us = mono_us(); /* only daemon_run's polling reads it */
+        c->d->last_request_us = c->last_io_us; /* only daemon_run's polling reads it */
     for (int rounds = 0; rounds < 16 && !c->closing; rounds++) {
         /* Compact, then make room for at least the rest of the current frame. */
         if (c->in_start) {
@@ -1256,15 +1317,21 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
                 PROTO_HDR_SIZE + (size_t)h.len > c->in_len + want)
                 want = PROTO_HDR_SIZE + (size_t)h.len - c->in_len;
         }
-        if (c->in_cap - c->in_len < want) {
-            uint8_t *b = realloc(c->in, c->in_len + want);
-            if (!b) {
+        if (c->in_cap - c->in_len < want && in_resize(c, c->in_len + want)) {
+            uint64_t budget = c->d->cfg.frame_memory_per_uid;
+            if (budget && c->use->in_bytes - c->in_cap + c->in_len + want > budget) {
+                c->d->stats.rejected_frames++;
+                log_warn("client %" PRIu64 " (uid %u): unfinished frames of this uid would "
+                         "take over frame_memory_per_uid (%" PRIu64 " bytes); closing",
+                         c->id, (unsigned)c->uid, budget);
+                fatal_frame(c, 0, 0, SIMCACHE_EBUSY,
+                            "unfinished frames of this uid over frame_memory_per_uid");
+                after_io(c);
+            } else {
                 log_warn("client %" PRIu64 ": out of memory for input; closing", c->id);
                 client_free(c);
-                return;
             }
-            c->in = b;
-            c->in_cap = c->in_len + want;
+            return;
         }
         ssize_t n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
         if (n == 0) {
@@ -1330,7 +1397,8 @@ static void client_free(client_t *c)
     log_info("client %" PRIu64 " left (%" PRIu64 " requests; reclaimed %" PRIu32
              " leases, %zu unfinished puts)", c->id, c->requests, leases, puts);
     proto_wr_free(&c->out);
-    free(c->in);
+    in_resize(c, 0);
+    uid_use_put(d, c->use);
     free(c);
 }
 
@@ -1380,11 +1448,28 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         refuse(fd, SIMCACHE_EBUSY, "too many connections (max_clients)");
         return;
     }
-    client_t *c = calloc(1, sizeof *c);
+    uid_use_t *use = uid_use_get(d, cred.uid);
+    if (use && d->cfg.max_clients_per_uid && use->conns >= d->cfg.max_clients_per_uid) {
+        d->stats.rejected_connections++;
+        /* A flood is logged once per hundred refusals, not per connection. */
+        if (d->stats.rejected_connections % 100 == 1)
+            log_warn("refused pid %d uid %u: %u connections of this uid (max_clients_per_uid)",
+                     (int)cred.pid, (unsigned)cred.uid, use->conns);
+        refuse(fd, SIMCACHE_EBUSY, "too many connections of this uid (max_clients_per_uid)");
+        return;
+    }
+    client_t *c = use ? calloc(1, sizeof *c) : NULL;
     if (!c) {
+        if (use && use->conns == 0) {
+            use->conns = 1;
+            uid_use_put(d, use);
+        }
         refuse(fd, SIMCACHE_ENOMEM, "out of memory");
         return;
     }
+    use->conns++;
+    c->use = use;
+    c->last_io_us = mono_us();
     c->d = d;
     c->fd = fd;
     c->id = ++d->next_client_id;
@@ -1399,6 +1484,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         if (c->ev_read) event_free(c->ev_read);
         if (c->ev_write) event_free(c->ev_write);
         if (c->ev_frame) event_free(c->ev_frame);
+        uid_use_put(d, c->use);
         free(c);
         refuse(fd, SIMCACHE_ENOMEM, "out of memory");
         return;
@@ -1413,10 +1499,41 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     log_debug("client %" PRIu64 " connected (pid %d uid %u)", c->id, (int)cred.pid, (unsigned)cred.uid);
 }
 
+/* Once a second: close connections idle for idle_timeout_ms that hold
+ * nothing (no lease, no unfinished put, no partial frame, no request
+ * waiting). A connection with a lease is never idle: its client may be
+ * reading the bytes. */
+static void on_idle_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    daemon_t *d = arg;
+    (void)fd;
+    (void)what;
+    uint64_t limit = (uint64_t)d->cfg.idle_timeout_ms * 1000u, now = mono_us();
+    if (!limit) return;
+    client_t *next;
+    for (client_t *c = d->clients; c; c = next) {
+        next = c->next;
+        if (c->leases.n || u64map_len(&c->puts) || c->in_len > c->in_start || c->waits ||
+            c->out_sent < c->out.len || now - c->last_io_us < limit)
+            continue;
+        d->stats.idle_closed++;
+        log_debug("client %" PRIu64 " (uid %u): idle for %" PRIu32 " ms; closing", c->id,
+                  (unsigned)c->uid, d->cfg.idle_timeout_ms);
+        client_free(c);
+    }
+}
+
 int server_listen(daemon_t *d)
 {
     d->listener = listener_open(d, d->cfg.socket, on_accept, d, "clients");
-    return d->listener ? 0 : -1;
+    if (!d->listener) return -1;
+    struct timeval tv = { 1, 0 };
+    d->idle_sweep = event_new(d->base, -1, EV_PERSIST, on_idle_sweep, d);
+    if (!d->idle_sweep || event_add(d->idle_sweep, &tv)) {
+        log_error("cannot start the idle-connection timer");
+        return -1;
+    }
+    return 0;
 }
 
 void server_close_listener(daemon_t *d)
@@ -1426,6 +1543,8 @@ void server_close_listener(daemon_t *d)
 
 void server_close_all(daemon_t *d)
 {
+    if (d->idle_sweep) event_free(d->idle_sweep);
+    d->idle_sweep = NULL;
     while (d->clients) client_free(d->clients);
 }
 

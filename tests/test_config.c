@@ -834,7 +834,7 @@ static void foreach_values_round_trip_through_set(void **state)
     copy_ctx_t x = { .into = &b };
     config_foreach(&a, copy_key, &x);
     assert_int_equal(x.failures, 0);
-    assert_int_equal(x.count, 46);
+    assert_int_equal(x.count, 49);
     assert_true(x.runtime_keys > 0 && x.runtime_keys < x.count);
     const char *keys[] = { "socket", "socket_mode", "host_capacity", "host_arena_size",
                            "default_threshold", "max_frame", "log_level", "allow_uids",

@@ -23,7 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -284,6 +287,191 @@ static void deleted_and_flushed_bytes_are_not_readable(void **state)
     assert_true(it_admin_u64(&D, "info", "host_cleared_bytes") >= 40u * (64 << 10));
 }
 
+/* ---- limits ---- */
+
+static long rss_anon_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "RssAnon: %ld kB", &kib) == 1) break;
+    if (f) fclose(f);
+    return kib;
+}
+
+/* A proto header announcing a frame of len payload bytes. */
+static void header(uint8_t *h, uint32_t len)
+{
+    proto_hdr_t hd = { .magic = PROTO_MAGIC, .version = PROTO_VERSION, .opcode = OP_LOOKUP,
+                       .req_id = 1, .len = len };
+    proto_hdr_encode(&hd, h);
+}
+
+typedef struct {
+    int n;              /* connections to open */
+    int partial;        /* of them, how many send half a frame header */
+    int hold_fd;        /* write 1 byte here once open, then wait to be killed */
+} flood_t;
+
+/* Open n connections as this uid and hold them (idle, or slowloris: a few
+ * bytes of a header, then nothing). */
+static int flood(const void *arg)
+{
+    const flood_t *f = arg;
+    int opened = 0;
+    for (int i = 0; i < f->n; i++) {
+        int fd = it_raw_connect(D.sock);
+        if (fd < 0) continue;
+        opened++;
+        if (i < f->partial) {
+            uint8_t h[PROTO_HDR_SIZE];
+            header(h, 64);
+            if (it_send_all(fd, h, 10)) {}
+        }
+    }
+    char one = 1;
+    if (write(f->hold_fd, &one, 1) != 1) return 1;
+    pause();
+    return opened ? 0 : 1;
+}
+
+static double p99(double *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+}
+
+static int lookups_served(const void *arg)
+{
+    (void)arg;
+    simcache_t *h = it_connect(D.sock, "hostile-model", "fp", NULL, DIM);
+    if (!h) return 1;
+    double lat[200];
+    int bad = 0;
+    for (int i = 0; i < 200; i++) {
+        float e[DIM];
+        it_unit(700 + (uint64_t)(i % 5), e, DIM);
+        simcache_match_t m;
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        int rc = simcache_lookup(h, e, 0.99f, &m);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        lat[i] = (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3;
+        if (rc) bad++;
+        else simcache_release(h, &m);
+    }
+    simcache_close(h);
+    printf("uid %u: 200 lookups beside the flood, p99 %.0f us, %d failed\n", (unsigned)getuid(),
+           p99(lat, 200), bad);
+    fflush(stdout);
+    return bad;
+}
+
+/* 1,000 idle and slowloris connections of one uid do not keep another uid
+ * out: max_clients_per_uid leaves it room. */
+static void one_uids_flood_leaves_room_for_another(void **state)
+{
+    (void)state;
+    skip_unless_root();
+    struct rlimit rl = { 4096, 4096 };
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    const char *const args[] = { "--allow-uids", "4242,4343", NULL };
+    start(args);
+    put_some(5);
+    int pf[2];
+    assert_int_equal(pipe(pf), 0);
+    flood_t f = { .n = 1000, .partial = 500, .hold_fd = pf[1] };
+    fflush(NULL);
+    pid_t flooder = fork();
+    if (flooder == 0) {
+        if (setgroups(0, NULL) || setgid(SECOND) || setuid(SECOND)) _exit(126);
+        _exit(flood(&f));
+    }
+    char one;
+    assert_int_equal(read(pf[0], &one, 1), 1);
+    assert_true(it_admin_u64(&D, "stats", "connections_rejected") > 0);
+    assert_int_equal(as_uid(THIRD, lookups_served, NULL), 0);
+    kill(flooder, SIGKILL);
+    it_wait_pid(flooder, IT_TIMEOUT_MS);
+    close(pf[0]);
+    close(pf[1]);
+}
+
+static int big_partial_frames(const void *arg)
+{
+    (void)arg;
+    /* 8 connections, each half of a 16 MiB frame: 64 MiB if unbounded. */
+    static uint8_t chunk[1 << 20];
+    int fds[8], closed = 0;
+    for (int i = 0; i < 8; i++) {
+        fds[i] = it_raw_connect(D.sock);
+        if (fds[i] < 0) return 1;
+        uint8_t h[PROTO_HDR_SIZE];
+        header(h, 16u << 20);
+        if (it_send_all(fds[i], h, sizeof h)) return 1;
+        for (int k = 0; k < 8; k++)
+            if (it_send_all(fds[i], chunk, sizeof chunk)) {
+                closed++;   /* the daemon closed it: over the budget */
+                break;
+            }
+    }
+    it_sleep_ms(200);
+    printf("%d of 8 connections closed while sending\n", closed);
+    fflush(stdout);
+    return 0;
+}
+
+static void partial_frames_of_one_uid_are_bounded(void **state)
+{
+    (void)state;
+    skip_unless_root();
+    const char *const args[] = { "--allow-uids", "4242", "--frame-memory-per-uid", "24m", NULL };
+    start(args);
+    long before = rss_anon_kib(D.pid);
+    assert_int_equal(as_uid(SECOND, big_partial_frames, NULL), 0);
+    long grew = rss_anon_kib(D.pid) - before;
+    print_message("daemon RssAnon grew %ld KiB; frames_rejected %llu\n", grew,
+                  (unsigned long long)it_admin_u64(&D, "stats", "frames_rejected"));
+    assert_true(it_admin_u64(&D, "stats", "frames_rejected") >= 1);
+    /* 24 MiB of frames and the daemon's own slack, never 64 MiB. */
+    assert_true(grew < 40 * 1024);
+}
+
+/* A connection that holds nothing is closed after idle_timeout_ms; one
+ * that holds a lease is kept. */
+static void idle_connections_are_closed_unless_they_hold_a_lease(void **state)
+{
+    (void)state;
+    const char *const args[] = { "--idle-timeout-ms", "1000", NULL };
+    start(args);
+    put_some(1);
+    int idle = it_raw_connect(D.sock);
+    assert_true(idle >= 0);
+    simcache_t *h = it_connect(D.sock, "hostile-model", "fp", NULL, DIM);
+    assert_non_null(h);
+    float e[DIM];
+    it_unit(700, e, DIM);
+    simcache_match_t m;
+    assert_int_equal(simcache_lookup(h, e, 0.99f, &m), 0);
+    assert_int_equal(it_wait_eof(idle, 5000), 1);
+    it_sleep_ms(2500);
+    /* The lease holder is still served. */
+    simcache_match_t m2;
+    assert_int_equal(simcache_lookup(h, e, 0.99f, &m2), 0);
+    simcache_release(h, &m2);
+    simcache_release(h, &m);
+    simcache_close(h);
+    close(idle);
+    assert_true(it_admin_u64(&D, "stats", "idle_closed") >= 1);
+}
+
 int main(int argc, char **argv)
 {
     it_init(argc, argv);
@@ -293,6 +481,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(admin_uid_may_write, teardown),
         cmocka_unit_test_teardown(third_uid_is_refused_on_both_sockets, teardown),
         cmocka_unit_test_teardown(deleted_and_flushed_bytes_are_not_readable, teardown),
+        cmocka_unit_test_teardown(one_uids_flood_leaves_room_for_another, teardown),
+        cmocka_unit_test_teardown(partial_frames_of_one_uid_are_bounded, teardown),
+        cmocka_unit_test_teardown(idle_connections_are_closed_unless_they_hold_a_lease, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
