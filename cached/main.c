@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "disk.h"
 #include "log.h"
 
 static void usage(FILE *f)
@@ -20,6 +21,8 @@ static void usage(FILE *f)
             "  -c, --config FILE   config file (key = value lines)\n"
             "  --KEY VALUE         any config key, '_' written as '-' (e.g. --host-capacity 4g)\n"
             "  --check-config      print the resulting settings and exit\n"
+            "  --recover           rebuild a damaged disk tier LMDB (data.mdb) from the records\n"
+            "                      that verify, drop the rest, then start\n"
             "  -V, --version       print the version\n"
             "Keys (simcachectl config get all shows the running values):\n");
 }
@@ -30,12 +33,38 @@ static void print_key(void *arg, const char *key, const char *value, int runtime
     fprintf(f, "  %-22s %-28s %s%s\n", key, value, help, runtime ? "" : " [restart]");
 }
 
+/* --recover: keep what verifies in the disk tier's LMDB, drop the rest. */
+static int recover_disk(const config_t *cfg)
+{
+    if (cfg->disk_capacity == 0) {
+        log_error("--recover: no disk tier (disk_capacity is 0)");
+        return -1;
+    }
+    char err[512];
+    disk_config_t dc = { .dir = cfg->data_dir, .capacity = cfg->disk_capacity,
+                         .max_map_size = cfg->disk_lmdb_max_size };
+    disk_recover_stats_t st;
+    if (disk_recover(&dc, &st, err, sizeof err)) {
+        log_error("--recover in %s: %s", cfg->data_dir, err);
+        return -1;
+    }
+    if (!st.moved_to[0]) {
+        log_info("--recover: no %s/disk.lmdb/data.mdb; nothing to recover", cfg->data_dir);
+        return 0;
+    }
+    log_warn("--recover: %llu of %llu disk records kept, %llu dropped%s; the old data.mdb is %s",
+             (unsigned long long)st.kept, (unsigned long long)st.records,
+             (unsigned long long)st.dropped, st.walk_died ? " (a bad page stopped the walk; "
+             "read from both ends)" : "", st.moved_to);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static daemon_t d;
     config_defaults(&d.cfg);
     char err[512];
-    int check = 0;
+    int check = 0, recover = 0;
     /* The config file first, so flags override it wherever they stand. */
     for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
@@ -63,6 +92,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--check-config") == 0) {
             check = 1;
+            continue;
+        }
+        if (strcmp(a, "--recover") == 0) {
+            recover = 1;
             continue;
         }
         if (strncmp(a, "--", 2) != 0 || !a[2]) {
@@ -104,6 +137,7 @@ int main(int argc, char **argv)
         config_foreach(&d.cfg, print_key, stdout);
         return 0;
     }
+    if (recover && recover_disk(&d.cfg)) return 1;
     int rc = daemon_init(&d);
     if (rc == 0) rc = daemon_run(&d) < 0 ? 1 : 0;
     else rc = 1;

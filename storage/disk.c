@@ -10,6 +10,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <liburing.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -18,7 +20,9 @@
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -210,6 +214,16 @@ static int grow_map(disk_t *d)
     return 0;
 }
 
+/* Is the filesystem under data.mdb too full for a commit of about `need`
+ * bytes (its pages, and a margin for the tree's and the free list's)? */
+static int fs_full(disk_t *d, uint64_t need)
+{
+    int fd;
+    struct statvfs sv;
+    if (mdb_env_get_fd(d->env, &fd) || fstatvfs(fd, &sv)) return 0;
+    return (uint64_t)sv.f_bavail * sv.f_frsize < need + (256u << 10);
+}
+
 /* Put or delete one key in one transaction, growing the map when full. */
 static int txn_write(disk_t *d, MDB_dbi dbi, const void *key, size_t klen, const void *v1,
                      size_t l1, const void *v2, size_t l2, int del)
@@ -236,6 +250,13 @@ static int txn_write(disk_t *d, MDB_dbi dbi, const void *key, size_t klen, const
         if (rc == MDB_MAP_FULL) {
             snprintf(d->err, sizeof d->err, "LMDB map full at its limit (%llu bytes)",
                      (unsigned long long)d->map_size);
+            return -ENOSPC;
+        }
+        if (rc == EIO && fs_full(d, l1 + l2)) {
+            /* LMDB reports a short write (the filesystem ran out halfway
+             * through its pages) as EIO; the caller must hear "full". */
+            snprintf(d->err, sizeof d->err, "%s: short write: no space left on the filesystem "
+                     "of data.mdb", del ? "mdb_del" : "mdb_put");
             return -ENOSPC;
         }
         if (rc) return lmdb_err(d, del ? "mdb_del" : "mdb_put", rc);
@@ -372,6 +393,288 @@ static int load_records(disk_t *d, uint64_t file_size)
     return ret;
 }
 
+/* ---- checking data.mdb before trusting it ----
+ *
+ * LMDB has no checksums and trusts its pages: a flipped page number or node
+ * offset makes it read (or write) outside the map, and the process dies by
+ * SIGSEGV or SIGBUS. So an existing data.mdb is first walked in a child
+ * process: every page of every database is read, every byte of every key
+ * and value touched, LMDB's counts compared with what the walk found, and
+ * every record deleted (then aborted: nothing is written) so that the write
+ * path runs over every page too. A bad page kills only the child; the
+ * daemon refuses to start and says how to recover (disk_recover). */
+
+#define CHECK_ALARM_S 600u   /* a walk that loops is killed, not waited for */
+
+static void say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(int fd, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > 0 && write(fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1) < 0) {}
+}
+
+static uint64_t touch(const MDB_val *v)
+{
+    uint64_t sum = 0;
+    const volatile uint8_t *p = v->mv_data;
+    for (size_t i = 0; i < v->mv_size; i++) sum += p[i];
+    return sum;
+}
+
+/* Walk one database, touching every byte; with ids, collect its 8-byte
+ * keys. free_list: values are LMDB's page lists (a count, then that many
+ * page numbers, each below npages). Returns 0 or a message in fd. */
+static int walk_db(int fd, MDB_txn *txn, MDB_dbi dbi, const char *name, int free_list,
+                   uint64_t npages, uint64_t **ids, size_t *nids)
+{
+    MDB_stat st;
+    MDB_cursor *cur;
+    int rc = mdb_stat(txn, dbi, &st);
+    if (rc == 0) rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc) {
+        say(fd, "%s: %s", name, mdb_strerror(rc));
+        return -1;
+    }
+    size_t cap = 0, seen = 0;
+    volatile uint64_t sum = 0;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (++seen > st.ms_entries) break;
+        sum += touch(&k) + touch(&v);
+        if (free_list) {
+            size_t n = 0;
+            if (v.mv_size >= sizeof n) memcpy(&n, v.mv_data, sizeof n);
+            if (v.mv_size != (n + 1) * sizeof n) {
+                say(fd, "free page list of %zu bytes says %zu pages", v.mv_size, n);
+                mdb_cursor_close(cur);
+                return -1;
+            }
+            for (size_t i = 1; i <= n; i++) {
+                size_t pg;
+                memcpy(&pg, (const char *)v.mv_data + i * sizeof pg, sizeof pg);
+                if (pg < 2 || pg >= npages) {
+                    say(fd, "free page list names page %zu of %llu", pg, (unsigned long long)npages);
+                    mdb_cursor_close(cur);
+                    return -1;
+                }
+            }
+        }
+        if (ids && k.mv_size == sizeof(uint64_t)) {
+            if (*nids == cap) {
+                cap = cap ? cap * 2 : 1024;
+                uint64_t *n = realloc(*ids, cap * sizeof *n);
+                if (!n) {
+                    say(fd, "out of memory");
+                    mdb_cursor_close(cur);
+                    return -1;
+                }
+                *ids = n;
+            }
+            memcpy(&(*ids)[(*nids)++], k.mv_data, sizeof(uint64_t));
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND && rc != 0) {
+        say(fd, "%s: %s", name, mdb_strerror(rc));
+        return -1;
+    }
+    if (seen != st.ms_entries) {
+        say(fd, "%s: LMDB counts %llu records, the walk found %s%zu", name,
+            (unsigned long long)st.ms_entries, rc == 0 ? "more than " : "", seen);
+        return -1;
+    }
+    return 0;
+}
+
+/* The child's side: 0 when data.mdb in dir is sound ("OK" in fd). */
+static int check_child(const char *dir, uint64_t size, int fd)
+{
+    MDB_env *env;
+    int rc = mdb_env_create(&env);
+    if (rc == 0) rc = mdb_env_set_maxdbs(env, 4);
+    uint64_t map = size > (64ull << 20) ? size : (64ull << 20);
+    if (rc == 0) rc = mdb_env_set_mapsize(env, (size_t)((map + 0xfffff) & ~0xfffffull));
+    /* No lock file (the blob file's lock already keeps others out); not
+     * read-only, for the write path below, but nothing is committed. */
+    if (rc == 0) rc = mdb_env_open(env, dir, MDB_NOLOCK | MDB_NOTLS, 0600);
+    if (rc) {
+        say(fd, "%s", mdb_strerror(rc));
+        return -1;
+    }
+    MDB_envinfo info;
+    MDB_stat est;
+    if ((rc = mdb_env_info(env, &info)) || (rc = mdb_env_stat(env, &est))) {
+        say(fd, "%s", mdb_strerror(rc));
+        return -1;
+    }
+    uint64_t npages = (uint64_t)info.me_last_pgno + 1;
+    if (est.ms_psize < 512 || npages > size / est.ms_psize) {
+        say(fd, "its last page (%llu of %u bytes) lies past its end (%llu bytes)",
+            (unsigned long long)info.me_last_pgno, est.ms_psize, (unsigned long long)size);
+        return -1;
+    }
+    MDB_txn *txn;
+    MDB_dbi dbe = 0, dbm = 0, main_db;
+    uint64_t *ids = NULL;
+    size_t nids = 0;
+    rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (rc) {
+        say(fd, "%s", mdb_strerror(rc));
+        return -1;
+    }
+    if (walk_db(fd, txn, 0, "free page list", 1, npages, NULL, NULL)) return -1;
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &main_db))) {
+        say(fd, "main database: %s", mdb_strerror(rc));
+        return -1;
+    }
+    if (walk_db(fd, txn, main_db, "main database", 0, npages, NULL, NULL)) return -1;
+    int has_e = (rc = mdb_dbi_open(txn, "entries", MDB_INTEGERKEY, &dbe)) == 0;
+    if (rc && rc != MDB_NOTFOUND) {
+        say(fd, "entries: %s", mdb_strerror(rc));
+        return -1;
+    }
+    int has_m = (rc = mdb_dbi_open(txn, "meta", 0, &dbm)) == 0;
+    if (rc && rc != MDB_NOTFOUND) {
+        say(fd, "meta: %s", mdb_strerror(rc));
+        return -1;
+    }
+    if (has_e && walk_db(fd, txn, dbe, "entries", 0, npages, &ids, &nids)) return -1;
+    if (has_m && walk_db(fd, txn, dbm, "meta", 0, npages, NULL, NULL)) return -1;
+    mdb_txn_abort(txn);
+    /* The write path, over every page: delete every record, 256 to a
+     * transaction, and abort (dirty pages stay in memory, nothing spills). */
+    uint64_t big[1024] = { 0 };
+    for (size_t i = 0; has_e && i <= nids; i += 256) {
+        if ((rc = mdb_txn_begin(env, NULL, 0, &txn))) break;
+        rc = mdb_dbi_open(txn, "entries", MDB_INTEGERKEY, &dbe);
+        for (size_t j = i; rc == 0 && j < nids && j < i + 256; j++) {
+            MDB_val k = { sizeof ids[j], &ids[j] };
+            rc = mdb_del(txn, dbe, &k, NULL);
+        }
+        if (rc == 0 && i + 256 > nids) {
+            /* ...and a new record of a few pages, as a put would. */
+            uint64_t id = UINT64_MAX;
+            MDB_val k = { sizeof id, &id }, v = { sizeof big, big };
+            rc = mdb_put(txn, dbe, &k, &v, 0);
+        }
+        mdb_txn_abort(txn);
+        if (rc) break;
+    }
+    free(ids);
+    if (rc) {
+        say(fd, "a trial write: %s", mdb_strerror(rc));
+        return -1;
+    }
+    say(fd, "OK");
+    return 0;
+}
+
+/* Run check_child in a child process and wait. 0, or -EBADMSG with the
+ * reason in d->err. */
+static int lmdb_check(disk_t *d, const char *dir, uint64_t size)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC)) return 0;   /* cannot check: open as before */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return 0;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        /* Whatever LMDB or a sanitizer prints on a bad page is not the
+         * daemon's log: the parent writes the one line. */
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        signal(SIGALRM, SIG_DFL);
+        alarm(CHECK_ALARM_S);
+        _exit(check_child(dir, size, p[1]) ? 1 : 0);
+    }
+    close(p[1]);
+    char msg[256];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(p[0], msg + len, sizeof msg - 1 - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        len += (size_t)n;
+        if (len == sizeof msg - 1) break;
+    }
+    msg[len] = 0;
+    close(p[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && strcmp(msg, "OK") == 0) return 0;
+    if (!len && WIFSIGNALED(st))
+        snprintf(msg, sizeof msg, "reading it died by signal %d", WTERMSIG(st));
+    else if (!len)
+        snprintf(msg, sizeof msg, "reading it failed (status %d)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    snprintf(d->err, sizeof d->err,
+             "%s/data.mdb is damaged (%s); not started: run simcached --recover to keep the "
+             "records that verify and drop the rest", dir, msg);
+    return -EBADMSG;
+}
+
+/* Does data.mdb belong to this blob file? A record names an extent and its
+ * checksum; a data.mdb copied from another data directory names bytes that
+ * are not there. A few of the smallest records are read (at most 64 MiB):
+ * when at least two were read and none verifies, the pair is refused. A
+ * blob flipped here and there is the read path's business, not this. */
+#define MATCH_SAMPLE 8u
+
+static int blobs_match(disk_t *d)
+{
+    drec_t *pick[MATCH_SAMPLE];
+    uint32_t n = 0;
+    size_t pos = 0;
+    uint64_t key;
+    void *val;
+    while (u64map_next(&d->recs, &pos, &key, &val)) {
+        drec_t *r = val;
+        uint32_t i = n < MATCH_SAMPLE ? n++ : MATCH_SAMPLE;
+        if (i == MATCH_SAMPLE) {
+            uint32_t worst = 0;
+            for (uint32_t j = 1; j < n; j++)
+                if (pick[j]->len > pick[worst]->len) worst = j;
+            if (r->len >= pick[worst]->len) continue;
+            i = worst;
+        }
+        pick[i] = r;
+    }
+    uint64_t budget = 64u << 20, maxlen = 0;
+    uint32_t use = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (disk_padded(pick[i]->len) > budget) continue;
+        budget -= disk_padded(pick[i]->len);
+        if (pick[i]->len > maxlen) maxlen = pick[i]->len;
+        pick[use++] = pick[i];
+    }
+    if (use < 2) return 0;
+    void *buf;
+    if (posix_memalign(&buf, DISK_ALIGN, disk_padded(maxlen))) return 0;
+    uint32_t ok = 0;
+    for (uint32_t i = 0; i < use && !ok; i++)
+        ok = do_io(d, 0, buf, disk_padded(pick[i]->len), pick[i]->off) == 0 &&
+             XXH3_64bits(buf, pick[i]->len) == pick[i]->checksum;
+    free(buf);
+    if (ok) return 0;
+    snprintf(d->err, sizeof d->err,
+             "%s/disk.lmdb/data.mdb does not match %s/blobs.dat (none of %u records read "
+             "verifies); not started: run simcached --recover to keep the records that verify "
+             "and drop the rest", d->cfg.dir, d->cfg.dir, use);
+    return -EBADMSG;
+}
+
 disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen)
 {
     disk_t *d = calloc(1, sizeof *d);
@@ -452,6 +755,15 @@ disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen)
         }
     }
     d->st.async = d->async;
+
+    snprintf(path, sizeof path, "%s/disk.lmdb/data.mdb", cfg->dir);
+    if (stat(path, &sb) == 0 && sb.st_size > 0) {
+        snprintf(path, sizeof path, "%s/disk.lmdb", cfg->dir);
+        if (lmdb_check(d, path, (uint64_t)sb.st_size)) {
+            open_fail(d, err, errlen);
+            return NULL;
+        }
+    }
 
     int rc = mdb_env_create(&d->env);
     if (rc) {
@@ -534,7 +846,7 @@ disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen)
     }
     /* Records past the end of a truncated file are dropped before the file
      * is extended again (the zeros would fail their checksum anyway). */
-    if (load_records(d, file_size)) {
+    if (load_records(d, file_size) || blobs_match(d)) {
         open_fail(d, err, errlen);
         return NULL;
     }
@@ -552,6 +864,287 @@ disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen)
         }
     }
     return d;
+}
+
+/* ---- recovery: a new data.mdb from the records that verify ---- */
+
+/* What a salvage child sends per record: id, then the value's length and
+ * bytes (a record that verified), or SALVAGE_BAD (one that did not). id 0
+ * carries the "seed" meta value; SALVAGE_END after id 0 ends the walk. */
+#define SALVAGE_BAD 0xffffffffu
+#define SALVAGE_END 0xfffffffeu
+
+static int put_all(int fd, const void *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p = (const char *)p + w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int get_all(int fd, void *p, size_t n)
+{
+    while (n) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        p = (char *)p + r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int send_rec(int fd, uint64_t id, uint32_t len, const void *v)
+{
+    if (put_all(fd, &id, sizeof id) || put_all(fd, &len, sizeof len)) return -1;
+    return len < SALVAGE_END && len ? put_all(fd, v, len) : 0;
+}
+
+/* The child's side: read every record of the data.mdb file at path (in key
+ * order, or backwards), check its header against blobs.dat (bfd, bsize
+ * bytes) and its blob's checksum, and send it. */
+static int salvage_child(const char *path, uint64_t size, int bfd, uint64_t bsize, uint64_t cap,
+                         int backwards, int fd)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbe, dbm;
+    MDB_cursor *cur;
+    uint64_t map = size > (64ull << 20) ? size : (64ull << 20);
+    int rc = mdb_env_create(&env);
+    if (rc == 0) rc = mdb_env_set_maxdbs(env, 4);
+    if (rc == 0) rc = mdb_env_set_mapsize(env, (size_t)((map + 0xfffff) & ~0xfffffull));
+    if (rc == 0) rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0600);
+    if (rc == 0) rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (rc) return -1;
+    MDB_val k = { 4, "seed" }, v;
+    if (mdb_dbi_open(txn, "meta", 0, &dbm) == 0 && mdb_get(txn, dbm, &k, &v) == 0 &&
+        v.mv_size == sizeof(uint64_t) && !backwards)
+        send_rec(fd, 0, (uint32_t)v.mv_size, v.mv_data);
+    if (mdb_dbi_open(txn, "entries", MDB_INTEGERKEY, &dbe) ||
+        mdb_cursor_open(txn, dbe, &cur))
+        return send_rec(fd, 0, SALVAGE_END, NULL);   /* no records: nothing to keep */
+    uint8_t *buf = NULL;
+    size_t bcap = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, backwards ? MDB_LAST : MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, backwards ? MDB_PREV : MDB_NEXT)) {
+        uint64_t id = 0;
+        disk_hdr_t h;
+        int ok = k.mv_size == sizeof id && v.mv_size >= sizeof h && v.mv_size < SALVAGE_END;
+        if (k.mv_size == sizeof id) memcpy(&id, k.mv_data, sizeof id);
+        if (ok) {
+            memcpy(&h, v.mv_data, sizeof h);
+            ok = id != 0 && h.magic == DISK_MAGIC && v.mv_size == sizeof h + h.rec_len &&
+                 h.len > 0 && h.len <= cap && h.off <= cap - disk_padded(h.len) &&
+                 h.off + h.len <= bsize && bfd >= 0;
+        }
+        if (ok && h.len > bcap) {
+            free(buf);
+            bcap = (size_t)h.len;
+            if (!(buf = malloc(bcap))) bcap = 0;
+        }
+        ok = ok && buf && pread(bfd, buf, (size_t)h.len, (off_t)h.off) == (ssize_t)h.len &&
+             XXH3_64bits(buf, (size_t)h.len) == h.checksum;
+        if (id == 0) continue;
+        if (send_rec(fd, id, ok ? (uint32_t)v.mv_size : SALVAGE_BAD, v.mv_data)) return -1;
+    }
+    free(buf);
+    return send_rec(fd, 0, SALVAGE_END, NULL);
+}
+
+typedef struct {
+    u64map_t keep;     /* id -> malloc'd value: [u32 length][value] */
+    u64map_t bad;      /* id -> (void *)1 */
+    uint64_t seed;
+    int has_seed;
+} salvage_t;
+
+/* One salvage pass in a child. 1: the walk reached the end; 0: it died
+ * (what came before is kept); -ENOMEM. */
+static int salvage_pass(salvage_t *sv, const char *path, uint64_t size, int bfd, uint64_t bsize,
+                        uint64_t cap, int backwards)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC)) return -errno;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -errno;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        signal(SIGALRM, SIG_DFL);
+        alarm(CHECK_ALARM_S);
+        _exit(salvage_child(path, size, bfd, bsize, cap, backwards, p[1]) ? 1 : 0);
+    }
+    close(p[1]);
+    int done = 0, ret = 0;
+    for (;;) {
+        uint64_t id;
+        uint32_t len;
+        if (get_all(p[0], &id, sizeof id) || get_all(p[0], &len, sizeof len)) break;
+        if (id == 0 && len == SALVAGE_END) {
+            done = 1;
+            break;
+        }
+        if (len == SALVAGE_BAD) {
+            if (!u64map_get(&sv->keep, id) && u64map_put(&sv->bad, id, (void *)1)) ret = -ENOMEM;
+            if (ret) break;
+            continue;
+        }
+        uint8_t *v = len ? malloc(sizeof len + len) : NULL;
+        if (!v) {
+            ret = -ENOMEM;
+            break;
+        }
+        memcpy(v, &len, sizeof len);
+        if (get_all(p[0], v + sizeof len, len)) {
+            free(v);
+            break;
+        }
+        if (id == 0) {
+            if (len == sizeof sv->seed) memcpy(&sv->seed, v + sizeof len, sizeof sv->seed);
+            sv->has_seed = len == sizeof sv->seed;
+            free(v);
+            continue;
+        }
+        void *old = u64map_get(&sv->keep, id);
+        if (old) {
+            free(v);
+            continue;
+        }
+        u64map_del(&sv->bad, id);
+        if (u64map_put(&sv->keep, id, v)) {
+            free(v);
+            ret = -ENOMEM;
+            break;
+        }
+    }
+    close(p[0]);
+    if (ret) kill(pid, SIGKILL);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    return ret ? ret : done;
+}
+
+static void salvage_free(salvage_t *sv)
+{
+    size_t pos = 0;
+    uint64_t key;
+    void *val;
+    while (u64map_next(&sv->keep, &pos, &key, &val)) free(val);
+    u64map_clear(&sv->keep);
+    u64map_clear(&sv->bad);
+}
+
+/* Write the salvaged records into the fresh disk tier d, 1024 to a commit. */
+static int salvage_write(disk_t *d, salvage_t *sv)
+{
+    size_t pos = 0;
+    uint64_t key;
+    void *val;
+    int rc = 0;
+    if (sv->has_seed) rc = txn_write(d, d->db_meta, "seed", 4, &sv->seed, sizeof sv->seed, NULL, 0, 0);
+    while (rc == 0) {
+        size_t start = pos;
+        MDB_txn *txn;
+        rc = mdb_txn_begin(d->env, NULL, 0, &txn);
+        if (rc) return lmdb_err(d, "mdb_txn_begin", rc);
+        int n = 0, more = 0;
+        while (rc == 0 && n < 1024 && (more = u64map_next(&sv->keep, &pos, &key, &val))) {
+            uint32_t len;
+            memcpy(&len, val, sizeof len);
+            MDB_val k = { sizeof key, &key }, v = { len, (uint8_t *)val + sizeof len };
+            rc = mdb_put(txn, d->db_entries, &k, &v, 0);
+            n++;
+        }
+        if (rc == 0) rc = mdb_txn_commit(txn);
+        else mdb_txn_abort(txn);
+        if (rc == MDB_MAP_FULL && grow_map(d) == 0) {
+            pos = start;   /* the batch again, in a larger map */
+            rc = 0;
+            continue;
+        }
+        if (rc) return lmdb_err(d, "writing the recovered records", rc);
+        if (!more) break;
+    }
+    return rc;
+}
+
+int disk_recover(const disk_config_t *cfg, disk_recover_stats_t *st, char *err, size_t errlen)
+{
+    memset(st, 0, sizeof *st);
+    char mdb[300], blobs[300], aside[340], lock[300];
+    snprintf(mdb, sizeof mdb, "%s/disk.lmdb/data.mdb", cfg->dir);
+    snprintf(lock, sizeof lock, "%s/disk.lmdb/lock.mdb", cfg->dir);
+    snprintf(blobs, sizeof blobs, "%s/blobs.dat", cfg->dir);
+    struct stat sb;
+    if (stat(mdb, &sb) || sb.st_size == 0) return 0;   /* nothing to recover */
+    uint64_t size = (uint64_t)sb.st_size;
+    uint64_t cap = cfg->capacity & ~(uint64_t)(DISK_ALIGN - 1);
+    int bfd = open(blobs, O_RDONLY | O_CLOEXEC);
+    uint64_t bsize = bfd >= 0 && fstat(bfd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    /* A running daemon holds this lock: never rebuild under it. */
+    if (bfd >= 0 && flock(bfd, LOCK_EX | LOCK_NB)) {
+        snprintf(err, errlen, "%s: %s", blobs,
+                 errno == EWOULDBLOCK ? "in use by another process" : strerror(errno));
+        close(bfd);
+        return -EBUSY;
+    }
+    salvage_t sv;
+    memset(&sv, 0, sizeof sv);
+    int rc = salvage_pass(&sv, mdb, size, bfd, bsize, cap, 0);
+    if (rc == 0) {
+        /* The walk died on a bad page: the records past it, from the other end. */
+        st->walk_died = 1;
+        rc = salvage_pass(&sv, mdb, size, bfd, bsize, cap, 1);
+    }
+    if (bfd >= 0) close(bfd);   /* the lock goes with it: disk_open takes it again */
+    if (rc < 0) {
+        snprintf(err, errlen, "reading %s: %s", mdb, strerror(-rc));
+        salvage_free(&sv);
+        return rc;
+    }
+    st->kept = u64map_len(&sv.keep);
+    st->dropped = u64map_len(&sv.bad);
+    st->records = st->kept + st->dropped;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char ts[32];
+    strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(aside, sizeof aside, "%s.corrupt-%s", mdb, ts);
+    if (rename(mdb, aside)) {
+        snprintf(err, errlen, "moving %s aside: %s", mdb, strerror(errno));
+        salvage_free(&sv);
+        return -errno;
+    }
+    unlink(lock);
+    snprintf(st->moved_to, sizeof st->moved_to, "%s", aside);
+    disk_config_t c = *cfg;
+    c.sync = 0;   /* one flush at disk_close */
+    c.on_drop = NULL;
+    disk_t *d = disk_open(&c, err, errlen);
+    if (!d) {
+        salvage_free(&sv);
+        return -EIO;
+    }
+    rc = salvage_write(d, &sv);
+    if (rc) snprintf(err, errlen, "%s", d->err);
+    salvage_free(&sv);
+    disk_close(d);
+    return rc;
 }
 
 void disk_close(disk_t *d)

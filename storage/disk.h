@@ -81,9 +81,35 @@ typedef struct {
  * a record whose extent is out of range, overlaps another, or lies past the
  * end of a truncated blob file is dropped (counted in checksum_failures; no
  * callback: nobody knows the entry yet). Stale LMDB readers are cleared.
+ * An existing data.mdb is checked first, in a child process (every page
+ * read, every record deleted in a transaction that is aborted), and a few
+ * records' blobs are read back: a damaged data.mdb, or one that does not
+ * match blobs.dat (none of at least two records read verifies), is refused
+ * (err says so and names disk_recover's flag, --recover), never trusted.
  * Returns NULL and fills err on failure (directory not writable, blob file
- * locked by another open disk tier, format version unknown, no memory). Free with disk_close(). */
+ * locked by another open disk tier, format version unknown, data.mdb
+ * damaged or mismatched, no memory). Free with disk_close(). */
 disk_t *disk_open(const disk_config_t *cfg, char *err, size_t errlen);
+/* What disk_recover found. */
+typedef struct {
+    uint64_t records;         /* records read from the old data.mdb */
+    uint64_t kept;            /* ... whose record and blob checksum verified: in the new one */
+    uint64_t dropped;         /* ... unreadable, out of range, or failing their checksum */
+    int walk_died;            /* 1: a bad page stopped the walk; it was read from both ends */
+    char moved_to[340];       /* where the old data.mdb went ("" when there was none) */
+} disk_recover_stats_t;
+
+/* Rebuild the LMDB of the disk tier in cfg->dir (not open anywhere: the
+ * blob file's lock is checked) from what verifies. The old data.mdb is read
+ * in child processes (a bad page kills the child, not the caller): every
+ * record whose header is sound and whose blob in blobs.dat matches its
+ * checksum is kept, with the index seed; the rest is dropped. The old file
+ * is moved aside to disk.lmdb/data.mdb.corrupt-YYYYMMDDTHHMMSSZ (kept for
+ * the operator) and a fresh data.mdb is written; blobs.dat is not changed.
+ * Without a data.mdb it does nothing. Returns 0 (st filled), or a negative
+ * errno with err filled (-EBUSY: another process holds the directory). */
+int disk_recover(const disk_config_t *cfg, disk_recover_stats_t *st, char *err, size_t errlen);
+
 /* Complete asynchronous reads (disk_drain: their callbacks run), then flush
  * and close; no other callbacks. NULL is a no-op. */
 void disk_close(disk_t *d);

@@ -131,6 +131,20 @@ static void cleanup_at_exit(void)
     if (top[0] && !getenv("IT_KEEP")) sh("rm -rf '%s'", top);
 }
 
+/* Mount a tmpfs of mib MiB at top/name (out gets the mount point): it
+ * allocates page by page, so a write can run out halfway. The filesystem's
+ * name, or NULL. */
+static const char *mount_tmpfs(const char *name, unsigned mib, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", top, name);
+    if (mkdir(out, 0755) && errno != EEXIST) return NULL;
+    char opt[32];
+    snprintf(opt, sizeof opt, "size=%um,mode=0755", mib);
+    if (mount("tmpfs", out, "tmpfs", 0, opt)) return NULL;
+    remember_mount(out);
+    return "tmpfs";
+}
+
 /* Mount a small filesystem of mib MiB at top/name; out gets the mount
  * point. ext4 on a loop device (takes O_DIRECT) where it works, else tmpfs.
  * Returns the filesystem's name, or NULL. */
@@ -148,11 +162,7 @@ static const char *mount_small(const char *name, unsigned mib, char *out, size_t
         return "ext4";
     }
     unlink(img);
-    char opt[32];
-    snprintf(opt, sizeof opt, "size=%um,mode=0755", mib);
-    if (mount("tmpfs", out, "tmpfs", 0, opt)) return NULL;
-    remember_mount(out);
-    return "tmpfs";
+    return mount_tmpfs(name, mib, out, n);
 }
 
 /* Without mount rights (or outside a namespace of our own) the mount cases
@@ -733,6 +743,70 @@ static void truncated_blob_file_drops_entries_at_open(void **state)
     stop_ok(&d);
 }
 
+/* A filesystem with a few blocks left, not none: the put that crosses the
+ * edge gets a short write from LMDB (which it reports as EIO, "short write,
+ * filesystem full?"). Every refused sync put still answers SIMCACHE_ENOSPC,
+ * never SIMCACHE_EIO, whatever the number of blocks left. */
+static void nearly_full(int tmpfs)
+{
+    NEED_MOUNT();
+    char mnt[128], data[160], filler[160];
+    const char *fs = tmpfs ? mount_tmpfs("edge-tmpfs", 64, mnt, sizeof mnt)
+                           : mount_small("edge", 64, mnt, sizeof mnt);
+    assert_non_null(fs);
+    snprintf(data, sizeof data, "%s/data", mnt);
+    it_daemon_t d;
+    assert_int_equal(start(&d, data, "16m", "sync", "1m"), 0);
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    assert_non_null(h);
+    for (uint64_t s = 1; s <= 4; s++) assert_true(put_seed(h, s) != 0);
+    fill_fs(mnt, filler, sizeof filler);
+    int64_t fsize = file_size(filler);
+    int nfail = 0, neio = 0;
+    uint64_t seed = 1000;
+    /* Give back 3, 6, 9, ... blocks at a time; the puts eat them up. */
+    for (int k = 1; k <= 12; k++) {
+        fsize -= (int64_t)k * 3 * 4096;
+        assert_int_equal(truncate(filler, fsize), 0);
+        sync();
+        for (int i = 0; i < 8; i++) {
+            uint64_t id;
+            int rc = put_after_refusal(&h, d.sock, seed++, &id);
+            if (rc == 0) continue;
+            fprintf(stderr, "%s, %d x 3 blocks given back: %s: %s\n", fs, k, simcache_strerror(rc),
+                    simcache_last_error(h));
+            nfail++;
+            if (rc == SIMCACHE_EIO) neio++;
+            else assert_int_equal(rc, SIMCACHE_ENOSPC);
+            break;
+        }
+    }
+    fprintf(stderr, "nearly full %s: %d puts refused, %d of them SIMCACHE_EIO\n", fs, nfail, neio);
+    assert_true(nfail > 0);
+    assert_int_equal(neio, 0);
+    /* Still serving what it acknowledged before. */
+    for (uint64_t s = 1; s <= 4; s++) assert_int_equal(lookup_seed(h, s), 1);
+    unfill_fs(filler);
+    uint64_t id;
+    assert_int_equal(put_after_refusal(&h, d.sock, 5000, &id), 0);
+    assert_int_equal(lookup_seed(h, 5000), 1);
+    simcache_close(h);
+    stop_ok(&d);
+    umount_one(mnt);
+}
+
+static void nearly_full_fs_answers_enospc_not_eio(void **state)
+{
+    (void)state;
+    nearly_full(0);
+}
+
+static void nearly_full_tmpfs_answers_enospc_not_eio(void **state)
+{
+    (void)state;
+    nearly_full(1);
+}
+
 /* After each case, also a failed one: no daemon left running, no mount. */
 static int teardown(void **state)
 {
@@ -768,6 +842,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(no_o_direct_falls_back_and_says_so, teardown),
         cmocka_unit_test_teardown(filled_fs_fails_sync_puts_and_keeps_serving, teardown),
         cmocka_unit_test_teardown(filled_fs_counts_failed_demotions_and_keeps_serving, teardown),
+        cmocka_unit_test_teardown(nearly_full_fs_answers_enospc_not_eio, teardown),
+        cmocka_unit_test_teardown(nearly_full_tmpfs_answers_enospc_not_eio, teardown),
         cmocka_unit_test_teardown(capacity_above_free_space_is_refused, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
