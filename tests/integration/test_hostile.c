@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -474,6 +475,57 @@ static void idle_connections_are_closed_unless_they_hold_a_lease(void **state)
     assert_true(it_admin_u64(&D, "stats", "idle_closed") >= 1);
 }
 
+/* A daemon that cannot start its prefault thread (RLIMIT_NPROC of its uid)
+ * says why, with pthread_create's own error (it does not set errno), and
+ * serves anyway. */
+static void thread_start_failure_names_its_cause(void **state)
+{
+    (void)state;
+    skip_unless_root();
+    char dir[] = "/tmp/scit-nproc-XXXXXX", sock[96], admin[96], data[96], log[96];
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chown(dir, SECOND, SECOND), 0);
+    snprintf(sock, sizeof sock, "%s/c.sock", dir);
+    snprintf(admin, sizeof admin, "%s/a.sock", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(log, sizeof log, "%s/daemon.log", dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        struct rlimit rl = { 1, 1 };
+        if (setgroups(0, NULL) || setgid(SECOND) || setrlimit(RLIMIT_NPROC, &rl) ||
+            setuid(SECOND))
+            _exit(126);
+        execl(it_simcached, it_simcached, "--socket", sock, "--admin-socket", admin,
+              "--data-dir", data, "--host-capacity", "64m", "--host-prefault", "1", (char *)NULL);
+        _exit(127);
+    }
+    int found = 0;
+    char text[16384];
+    for (int i = 0; i < 300 && !found; i++) {
+        it_sleep_ms(20);
+        FILE *f = fopen(log, "r");
+        if (!f) continue;
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        text[n] = 0;
+        fclose(f);
+        found = strstr(text, "cannot start its thread") != NULL;
+    }
+    kill(pid, SIGKILL);
+    it_wait_pid(pid, IT_TIMEOUT_MS);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) {}
+    if (!found) fprintf(stderr, "log:\n%s\n", text);
+    assert_true(found);
+    assert_non_null(strstr(text, "Resource temporarily unavailable"));
+}
+
 int main(int argc, char **argv)
 {
     it_init(argc, argv);
@@ -486,6 +538,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(one_uids_flood_leaves_room_for_another, teardown),
         cmocka_unit_test_teardown(partial_frames_of_one_uid_are_bounded, teardown),
         cmocka_unit_test_teardown(idle_connections_are_closed_unless_they_hold_a_lease, teardown),
+        cmocka_unit_test(thread_start_failure_names_its_cause),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
