@@ -239,6 +239,61 @@ ctl 2 "no command" $C
 ctl 2 "bad option" --frob $C stats
 ctl 0 "help option" -h
 ctl 2 "no daemon there" -s "$T/nothing.sock" stats && expect_in "no daemon" "$ERR" "cannot connect"
+expect_in "no daemon: the hint names the cause" "$ERR" "no simcached is running at $T/nothing.sock"
+
+# getopt_long: --version, unknown options named, --json after the command
+VER=$("$SIMCACHED" -V | sed -n 's/^simcached \([^ ]*\).*/\1/p')
+ctl 0 "--version" --version && expect_eq "--version" "$OUT" "simcachectl $VER"
+ctl 0 "-V" -V && expect_eq "-V" "$OUT" "simcachectl $VER"
+ctl 2 "unknown long option" --frob $C stats && expect_in "unknown option named" "$ERR" "unknown option '--frob'"
+ctl 2 "unknown long option with value" --frob=1 $C stats && expect_in "unknown option=value named" "$ERR" "unknown option '--frob'"
+ctl 2 "unknown short option" -x $C stats && expect_in "unknown short option named" "$ERR" "unknown option '-x'"
+ctl 2 "-s without a path" -s && expect_in "missing argument named" "$ERR" "option '-s' needs an argument"
+ctl 0 "json after the command" $C stats --json && json_ok "json after the command" "$OUT" 'd["entries"] == 0'
+ctl 0 "json between the words" $C config --json get max_entries && json_ok "json between words" "$OUT" 'd["max_entries"] == "0"'
+ctl 0 "json before -s" --json $C ping && json_ok "json before -s" "$OUT"
+ctl 1 "a word that looks like an option goes to the daemon" $C show -5 && expect_in "show -5" "$ERR" "CLIENT_ERROR"
+
+# wait: ready at once, a timeout, and a daemon that starts later
+ctl 0 "wait (daemon ready)" $C wait && expect_eq "wait prints nothing" "$OUT" ""
+ctl 0 "wait --timeout (daemon ready)" $C wait --timeout 5
+W0=$(date +%s%N)
+ctl 1 "wait times out" -s "$T/nothing.sock" wait --timeout 0.3 &&
+    expect_in "wait timeout message" "$ERR" "not ready at $T/nothing.sock after 0.3 s"
+W1=$(date +%s%N)
+check "wait waited about its timeout ($(( (W1 - W0) / 1000000 )) ms)" \
+    test $(( (W1 - W0) / 1000000 )) -ge 250 -a $(( (W1 - W0) / 1000000 )) -lt 5000
+ctl 2 "wait with a bad timeout" $C wait --timeout soon && expect_in "bad timeout" "$ERR" "--timeout"
+ctl 2 "wait with an unknown option" $C wait --frob && expect_in "wait unknown option" "$ERR" "unknown option '--frob'"
+mkdir -p "$T/late"
+( sleep 0.5; exec "$SIMCACHED" --socket "$T/late/c.sock" --admin-socket "$T/late/a.sock" \
+      --data-dir "$T/late/data" >>"$T/late/log" 2>&1 ) &
+LATE=$!; PIDS+=("$LATE")
+ctl 0 "wait for a daemon that starts later" -s "$T/late/a.sock" wait --timeout 20
+ctl 0 "it answers once wait returned" -s "$T/late/a.sock" ping
+kill -TERM "$LATE"; wait_exit "$LATE"; expect_eq "late daemon exits 0" "$?" 0
+
+# hints that name the cause: a permission error, a refused uid (as root only)
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+    chmod 0711 "$T"
+    cp "$CTL" "$T/ctl-nobody" && chmod 0755 "$T/ctl-nobody"
+    R=$(as_nobody "$T/ctl-nobody" -s "$MADM" stats 2>&1); RC=$?
+    expect_eq "EACCES exits 2" "$RC" 2
+    expect_in "EACCES names socket_mode" "$R" "socket_mode"
+    mkdir -p "$T/open" && chmod 0755 "$T/open"
+    start open --socket-mode 0666 || exit 1
+    OPID=$DPID
+    R=$(as_nobody "$T/ctl-nobody" -s "$ADM" stats 2>&1); RC=$?
+    expect_eq "refused uid exits 1" "$RC" 1
+    expect_in "refused uid: the daemon's line" "$R" "SERVER_ERROR uid not allowed"
+    expect_in "refused uid: the hint names admin_uids" "$R" "admin_uids"
+    R=$(as_nobody "$T/ctl-nobody" -s "$ADM" wait --timeout 5 2>&1); RC=$?
+    expect_eq "wait as a refused uid exits 1 at once" "$RC" 1
+    expect_in "wait as a refused uid says why" "$R" "SERVER_ERROR uid not allowed"
+    kill -TERM "$OPID"; wait_exit "$OPID"
+    chmod 0700 "$T"
+fi
 
 # a raw admin session: long line then more commands; json session
 if [ -n "$PY" ]; then
