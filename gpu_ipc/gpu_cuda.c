@@ -3,7 +3,8 @@
  *
  * cudaGetDeviceCount is the probe: on a machine with the toolkit but no
  * driver it returns cudaErrorInsufficientDriver (or NoDevice), which is the
- * normal "no GPU" answer, not a failure. The driver API (cuMemCreate and
+ * normal "no GPU" answer, not a failure. Where no driver shows at all (no
+ * device node, no kernel module) the probe answers 0 without touching CUDA. The driver API (cuMemCreate and
  * friends) is reached through cudaGetDriverEntryPointByVersion, never linked,
  * so binaries load and answer -ENODEV where libcuda.so is absent.
  */
@@ -12,6 +13,7 @@
 
 #include <cuda.h>               /* types and enums only; no libcuda link */
 #include <cuda_runtime_api.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 _Static_assert(sizeof(cudaIpcMemHandle_t) == GPU_IPC_HANDLE_BYTES, "IPC mem handle size");
 _Static_assert(sizeof(cudaIpcEventHandle_t) == GPU_IPC_HANDLE_BYTES, "IPC event handle size");
@@ -68,8 +71,37 @@ static int cu_fail(CUresult r, const char *what)
 
 /* ---- probe, device, streams -------------------------------------------- */
 
+/* 1 if this machine shows a GPU driver: a device node (/dev/nvidia*, also
+ * what a container given a GPU sees; /dev/dxg under WSL2; /dev/nvhost-* or
+ * /dev/nvmap on Jetson), or the loaded kernel module (/proc/driver/nvidia:
+ * the driver may still create its nodes). 1 too when /dev cannot be read:
+ * then CUDA decides. */
+static int driver_present(void)
+{
+    if (access("/proc/driver/nvidia", F_OK) == 0) return 1;
+    DIR *dev = opendir("/dev");
+    if (!dev) return 1;
+    int found = 0;
+    const struct dirent *e;
+    while (!found && (e = readdir(dev)) != NULL)
+        found = strncmp(e->d_name, "nvidia", 6) == 0 || strcmp(e->d_name, "dxg") == 0 ||
+                strncmp(e->d_name, "nvhost", 6) == 0 || strcmp(e->d_name, "nvmap") == 0;
+    closedir(dev);
+    return found;
+}
+
 int gpu_probe(char *why, size_t whylen)
 {
+    /* cudaGetDeviceCount loads and starts the driver library, which can
+     * take seconds on a machine without a GPU (issue 21 saw a 1.4-2.2 s
+     * start) and which the daemon's start waits for: with no driver to be
+     * seen there is no device, so answer at once. */
+    if (!driver_present()) {
+        if (why && whylen)
+            snprintf(why, whylen, "no CUDA device: no GPU driver (no /dev/nvidia* device node, "
+                     "no /proc/driver/nvidia)");
+        return 0;
+    }
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
