@@ -248,6 +248,7 @@ static void cmd_stats(admin_conn_t *a)
     rep_u64(&r, "protocol_errors", s->protocol_errors);
     rep_u64(&r, "request_errors", s->request_errors);
     rep_u64(&r, "admin_commands", s->admin_commands);
+    rep_u64(&r, "frame_buffer_bytes", d->in_bytes);
     rep_u64(&r, "idle_closed", s->idle_closed);
     rep_u64(&r, "frames_rejected", s->rejected_frames);
     rep_u64(&r, "admin_rejected", s->admin_rejected);

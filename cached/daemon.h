@@ -67,6 +67,7 @@ struct daemon {
     uint64_t next_client_id, next_put_token;
     uint64_t gstage_bytes;        /* clients' device staging buffers */
     u64map_t uid_use;             /* uid + 1 -> what that uid's connections hold */
+    uint64_t in_bytes;            /* all connections' input buffers */
     struct event *idle_sweep;     /* closes idle connections (idle_timeout_ms) */
 
     /* admin.c: operator connections */

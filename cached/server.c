@@ -156,6 +156,7 @@ static int in_resize(client_t *c, size_t cap)
         free(c->in);
     }
     u->in_bytes = u->in_bytes - c->in_cap + cap;
+    c->d->in_bytes = c->d->in_bytes - c->in_cap + cap;
     c->in = b;
     c->in_cap = cap;
     return 0;

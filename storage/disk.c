@@ -491,6 +491,34 @@ static int walk_db(int fd, MDB_txn *txn, MDB_dbi dbi, const char *name, int free
     return 0;
 }
 
+/* A reader child dies of a bad page: it exits 128 + the signal instead of
+ * dumping core or leaving a sanitizer's report (an expected death, which
+ * the parent reports in one line). */
+static void child_fault(int sig)
+{
+    _exit(128 + sig);
+}
+
+/* In a reader child: whatever LMDB prints on a bad page is not the daemon's
+ * log (the parent writes the one line), a fault exits quietly, and a hang
+ * ends after CHECK_ALARM_S. */
+static void quiet_child(void)
+{
+    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 1);
+        dup2(null, 2);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = child_fault;
+    sigemptyset(&sa.sa_mask);
+    static const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE };
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) sigaction(faults[i], &sa, NULL);
+    signal(SIGALRM, SIG_DFL);
+    alarm(CHECK_ALARM_S);
+}
+
 /* The child's side: 0 when data.mdb in dir is sound ("OK" in fd). */
 static int check_child(const char *dir, uint64_t size, int fd)
 {
@@ -589,15 +617,7 @@ static int lmdb_check(disk_t *d, const char *dir, uint64_t size)
     }
     if (pid == 0) {
         close(p[0]);
-        /* Whatever LMDB or a sanitizer prints on a bad page is not the
-         * daemon's log: the parent writes the one line. */
-        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        if (null >= 0) {
-            dup2(null, 1);
-            dup2(null, 2);
-        }
-        signal(SIGALRM, SIG_DFL);
-        alarm(CHECK_ALARM_S);
+        quiet_child();
         _exit(check_child(dir, size, p[1]) ? 1 : 0);
     }
     close(p[1]);
@@ -617,6 +637,8 @@ static int lmdb_check(disk_t *d, const char *dir, uint64_t size)
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && strcmp(msg, "OK") == 0) return 0;
     if (!len && WIFSIGNALED(st))
         snprintf(msg, sizeof msg, "reading it died by signal %d", WTERMSIG(st));
+    else if (!len && WIFEXITED(st) && WEXITSTATUS(st) > 128)
+        snprintf(msg, sizeof msg, "reading it died by signal %d", WEXITSTATUS(st) - 128);
     else if (!len)
         snprintf(msg, sizeof msg, "reading it failed (status %d)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     snprintf(d->err, sizeof d->err,
@@ -979,13 +1001,7 @@ static int salvage_pass(salvage_t *sv, const char *path, uint64_t size, int bfd,
     }
     if (pid == 0) {
         close(p[0]);
-        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        if (null >= 0) {
-            dup2(null, 1);
-            dup2(null, 2);
-        }
-        signal(SIGALRM, SIG_DFL);
-        alarm(CHECK_ALARM_S);
+        quiet_child();
         _exit(salvage_child(path, size, bfd, bsize, cap, backwards, p[1]) ? 1 : 0);
     }
     close(p[1]);
