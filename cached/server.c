@@ -1547,6 +1547,7 @@ void server_close_all(daemon_t *d)
     if (d->idle_sweep) event_free(d->idle_sweep);
     d->idle_sweep = NULL;
     while (d->clients) client_free(d->clients);
+    u64map_clear(&d->uid_use);   /* empty by now: its table */
 }
 
 void server_foreach_client(daemon_t *d,
