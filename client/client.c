@@ -930,6 +930,24 @@ static int read_match(simcache_t *h, proto_rd_t *r, simcache_match_t *m)
     return 0;
 }
 
+static void clear_match(simcache_match_t *m);
+
+/* A reply that went wrong after matches were read from it: the caller gets
+ * no match (so it holds no lease it could forget to release) and the
+ * connection closes, which makes the daemon end every lease it granted on
+ * it. what NULL keeps the message already set (read_match's). Returns
+ * SIMCACHE_EPROTO. */
+static int bad_match_reply(simcache_t *h, simcache_match_t *ms, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) clear_match(&ms[i]);
+    if (h->fd >= 0) {
+        close(h->fd);
+        h->fd = -1;
+    }
+    if (!what) return SIMCACHE_EPROTO;
+    return fail(h, SIMCACHE_EPROTO, "%s; connection closed, so the daemon ends its leases", what);
+}
+
 static void clear_match(simcache_match_t *m)
 {
     m->id = 0;
@@ -960,7 +978,7 @@ int simcache_lookup(simcache_t *h, const float *emb, float threshold, simcache_m
         uint32_t found = proto_rd_u32(&r);
         if (found) rc = read_match(h, &r, m);
         else rc = SIMCACHE_MISS;
-        if (rc >= 0 && proto_rd_done(&r)) rc = fail(h, SIMCACHE_EPROTO, "bad lookup reply");
+        if (rc >= 0 && proto_rd_done(&r)) rc = bad_match_reply(h, m, 1, "bad lookup reply");
     }
     pthread_mutex_unlock(&h->lock);
     return rc;
@@ -999,7 +1017,8 @@ int simcache_lookup_batch(simcache_t *h, const float *embs, size_t n, float thre
                 hits++;
             }
         }
-        if (rc == 0 && proto_rd_done(&r)) rc = fail(h, SIMCACHE_EPROTO, "bad batch reply");
+        if (rc == SIMCACHE_EPROTO && hits > 1) rc = bad_match_reply(h, ms, n, NULL);
+        else if (rc == 0 && proto_rd_done(&r)) rc = bad_match_reply(h, ms, n, "bad batch reply");
         if (rc == 0) rc = hits;
     }
     pthread_mutex_unlock(&h->lock);
@@ -1021,7 +1040,7 @@ int simcache_get(simcache_t *h, uint64_t id, simcache_match_t *m)
         proto_rd_t r;
         proto_rd_init(&r, h->in, len);
         rc = read_match(h, &r, m);
-        if (rc == 0 && proto_rd_done(&r)) rc = fail(h, SIMCACHE_EPROTO, "bad get reply");
+        if (rc == 0 && proto_rd_done(&r)) rc = bad_match_reply(h, m, 1, "bad get reply");
     }
     pthread_mutex_unlock(&h->lock);
     return rc;

@@ -725,6 +725,8 @@ static void reply_to_another_request_is_eproto(void **state)
 static fake_match_t match_reply;
 static int match_found;
 
+static int match_trailing;   /* bytes after the match: a malformed reply */
+
 static int answer_session(fake_t *f, int fd, const fake_req_t *req)
 {
     msg_t m = { .n = 0 };
@@ -734,6 +736,7 @@ static int answer_session(fake_t *f, int fd, const fake_req_t *req)
     case OP_LOOKUP:
         put_le(&m, (uint32_t)match_found, 4);
         if (match_found) put_match(&m, &match_reply);
+        for (int i = 0; i < match_trailing; i++) put_le(&m, 0, 1);
         return send_frame(fd, OP_LOOKUP | OP_REPLY, req->req_id, 0, &m, -1);
     case OP_RELEASE:
     case OP_PING:
@@ -783,6 +786,32 @@ static void lookup_hit_points_into_the_arena_and_release_sends_lease(void **stat
     fake_stop(&f);
     assert_int_equal(f.last_op, OP_RELEASE);
     assert_true(f.last_u64 == 9);
+}
+
+/* A hit followed by stray bytes: EPROTO, and the caller holds nothing (no
+ * lease it would never release); the connection is closed so the daemon
+ * ends the lease itself. */
+static void malformed_hit_reply_leaves_no_lease_with_the_caller(void **state)
+{
+    fake_t f;
+    float e[DIM] = { 1, 0, 0, 0 };
+    simcache_match_t m;
+
+    (void)state;
+    match_found = 1;
+    match_trailing = 3;
+    match_reply = (fake_match_t){ .id = 5, .lease = 9, .similarity = 0.97f,
+                                  .tier = SIMCACHE_TIER_HOST, .offset = 4096, .size = 16,
+                                  .layout = { SIMCACHE_DTYPE_F32, 1, 1, 1, 1, 4 } };
+    simcache_t *h = session(&f);
+    assert_int_equal(simcache_lookup(h, e, 0.9f, &m), SIMCACHE_EPROTO);
+    match_trailing = 0;
+    assert_true(m.lease == 0);
+    assert_null(m.data);
+    assert_non_null(strstr(simcache_last_error(h), "connection closed"));
+    assert_int_equal(simcache_ping(h), SIMCACHE_ECLOSED);
+    simcache_close(h);
+    fake_stop(&f);
 }
 
 static void lookup_miss_returns_miss_without_lease(void **state)
@@ -1203,6 +1232,7 @@ int main(void)
         cmocka_unit_test(reply_with_bad_magic_is_eproto),
         cmocka_unit_test(reply_to_another_request_is_eproto),
         cmocka_unit_test(lookup_hit_points_into_the_arena_and_release_sends_lease),
+        cmocka_unit_test(malformed_hit_reply_leaves_no_lease_with_the_caller),
         cmocka_unit_test(lookup_miss_returns_miss_without_lease),
         cmocka_unit_test(match_outside_the_arena_is_eproto),
         cmocka_unit_test(match_with_wrapping_offset_is_eproto),
