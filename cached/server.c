@@ -839,7 +839,8 @@ static void place(client_t *c, entry_t **e)
 
 /* Entry id of namespace ns (NULL: any) brought into a memory tier (tier.h):
  * 0 with *e (NULL if absent), SIMCACHE_ECORRUPT (its disk copy failed its
- * checksum and was dropped), or 1 when c's request waits for its promotion
+ * checksum and was dropped), SIMCACHE_ENOSPC (no host room to bring it
+ * back), or 1 when c's request waits for its promotion
  * (server_wake resumes it). */
 static int fetch(client_t *c, uint64_t id, ns_t *ns, int may_wait, entry_t **e)
 {
@@ -1037,6 +1038,12 @@ static void do_get(req_t *r)
     if (frc > 0) return;
     place(c, &e);
     c->d->stats.gets++;
+    if (frc == SIMCACHE_ENOSPC) {
+        reply_error(c, r->op, r->req_id, SIMCACHE_ENOSPC,
+                    "entry %" PRIu64 " is on disk and the host tier is full of leased entries; "
+                    "release leases or raise host_capacity", id);
+        return;
+    }
     if (frc == SIMCACHE_ECORRUPT) {
         /* The entry named existed; its disk copy failed its checksum and
          * was dropped (a second get reads it as absent). */

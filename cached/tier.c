@@ -490,17 +490,19 @@ entry_t *tier_disk_entry(daemon_t *d, uint64_t id)
 }
 
 /* Reserve host bytes (a PENDING store entry) for disk-only entry e, out of
- * the disk map. 0, or -1 with e back in the disk map (or forgotten when its
- * disk copy went meanwhile). */
+ * the disk map. 0, or store_alloc's negative errno (-ENOSPC: the host tier
+ * is full of leased entries) with e back in the disk map (or forgotten when
+ * its disk copy went meanwhile). */
 static int reserve_host(daemon_t *d, entry_t *e)
 {
     /* Out of the disk map first: making room may demote others and evict
      * disk blobs, this one's copy included, and that must not free e. */
     u64map_del(&d->tier->disk_entries, e->id);
-    if (store_alloc(d->store, e->id, e->size, e, &e->host_off) == 0) return 0;
+    int rc = store_alloc(d->store, e->id, e->size, e, &e->host_off);
+    if (rc == 0) return 0;
     if (!(disk_has(d->tier->disk, e->id) && u64map_put(&d->tier->disk_entries, e->id, e) == 0))
         catalog_entry_free(d, e);
-    return -1;
+    return rc;
 }
 
 /* tier_promote, telling why it failed: 0 with *out, -ENOENT (not on disk,
@@ -511,7 +513,9 @@ static int promote_sync(daemon_t *d, uint64_t id, entry_t **out)
     *out = NULL;
     if (!d->tier || !d->tier->disk) return -ENOENT;
     entry_t *e = u64map_get(&d->tier->disk_entries, id);
-    if (!e || !e->indexed || reserve_host(d, e)) return -ENOENT;
+    if (!e || !e->indexed) return -ENOENT;
+    int room = reserve_host(d, e);
+    if (room) return room == -ENOSPC ? -ENOSPC : -ENOENT;
     int rc = disk_get(d->tier->disk, id, store_base(d->store) + e->host_off, NULL);
     if (rc) {
         if (rc != -EBADMSG)
@@ -608,16 +612,19 @@ int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, void *waiter, int may_wait, e
     }
     entry_t *e = u64map_get(&d->tier->disk_entries, id);
     if (!e || !e->indexed || (ns && e->ns != ns)) return 0;
-    if (!may_wait || disk_event_fd(d->tier->disk) < 0)
-        return promote_sync(d, id, out) == -EBADMSG ? SIMCACHE_ECORRUPT : 0;
+    if (!may_wait || disk_event_fd(d->tier->disk) < 0) {
+        int rc = promote_sync(d, id, out);
+        return rc == -EBADMSG ? SIMCACHE_ECORRUPT : rc == -ENOSPC ? SIMCACHE_ENOSPC : 0;
+    }
     p = calloc(1, sizeof *p);
     if (!p) return 0;
     p->d = d;
     p->id = id;
     p->e = e;
-    if (reserve_host(d, e)) {
+    int room = reserve_host(d, e);
+    if (room) {
         free(p);
-        return 0;
+        return room == -ENOSPC ? SIMCACHE_ENOSPC : 0;
     }
     int rc = u64map_put(&d->tier->promos, id, p) ? -ENOMEM
              : disk_read_async(d->tier->disk, id, store_base(d->store) + e->host_off, promo_done, p);

@@ -42,8 +42,10 @@ entry_t *tier_promote(daemon_t *d, uint64_t id);
  * runs in the background: wake(waiter) follows once it completed. Returns
  * SIMCACHE_ECORRUPT (*e NULL) when id's blob failed its checksum on this
  * read (synchronous) or on the read the waiter waited for (its replay): the
- * entry is dropped, so a later fetch finds nothing. With may_wait 0 (or no
- * asynchronous reads) it promotes synchronously. */
+ * entry is dropped, so a later fetch finds nothing. Returns SIMCACHE_ENOSPC
+ * (*e NULL) when the host tier has no room for it (full of leased entries;
+ * the entry stays on disk). With may_wait 0 (or no asynchronous reads) it
+ * promotes synchronously. */
 int tier_fetch(daemon_t *d, uint64_t id, ns_t *ns, void *waiter, int may_wait, entry_t **e);
 /* A waiter is going away: take it off every promotion's waiters. */
 void tier_waiter_gone(daemon_t *d, void *waiter);

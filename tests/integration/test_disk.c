@@ -449,6 +449,38 @@ static void lowered_max_namespaces_keeps_restored_records(void **state)
     }
 }
 
+/* A get of an entry that is only on disk while the host tier is full of
+ * leased entries answers SIMCACHE_ENOSPC (not "no such entry"); once the
+ * leases end it is served, byte-exact. */
+static void get_with_host_full_of_leases_is_enospc(void **state)
+{
+    (void)state;
+    it_daemon_t d;
+    assert_int_equal(start(&d, "sync", "1m"), 0);
+    simcache_t *h = it_connect(d.sock, MODEL, FP, NULL, DIM);
+    assert_non_null(h);
+    uint64_t a = put_seed(h, 500);
+    assert_true(a != 0);
+    simcache_match_t held[16];
+    for (uint64_t s = 0; s < 16; s++) assert_true(put_seed(h, 600 + s) != 0);
+    for (uint64_t s = 0; s < 16; s++) {
+        float e[DIM];
+        it_unit(600 + s, e, DIM);
+        assert_int_equal(simcache_lookup(h, e, 0.999f, &held[s]), 0);
+    }
+    assert_true(it_admin_u64(&d, "info", "disk_only_entries") >= 1);
+    simcache_match_t m;
+    assert_int_equal(simcache_get(h, a, &m), SIMCACHE_ENOSPC);
+    assert_non_null(strstr(simcache_last_error(h), "full of leased entries"));
+    for (int s = 0; s < 16; s++) assert_int_equal(simcache_release(h, &held[s]), 0);
+    assert_int_equal(simcache_get(h, a, &m), 0);
+    assert_int_equal(it_check(m.data, m.size, 500), 0);
+    simcache_release(h, &m);
+    simcache_close(h);
+    assert_int_equal(it_daemon_stop(&d), 0);
+    it_daemon_cleanup(&d);
+}
+
 static void sync_puts_survive_sigkill(void **state)
 {
     (void)state;
@@ -1128,6 +1160,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(restart_serves_what_was_on_disk, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(lowered_max_namespaces_keeps_restored_records, mk_data,
                                         rm_data),
+        cmocka_unit_test_setup_teardown(get_with_host_full_of_leases_is_enospc, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(batch_of_disk_hits_promotes_together, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(lmdb_map_limit_refuses_cleanly, mk_data, rm_data),
         cmocka_unit_test_setup_teardown(delete_during_promotion, mk_data, rm_data),
