@@ -1,11 +1,16 @@
-/* log.c - levelled logging to stderr with a UTC timestamp. */
+/* log.c - levelled logging to stderr: "TIMESTAMP simcached[PID] LEVEL: text".
+ * Under systemd (JOURNAL_STREAM set), each line starts with its syslog
+ * priority ("<6>") and carries no timestamp: the journal stamps and filters
+ * by priority itself. */
 #include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Set by the loop (config set, SIGHUP), read by every thread that logs
  * (the prefault thread too): relaxed atomics, since only the value matters. */
@@ -41,6 +46,12 @@ void log_msg(log_level_t level, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     /* One fprintf per line so concurrent writers do not interleave mid-line. */
-    fprintf(stderr, "%s.%03dZ simcached %s: %s\n", ts, (int)(tv.tv_usec / 1000),
-            names[level], line);
+    static const int prio[] = { 3, 4, 6, 7 };   /* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
+    const char *journal = getenv("JOURNAL_STREAM");
+    if (journal && *journal)
+        fprintf(stderr, "<%d>simcached[%d] %s: %s\n", prio[level], (int)getpid(), names[level],
+                line);
+    else
+        fprintf(stderr, "%s.%03dZ simcached[%d] %s: %s\n", ts, (int)(tv.tv_usec / 1000),
+                (int)getpid(), names[level], line);
 }

@@ -454,6 +454,43 @@ static unsigned mode_of(const char *path)
     return (unsigned)(st.st_mode & 07777);
 }
 
+static void read_log(const it_daemon_t *d, char *out, size_t n)
+{
+    FILE *f = fopen(d->log, "r");
+    size_t k = f ? fread(out, 1, n - 1, f) : 0;
+    out[k] = 0;
+    if (f) fclose(f);
+}
+
+/* Log lines carry the pid; under systemd (JOURNAL_STREAM) they start with
+ * the syslog priority and leave the timestamp to the journal. */
+static void log_lines_carry_pid_and_journal_priority(void **state)
+{
+    (void)state;
+    static char text[65536];
+    char want[64];
+    assert_int_equal(it_daemon_start(&D2, NULL), 0);
+    snprintf(want, sizeof want, "Z simcached[%d] info: ", (int)D2.pid);
+    assert_int_equal(it_daemon_stop(&D2), 0);
+    read_log(&D2, text, sizeof text);
+    it_daemon_cleanup(&D2);
+    assert_non_null(strstr(text, want));
+    setenv("JOURNAL_STREAM", "8:4242", 1);
+    int rc = it_daemon_start(&D2, NULL);
+    unsetenv("JOURNAL_STREAM");
+    assert_int_equal(rc, 0);
+    int pid = (int)D2.pid;
+    assert_int_equal(it_daemon_stop(&D2), 0);
+    static char journal[65536];
+    read_log(&D2, journal, sizeof journal);
+    char jwant[64], jwarn[64];
+    snprintf(jwant, sizeof jwant, "<6>simcached[%d] info: ", pid);
+    snprintf(jwarn, sizeof jwarn, "\n<6>simcached[%d] info: bye", pid);
+    assert_non_null(strstr(journal, jwant));
+    assert_non_null(strstr(journal, jwarn));
+    assert_null(strstr(journal, "Z simcached"));
+}
+
 static void sockets_are_private_by_default(void **state)
 {
     (void)state;
@@ -620,6 +657,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(pipelined_admin_commands_answer_in_order),
         cmocka_unit_test(list_single_number_is_namespace_else_limit),
         cmocka_unit_test(flush_and_evict),
+        cmocka_unit_test_teardown(log_lines_carry_pid_and_journal_priority, teardown2),
         cmocka_unit_test_teardown(sockets_are_private_by_default, teardown2),
         cmocka_unit_test(socket_path_on_a_regular_file_is_refused_not_deleted),
         cmocka_unit_test_teardown(shutdown_command_drains_and_exits_zero, teardown2),
