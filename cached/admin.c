@@ -298,6 +298,7 @@ static void cmd_info(admin_conn_t *a)
         rep_u64(&r, "gpu_bytes_pinned", gs.bytes_pinned);
         rep_u64(&r, "gpu_entries", gs.entries);
         rep_u64(&r, "gpu_staging_bytes", d->gstage_bytes);
+        rep_u64(&r, "gpu_cleared_bytes", gs.cleared_bytes);
         rep_u64(&r, "gpu_pinned_entries", gs.pinned_entries);
         rep_u64(&r, "gpu_evictions", gs.evictions);
         gtier_stats_t gt = { 0 };

@@ -47,8 +47,8 @@ static const key_t_ keys[] = {
     { "host_arena_size", CONFIG_T_SIZE, F(host_arena_size), 0, 1ull << 46, CONFIG_RESTART, NULL,
       "size of the shared memfd arena (0: host_capacity); host_capacity may grow up to it" },
     { "host_clear_freed", CONFIG_T_U32, F(host_clear_freed), 0, 1, CONFIG_RUNTIME, NULL,
-      "1: zero the bytes of every entry that leaves the host arena (deleted, flushed, evicted), "
-      "so no client reads them after; 0: leave them until reused" },
+      "1: zero the bytes of every entry that leaves the host arena or the GPU tier (deleted, "
+      "flushed, evicted), so no client reads them after; 0: leave them until reused" },
     { "host_prefault", CONFIG_T_U32, F(host_prefault), 0, 1, CONFIG_RESTART, NULL,
       "1: fault the whole host arena in at start, in a background thread (commits its memory)" },
     { "host_huge_pages", CONFIG_T_STR, F(host_huge_pages), 0, 0, CONFIG_RESTART, "try|on|off",

@@ -117,6 +117,21 @@ static void on_gpu_drop(void *ctx, uint64_t id, void *user, store_drop_reason_t 
     catalog_entry_free(d, e);
 }
 
+/* A freed GPU extent is zeroed on the tier's stream, and waited for as every
+ * copy is: no client that maps the arena reads a dropped entry's bytes. */
+static void clear_extent(void *ctx, uint64_t off, uint64_t size)
+{
+    daemon_t *d = ctx;
+    if (gpu_memset_zero(gbase(d) + off, size, d->gtier->gstream) ||
+        gpu_stream_sync(d->gtier->gstream))
+        log_warn("GPU tier: cannot clear %" PRIu64 " freed bytes: %s", size, gpu_last_error());
+}
+
+void gtier_apply_config(daemon_t *d)
+{
+    if (d->gstore) store_set_clear_freed(d->gstore, (int)d->cfg.host_clear_freed);
+}
+
 void gtier_open(daemon_t *d, gtier_moved_fn moved_to_host)
 {
     const config_t *cfg = &d->cfg;
@@ -158,6 +173,8 @@ void gtier_open(daemon_t *d, gtier_moved_fn moved_to_host)
         gtier_close(d);
         return;
     }
+    store_set_clear_fn(d->gstore, clear_extent, d);
+    gtier_apply_config(d);
     snprintf(d->gtier->gpu_kind, sizeof d->gtier->gpu_kind, "%s",
              gpu_arena_kind(d->gtier->garena) == GPU_ARENA_VMM ? "vmm" : "legacy");
     /* Pinned host arena: demotions and promotions are DMA at full speed. */

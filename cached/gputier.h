@@ -21,6 +21,8 @@ typedef void (*gtier_moved_fn)(daemon_t *d, uint64_t id);
 /* Create the GPU tier when a device is there and gpu_capacity > 0 (after the
  * host store exists). A failure is logged and leaves the daemon host-only. */
 void gtier_open(daemon_t *d, gtier_moved_fn moved_to_host);
+/* Apply host_clear_freed to the GPU tier too (reload, config set). */
+void gtier_apply_config(daemon_t *d);
 /* Free the tier and the records of the entries it holds. */
 void gtier_close(daemon_t *d);
 /* Move a live host entry into the GPU tier (host-to-device copy, finished

@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "gputier.h"
 #include "hosttier.h"
 #include "log.h"
 #include "peers.h"
@@ -15,6 +16,7 @@ void reload_apply(daemon_t *d)
 {
     log_set_level((log_level_t)d->cfg.log_level);
     host_apply_config(d);
+    gtier_apply_config(d);
     peers_apply_config(d);
 }
 

@@ -140,6 +140,9 @@ void gpu_arena_close(gpu_arena_t *a);
 int gpu_copy_h2d(void *dst_dev, const void *src_host, size_t n, gpu_stream_t *s);
 int gpu_copy_d2h(void *dst_host, const void *src_dev, size_t n, gpu_stream_t *s);
 int gpu_copy_d2d(void *dst_dev, const void *src_dev, size_t n, gpu_stream_t *s);
+/* Queue zeroing n bytes of device memory at dst_dev on stream s (done as a
+ * copy is). -ENODEV, -EINVAL, -EIO. */
+int gpu_memset_zero(void *dst_dev, size_t n, gpu_stream_t *s);
 
 /* ---- cross-process events ---------------------------------------------- */
 

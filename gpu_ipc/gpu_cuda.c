@@ -476,6 +476,15 @@ int gpu_copy_d2d(void *dst, const void *src, size_t n, gpu_stream_t *s)
     return copy(dst, src, n, cudaMemcpyDeviceToDevice, s, "gpu_copy_d2d");
 }
 
+int gpu_memset_zero(void *dst, size_t n, gpu_stream_t *s)
+{
+    if (n == 0) return 0;
+    if (!dst) return gpu_fail(-EINVAL, "gpu_memset_zero: NULL pointer");
+    cudaError_t e = cudaMemsetAsync(dst, 0, n, to_stream(s));
+    if (e != cudaSuccess) return cuda_fail(e, "gpu_memset_zero");
+    return 0;
+}
+
 /* ---- events ------------------------------------------------------------ */
 
 struct gpu_event {

@@ -262,6 +262,17 @@ int gpu_copy_d2d(void *dst, const void *src, size_t n, gpu_stream_t *s)
     return copy(dst, 1, src, 1, n, "gpu_copy_d2d");
 }
 
+int gpu_memset_zero(void *dst, size_t n, gpu_stream_t *s)
+{
+    (void)s;
+    if (!dst) return gpu_fail(-EINVAL, "gpu_memset_zero: NULL pointer");
+    if (n == 0) return 0;
+    if (!on_device(dst, n))
+        return gpu_fail(-EINVAL, "gpu_memset_zero: %p is not inside one device arena", dst);
+    memset(dst, 0, n);
+    return 0;
+}
+
 int gpu_event_new(gpu_event_t **out, unsigned char handle[GPU_IPC_HANDLE_BYTES])
 {
     if (!out || !handle) return gpu_fail(-EINVAL, "gpu_event_new: NULL argument");

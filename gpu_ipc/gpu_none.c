@@ -44,6 +44,7 @@ void gpu_arena_close(gpu_arena_t *a) { }
 int gpu_copy_h2d(void *dst, const void *src, size_t n, gpu_stream_t *s) { return NODEV(); }
 int gpu_copy_d2h(void *dst, const void *src, size_t n, gpu_stream_t *s) { return NODEV(); }
 int gpu_copy_d2d(void *dst, const void *src, size_t n, gpu_stream_t *s) { return NODEV(); }
+int gpu_memset_zero(void *dst, size_t n, gpu_stream_t *s) { return NODEV(); }
 
 int gpu_event_new(gpu_event_t **out, unsigned char handle[GPU_IPC_HANDLE_BYTES])
 {

@@ -68,6 +68,8 @@ struct store {
     uint64_t deletes;
     uint64_t alloc_failures;
     int clear_freed;             /* zero an extent's bytes when it is freed */
+    store_clear_cb clear;        /* how, for a store without an arena (or NULL) */
+    void *clear_ctx;
     uint64_t cleared_bytes;
 };
 
@@ -141,6 +143,9 @@ static void drop(store_t *s, entry_t *e, store_drop_reason_t why)
         s->on_drop(s->ctx, id, user, why);
     if (s->clear_freed && s->arena.base != NULL) {
         memset((uint8_t *)s->arena.base + off, 0, asize);
+        s->cleared_bytes += asize;
+    } else if (s->clear_freed && s->clear != NULL) {
+        s->clear(s->clear_ctx, off, asize);
         s->cleared_bytes += asize;
     }
 }
@@ -483,6 +488,12 @@ int store_set_capacity(store_t *s, uint64_t capacity)
 void store_set_clear_freed(store_t *s, int on)
 {
     s->clear_freed = on != 0;
+}
+
+void store_set_clear_fn(store_t *s, store_clear_cb fn, void *ctx)
+{
+    s->clear = fn;
+    s->clear_ctx = ctx;
 }
 
 int store_set_max_entries(store_t *s, uint64_t max_entries)

@@ -161,6 +161,10 @@ int store_set_max_entries(store_t *s, uint64_t max_entries);
  * zeroed right after on_drop, so no holder of the arena fd reads a dropped
  * entry's bytes. Off by default; a no-op for a store without an arena. */
 void store_set_clear_freed(store_t *s, int on);
+/* For a store without an arena (the GPU tier's): clearing calls fn(ctx,
+ * off, size) for each freed extent, after on_drop, instead of memset. */
+typedef void (*store_clear_cb)(void *ctx, uint64_t off, uint64_t size);
+void store_set_clear_fn(store_t *s, store_clear_cb fn, void *ctx);
 
 /* Fill *st. O(log free holes). */
 void store_get_stats(const store_t *s, store_stats_t *st);

@@ -542,6 +542,47 @@ static void freed_bytes_are_cleared_after_the_drop_callback(void **state)
     store_free(x.s);
 }
 
+/* A store without an arena (the GPU tier's) clears through its callback,
+ * with the extent's offset and size, after on_drop. */
+typedef struct {
+    uint64_t off[8], size[8];
+    int n;
+} clears_t;
+
+static void record_clear(void *ctx, uint64_t off, uint64_t size)
+{
+    clears_t *c = ctx;
+    c->off[c->n] = off;
+    c->size[c->n] = size;
+    c->n++;
+}
+
+static void store_without_arena_clears_through_its_callback(void **state)
+{
+    recorder_t r;
+    clears_t c = { .n = 0 };
+    store_config_t cfg = { .capacity = 4 * PG, .no_arena = 1, .on_drop = record_drop, .ctx = &r };
+    uint64_t off;
+
+    (void)state;
+    memset(&r, 0, sizeof r);
+    store_t *s = store_new(&cfg, NULL, 0);
+    assert_non_null(s);
+    store_set_clear_fn(s, record_clear, &c);
+    assert_int_equal(store_alloc(s, 1, PG, NULL, &off), 0);
+    assert_int_equal(store_commit(s, 1), 0);
+    assert_int_equal(store_delete(s, 1), 0);
+    assert_int_equal(c.n, 0);                 /* clearing off: nothing */
+    store_set_clear_freed(s, 1);
+    assert_int_equal(store_alloc(s, 2, 2 * PG, NULL, &off), 0);
+    assert_int_equal(store_commit(s, 2), 0);
+    assert_int_equal(store_delete(s, 2), 0);
+    assert_int_equal(c.n, 1);
+    assert_true(c.off[0] == off && c.size[0] == 2 * PG);
+    assert_int_equal(stats_of(s).cleared_bytes, 2 * PG);
+    store_free(s);
+}
+
 /* Off (the store's default), the bytes stay until reused. */
 static void freed_bytes_stay_when_clearing_is_off(void **state)
 {
@@ -1202,6 +1243,7 @@ int main(void)
         cmocka_unit_test(delete_while_pinned_frees_after_last_unpin),
         cmocka_unit_test(freed_bytes_are_cleared_after_the_drop_callback),
         cmocka_unit_test(freed_bytes_stay_when_clearing_is_off),
+        cmocka_unit_test(store_without_arena_clears_through_its_callback),
         cmocka_unit_test(delete_unpinned_drops_at_once),
         cmocka_unit_test(max_entries_cap_evicts_lru_to_make_room),
         cmocka_unit_test(lowering_max_entries_evicts_and_reports_busy),

@@ -315,6 +315,8 @@ int main(int argc, char **argv)
     fails += run_child(reader, 0, pf[0], pf[1], &v, "B reads the GPU-tier hit through CUDA IPC, byte-exact");
     fails += run_child(mover, 0, pf[0], pf[1], &v, "C without a device gets it moved to the host tier");
     fails += expect_info(&d, "gpu_moves_to_host", 1);
+    /* The extent it left on the GPU was zeroed (host_clear_freed). */
+    fails += expect_info(&d, "gpu_cleared_bytes", BYTES);
     fails += run_child(mover, 1, pf[0], pf[1], &v, "D with PREFER_DEVICE gets it promoted to the GPU");
     fails += expect_info(&d, "gpu_promotions", 1);
 
