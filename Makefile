@@ -145,8 +145,11 @@ bench-recall: bench-sets
 	$(PY) bench/plot_recall.py $(BUILD)/bench/bench_recall.csv $(BUILD)/bench/bench_churn.csv \
 	  --out $(BUILD)/bench
 
+# ldconfig: so that the Python binding (ctypes find_library) and programs
+# linked with -lsimcache-client find the library just installed.
 install: build
 	meson install -C $(BUILD)
+	$(SUDO) ldconfig
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
